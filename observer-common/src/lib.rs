@@ -1,0 +1,243 @@
+//! The kernel/user ABI of the observer: event records written to the ring buffer, map values,
+//! map names and the sampling limits. Nothing else lives here.
+//!
+//! Every type is `#[repr(C)]` with its padding spelled out, and its size is pinned by a
+//! compile-time assertion, so a change on one side that the other side does not see fails the build.
+#![no_std]
+
+/// Length of `task_struct::comm`.
+pub const COMM_LEN: usize = 16;
+
+/// Bytes of payload one sample record carries. A segment longer than this is split into
+/// several records. 1 KiB keeps a reservation small while a typical ClientHello (300 to 600 bytes
+/// classic, ~1.8 KB with a post-quantum key share) needs one or two records.
+pub const SAMPLE_CHUNK: usize = 1024;
+
+/// Records one packet may produce: a segment carries at most `SAMPLE_BUDGET` sampled bytes.
+pub const MAX_CHUNKS_PER_PACKET: usize = SAMPLE_BUDGET as usize / SAMPLE_CHUNK;
+
+/// Bytes sampled per socket and direction, counted from the first payload byte (the TCP
+/// sequence number after the handshake). 4 KiB holds a 2 KiB ClientHello, the ChangeCipherSpec and
+/// the record headers of the client's second flight; on the server side the ServerHello (including a
+/// post-quantum key share) and the first records after it. Nothing beyond this offset is ever copied.
+pub const SAMPLE_BUDGET: u32 = 4096;
+
+/// Ring buffer size. At 10k new connections per second with both ends on this node, a connection
+/// produces about 2 opens, 2 closes and 4 to 8 samples (~8 KiB); 16 MiB is two seconds of that
+/// if userspace stalls.
+pub const RING_BYTES: u32 = 16 << 20;
+
+/// Connections tracked in the kernel at once (LRU: the oldest is evicted first).
+pub const MAX_CONNECTIONS: u32 = 65_536;
+
+/// Names of the maps and programs, shared so userspace does not repeat string literals.
+pub mod names {
+    pub const EVENTS: &str = "EVENTS";
+    pub const CONNS: &str = "CONNS";
+    pub const OWNERS: &str = "OWNERS";
+    pub const LISTENERS: &str = "LISTENERS";
+    pub const DROPS: &str = "DROPS";
+    pub const WAKEUP_BYTES: &str = "WAKEUP_BYTES";
+    pub const SOCK_OPS: &str = "observer_sock_ops";
+    pub const SOCK_CREATE: &str = "observer_sock_create";
+    pub const POST_BIND4: &str = "observer_post_bind4";
+    pub const POST_BIND6: &str = "observer_post_bind6";
+    pub const SKB_EGRESS: &str = "observer_skb_egress";
+    pub const SKB_INGRESS: &str = "observer_skb_ingress";
+}
+
+/// `EventHeader::kind` values.
+pub mod event_kind {
+    /// An [`OpenEvent`](super::OpenEvent): a TCP socket reached ESTABLISHED.
+    pub const OPEN: u32 = 1;
+    /// A [`SampleEvent`](super::SampleEvent): handshake bytes from one segment.
+    pub const SAMPLE: u32 = 2;
+    /// A [`CloseEvent`](super::CloseEvent): the socket reached CLOSE.
+    pub const CLOSE: u32 = 3;
+}
+
+/// Which side of the connection the socket is on.
+pub mod role {
+    /// The socket connected (sock_ops ACTIVE_ESTABLISHED): it is the client.
+    pub const ACTIVE: u32 = 1;
+    /// The socket was accepted (sock_ops PASSIVE_ESTABLISHED): it is the server.
+    pub const PASSIVE: u32 = 2;
+}
+
+/// Direction of a sampled segment, seen from the socket.
+pub mod direction {
+    /// Sent by this socket (cgroup_skb egress).
+    pub const EGRESS: u32 = 1;
+    /// Received by this socket (cgroup_skb ingress).
+    pub const INGRESS: u32 = 2;
+}
+
+/// `ConnState::flags` bits.
+pub mod conn_flags {
+    /// Egress sampling is over (budget spent, or userspace said so).
+    pub const EGRESS_DONE: u32 = 1;
+    /// Ingress sampling is over.
+    pub const INGRESS_DONE: u32 = 2;
+    /// Both directions; userspace sets this when the classification no longer needs bytes.
+    pub const ALL_DONE: u32 = EGRESS_DONE | INGRESS_DONE;
+}
+
+/// Indexes of the per-CPU `DROPS` counters: every sample or event the kernel could not deliver.
+pub mod drop_reason {
+    /// Ring buffer full when reserving a sample record.
+    pub const SAMPLE_RESERVE: u32 = 0;
+    /// Ring buffer full when reserving an open record.
+    pub const OPEN_RESERVE: u32 = 1;
+    /// Ring buffer full when reserving a close record.
+    pub const CLOSE_RESERVE: u32 = 2;
+    /// The connection table refused an insert.
+    pub const CONN_INSERT: u32 = 3;
+    /// A segment's IP/TCP headers could not be read or were not TCP.
+    pub const HEADER: u32 = 4;
+    /// An IPv6 segment with extension headers before TCP (not parsed, not sampled).
+    pub const IPV6_EXT: u32 = 5;
+    /// Copying payload bytes out of the packet failed.
+    pub const LOAD_BYTES: u32 = 6;
+    /// Number of counters.
+    pub const COUNT: u32 = 7;
+    /// Names used as the `stage` label of `observer_capture_lost_total`.
+    pub const NAMES: [&str; COUNT as usize] = [
+        "sample_reserve",
+        "open_reserve",
+        "close_reserve",
+        "conn_insert",
+        "header",
+        "ipv6_ext_header",
+        "load_bytes",
+    ];
+}
+
+/// The process that owns a socket, taken in process context (socket creation, bind).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Owner {
+    /// Thread group id (the "pid" a user sees).
+    pub pid: u32,
+    pub uid: u32,
+    pub gid: u32,
+    /// 1 when the fields above were recorded, 0 when the owner is unknown.
+    pub known: u32,
+    /// cgroup v2 id of the task.
+    pub cgroup_id: u64,
+    pub comm: [u8; COMM_LEN],
+}
+
+/// Key of the listener owner table: an accepted socket inherits the owner of the socket bound to
+/// its local port in its network namespace.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ListenerKey {
+    pub netns_cookie: u64,
+    /// Host byte order.
+    pub port: u32,
+    pub _pad: u32,
+}
+
+/// Per-connection state kept by the kernel, keyed by socket cookie.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConnState {
+    /// TCP sequence number of the first payload byte this socket sends.
+    pub egress_base: u32,
+    /// TCP sequence number of the first payload byte this socket receives.
+    pub ingress_base: u32,
+    /// `conn_flags` bits.
+    pub flags: u32,
+    pub _pad: u32,
+}
+
+/// Common head of every ring buffer record.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EventHeader {
+    /// `event_kind`.
+    pub kind: u32,
+    pub _pad: u32,
+    /// Socket cookie: the connection identity (never the 5-tuple, see DESIGN §4).
+    pub cookie: u64,
+    /// `bpf_ktime_get_ns` (CLOCK_MONOTONIC).
+    pub ktime_ns: u64,
+}
+
+/// A socket reached ESTABLISHED. Addresses are the socket's own view (after any NAT).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OpenEvent {
+    pub header: EventHeader,
+    pub netns_cookie: u64,
+    pub owner: Owner,
+    /// `AF_INET` (2) or `AF_INET6` (10).
+    pub family: u32,
+    /// `role`.
+    pub role: u32,
+    /// IPv4 in the first 4 bytes, or IPv6 (possibly v4-mapped), network byte order.
+    pub local_addr: [u8; 16],
+    pub remote_addr: [u8; 16],
+    /// Host byte order.
+    pub local_port: u16,
+    pub remote_port: u16,
+    pub _pad: u32,
+}
+
+/// Bytes copied from one segment (or part of one, see `SAMPLE_CHUNK`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SampleEvent {
+    pub header: EventHeader,
+    /// `direction`.
+    pub direction: u32,
+    /// Offset of `data[0]` from the first payload byte of this direction.
+    pub offset: u32,
+    /// Valid bytes in `data`.
+    pub len: u32,
+    /// Payload length of the whole segment the bytes came from.
+    pub segment_len: u32,
+    pub data: [u8; SAMPLE_CHUNK],
+}
+
+/// A socket reached CLOSE.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CloseEvent {
+    pub header: EventHeader,
+    /// `ConnState::flags` at close: which directions had finished sampling.
+    pub flags: u32,
+    pub _pad: u32,
+}
+
+const _: () = assert!(core::mem::size_of::<Owner>() == 40);
+const _: () = assert!(core::mem::size_of::<ListenerKey>() == 16);
+const _: () = assert!(core::mem::size_of::<ConnState>() == 16);
+const _: () = assert!(core::mem::size_of::<EventHeader>() == 24);
+const _: () = assert!(core::mem::size_of::<OpenEvent>() == 24 + 8 + 40 + 8 + 32 + 8);
+const _: () = assert!(core::mem::size_of::<SampleEvent>() == 24 + 16 + SAMPLE_CHUNK);
+const _: () = assert!(core::mem::size_of::<CloseEvent>() == 32);
+const _: () = assert!(SAMPLE_BUDGET as usize % SAMPLE_CHUNK == 0);
+
+#[cfg(feature = "user")]
+mod pod {
+    // SAFETY: all of these are repr(C) plain data with explicit padding; every bit pattern is valid.
+    unsafe impl aya::Pod for super::Owner {}
+    unsafe impl aya::Pod for super::ListenerKey {}
+    unsafe impl aya::Pod for super::ConnState {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drop_names_cover_every_counter() {
+        assert_eq!(drop_reason::NAMES.len(), drop_reason::COUNT as usize);
+    }
+
+    #[test]
+    fn budget_fits_the_chunk_loop() {
+        assert_eq!(MAX_CHUNKS_PER_PACKET * SAMPLE_CHUNK, SAMPLE_BUDGET as usize);
+    }
+}
