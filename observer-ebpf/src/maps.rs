@@ -6,9 +6,7 @@ use aya_ebpf::{
     macros::map,
     maps::{LruHashMap, PerCpuArray, RingBuf},
 };
-use observer_common::{
-    ConnState, ListenerKey, MAX_CONNECTIONS, Owner, RING_BYTES, drop_reason,
-};
+use observer_common::{ConnState, ListenerKey, MAX_CONNECTIONS, Owner, RING_BYTES, drop_reason};
 
 /// Events to userspace: opens, samples, closes.
 #[map(name = "EVENTS")]

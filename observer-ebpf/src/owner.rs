@@ -21,4 +21,11 @@ pub fn current() -> Owner {
     }
 }
 
-pub const UNKNOWN: Owner = Owner { pid: 0, uid: 0, gid: 0, known: 0, cgroup_id: 0, comm: [0; COMM_LEN] };
+pub const UNKNOWN: Owner = Owner {
+    pid: 0,
+    uid: 0,
+    gid: 0,
+    known: 0,
+    cgroup_id: 0,
+    comm: [0; COMM_LEN],
+};

@@ -38,8 +38,13 @@ pub fn observer_sock_ops(ctx: SockOpsContext) -> u32 {
 
 fn on_established(ctx: &SockOpsContext, role: u32) {
     // SAFETY: the helpers accept the sock_ops context; ctx.ops is valid for the program's run.
-    let (cookie, netns_cookie, ops) =
-        unsafe { (bpf_get_socket_cookie(ctx.as_ptr()), bpf_get_netns_cookie(ctx.as_ptr()), &*ctx.ops) };
+    let (cookie, netns_cookie, ops) = unsafe {
+        (
+            bpf_get_socket_cookie(ctx.as_ptr()),
+            bpf_get_netns_cookie(ctx.as_ptr()),
+            &*ctx.ops,
+        )
+    };
     let state = ConnState {
         egress_base: ops.snd_nxt,
         ingress_base: ops.rcv_nxt,
@@ -59,7 +64,11 @@ fn on_established(ctx: &SockOpsContext, role: u32) {
         // SAFETY: map values are plain data.
         unsafe { OWNERS.get(&cookie) }.copied()
     } else {
-        let key = ListenerKey { netns_cookie, port: local_port as u32, _pad: 0 };
+        let key = ListenerKey {
+            netns_cookie,
+            port: local_port as u32,
+            _pad: 0,
+        };
         // SAFETY: as above.
         unsafe { LISTENERS.get(&key) }.copied()
     };
@@ -132,4 +141,3 @@ fn on_close(ctx: &SockOpsContext) {
     });
     entry.submit(submit_flags());
 }
-

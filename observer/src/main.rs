@@ -1,4 +1,4 @@
-fn main() {
-    let obj = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/observer"));
-    println!("{}", obj.len());
+//! The `observer` command. Everything lives in the library; see `cli`.
+fn main() -> std::process::ExitCode {
+    observer::cli::main()
 }

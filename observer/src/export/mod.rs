@@ -1,0 +1,46 @@
+//! Output of finished legs: the JSON line contract (DESIGN §6) and a table for people.
+
+mod record;
+mod table;
+
+pub use record::{ConnectionRecord, EndpointRecord};
+pub use table::Table;
+
+use std::io::Write;
+
+/// How legs are printed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// One JSON object per line.
+    Json,
+    /// Aligned columns for a terminal.
+    Table,
+}
+
+/// Writes records in the chosen format.
+pub struct Printer<W: Write> {
+    format: Format,
+    table: Table,
+    out: W,
+}
+
+impl<W: Write> Printer<W> {
+    pub fn new(format: Format, out: W) -> Self {
+        Self {
+            format,
+            table: Table::default(),
+            out,
+        }
+    }
+
+    pub fn print(&mut self, record: &ConnectionRecord) -> std::io::Result<()> {
+        match self.format {
+            Format::Json => {
+                serde_json::to_writer(&mut self.out, record)?;
+                self.out.write_all(b"\n")?;
+            }
+            Format::Table => self.table.write_row(&mut self.out, record)?,
+        }
+        self.out.flush()
+    }
+}

@@ -1,0 +1,287 @@
+//! The table of open legs: reassembly per direction, classification after each change, and the
+//! decision of when a leg is reported.
+
+use std::{
+    collections::HashMap,
+    time::{Duration, Instant},
+};
+
+use super::{Direction, Event, LegId, LegRecord, ObservedAt, Output, Peer, Reassembly, Side};
+use crate::classify::{self, Classification, Input, Progress, StreamEnd, UnknownReason};
+
+/// Limits and timings of the tracker.
+#[derive(Clone, Debug)]
+pub struct TrackerConfig {
+    /// Legs held at once; opens beyond this are dropped and counted.
+    pub max_legs: usize,
+    /// How long a leg seen from one socket only waits for its peer socket before it is reported:
+    /// the two sockets of a local connection open microseconds apart, on different CPUs, and their
+    /// events can reach userspace in either order.
+    pub pair_grace: Duration,
+    /// A leg without any event for this long is reported with what it has (its close was lost or
+    /// it idles without sending).
+    pub idle_timeout: Duration,
+}
+
+impl Default for TrackerConfig {
+    fn default() -> Self {
+        Self {
+            max_legs: 100_000,
+            pair_grace: Duration::from_millis(100),
+            idle_timeout: Duration::from_secs(300),
+        }
+    }
+}
+
+/// Counters of what the tracker could not keep; exported as metrics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TrackerStats {
+    /// Opens dropped because `max_legs` legs were held.
+    pub legs_dropped_full: u64,
+    /// Events for legs the tracker does not hold (already reported, or never opened).
+    pub events_for_unknown_legs: u64,
+    /// Legs reported because of the idle timeout.
+    pub legs_idle_expired: u64,
+}
+
+struct LegState {
+    opened: Instant,
+    last_event: Instant,
+    record: LegRecord,
+    client: Reassembly,
+    server: Reassembly,
+    client_end: StreamEnd,
+    server_end: StreamEnd,
+    closed: bool,
+    decided: Option<Classification>,
+}
+
+impl LegState {
+    fn end(&self, direction: Direction) -> StreamEnd {
+        let (end, stream) = match direction {
+            Direction::ClientToServer => (self.client_end, &self.client),
+            Direction::ServerToClient => (self.server_end, &self.server),
+        };
+        if self.closed {
+            StreamEnd::Closed
+        } else if stream.overflowed() {
+            StreamEnd::BudgetSpent
+        } else {
+            end
+        }
+    }
+
+    fn classify(&self) -> Progress {
+        classify::classify(&Input {
+            client: self.client.bytes(),
+            server: self.server.bytes(),
+            client_end: self.end(Direction::ClientToServer),
+            server_end: self.end(Direction::ServerToClient),
+            client_gap: self.client.has_gap(),
+            server_gap: self.server.has_gap(),
+        })
+    }
+
+    /// Single-sided live legs wait for their peer socket, up to the grace period.
+    fn ready(&self, now: Instant, grace: Duration) -> bool {
+        self.decided.is_some()
+            && (matches!(self.record.observed_at, ObservedAt::Both | ObservedAt::Wire)
+                || now.saturating_duration_since(self.opened) >= grace)
+    }
+}
+
+/// Open legs, keyed by [`LegId`].
+pub struct Tracker {
+    config: TrackerConfig,
+    legs: HashMap<LegId, LegState>,
+    stats: TrackerStats,
+}
+
+impl Tracker {
+    pub fn new(config: TrackerConfig) -> Self {
+        Self {
+            config,
+            legs: HashMap::new(),
+            stats: TrackerStats::default(),
+        }
+    }
+
+    pub fn stats(&self) -> TrackerStats {
+        self.stats
+    }
+
+    /// Legs currently held.
+    pub fn len(&self) -> usize {
+        self.legs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.legs.is_empty()
+    }
+
+    /// Apply one event; what it produces is appended to `out`.
+    pub fn handle(&mut self, event: Event, now: Instant, out: &mut Vec<Output>) {
+        let leg = match event {
+            Event::Open {
+                leg,
+                time,
+                client,
+                server,
+                observed_at,
+            } => {
+                if self.legs.contains_key(&leg) {
+                    return;
+                }
+                if self.legs.len() >= self.config.max_legs {
+                    self.stats.legs_dropped_full += 1;
+                    out.push(Output::StopSampling(leg));
+                    return;
+                }
+                let record = LegRecord {
+                    leg,
+                    time,
+                    client,
+                    server,
+                    observed_at,
+                    classification: Classification::unknown(UnknownReason::NoData),
+                };
+                self.legs.insert(
+                    leg,
+                    LegState {
+                        opened: now,
+                        last_event: now,
+                        record,
+                        client: Reassembly::default(),
+                        server: Reassembly::default(),
+                        client_end: StreamEnd::Open,
+                        server_end: StreamEnd::Open,
+                        closed: false,
+                        decided: None,
+                    },
+                );
+                leg
+            }
+            Event::Joined { leg, side, process } => {
+                let Some(state) = self.state(leg) else { return };
+                let peer: &mut Peer = match side {
+                    Side::Client => &mut state.record.client,
+                    Side::Server => &mut state.record.server,
+                };
+                if peer.process.is_none() {
+                    peer.process = process;
+                }
+                state.record.observed_at = ObservedAt::Both;
+                leg
+            }
+            Event::Data {
+                leg,
+                direction,
+                offset,
+                bytes,
+            } => {
+                let Some(state) = self.state(leg) else { return };
+                match direction {
+                    Direction::ClientToServer => state.client.insert(offset, &bytes),
+                    Direction::ServerToClient => state.server.insert(offset, &bytes),
+                }
+                leg
+            }
+            Event::DirectionEnd {
+                leg,
+                direction,
+                end,
+            } => {
+                let Some(state) = self.state(leg) else { return };
+                match direction {
+                    Direction::ClientToServer => state.client_end = end,
+                    Direction::ServerToClient => state.server_end = end,
+                }
+                leg
+            }
+            Event::Close { leg } => {
+                let Some(state) = self.state(leg) else { return };
+                state.closed = true;
+                leg
+            }
+        };
+        let grace = self.config.pair_grace;
+        let Some(state) = self.legs.get_mut(&leg) else {
+            return;
+        };
+        state.last_event = now;
+        if state.decided.is_none()
+            && let Progress::Done(classification) = state.classify()
+        {
+            state.decided = Some(classification);
+            out.push(Output::StopSampling(leg));
+        }
+        if state.ready(now, grace) {
+            self.report(leg, out);
+        }
+    }
+
+    fn state(&mut self, leg: LegId) -> Option<&mut LegState> {
+        let state = self.legs.get_mut(&leg);
+        if state.is_none() {
+            self.stats.events_for_unknown_legs += 1;
+        }
+        state
+    }
+
+    fn report(&mut self, leg: LegId, out: &mut Vec<Output>) {
+        if let Some(mut state) = self.legs.remove(&leg) {
+            if let Some(classification) = state.decided.take() {
+                state.record.classification = classification;
+            }
+            out.push(Output::Record(state.record));
+        }
+    }
+
+    /// Report legs whose pairing grace or idle timeout has run out. Call periodically.
+    pub fn tick(&mut self, now: Instant, out: &mut Vec<Output>) {
+        let grace = self.config.pair_grace;
+        let idle = self.config.idle_timeout;
+        let mut due = Vec::new();
+        for (leg, state) in &mut self.legs {
+            if state.ready(now, grace) {
+                due.push(*leg);
+            } else if now.saturating_duration_since(state.last_event) >= idle {
+                state.decided = Some(final_classification(state, UnknownReason::Truncated));
+                self.stats.legs_idle_expired += 1;
+                due.push(*leg);
+            }
+        }
+        for leg in due {
+            self.report(leg, out);
+        }
+    }
+
+    /// Report every leg still held (the observer is stopping).
+    pub fn flush(&mut self, out: &mut Vec<Output>) {
+        let legs: Vec<LegId> = self.legs.keys().copied().collect();
+        for leg in legs {
+            if let Some(state) = self.legs.get_mut(&leg)
+                && state.decided.is_none()
+            {
+                state.decided = Some(final_classification(state, UnknownReason::ObserverStopped));
+            }
+            self.report(leg, out);
+        }
+    }
+}
+
+/// The classification of a leg that will get no more bytes: what the bytes decide, else `reason`.
+fn final_classification(state: &LegState, reason: UnknownReason) -> Classification {
+    match state.classify() {
+        Progress::Done(classification) => classification,
+        Progress::NeedMore
+            if state.client.bytes().is_empty() && state.server.bytes().is_empty() =>
+        {
+            Classification::unknown(UnknownReason::NoData)
+        }
+        Progress::NeedMore => Classification::unknown(reason),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,144 @@
+use std::time::{Duration, Instant, SystemTime};
+
+use super::*;
+use crate::classify::Security;
+
+fn peer(addr: &str) -> Peer {
+    Peer {
+        addr: addr.parse().expect("test address"),
+        process: None,
+    }
+}
+
+fn open(leg: LegId, observed_at: ObservedAt) -> Event {
+    Event::Open {
+        leg,
+        time: SystemTime::UNIX_EPOCH,
+        client: peer("10.0.0.1:40000"),
+        server: peer("10.0.0.2:80"),
+        observed_at,
+    }
+}
+
+fn data(leg: LegId, offset: u64, bytes: &[u8]) -> Event {
+    Event::Data {
+        leg,
+        direction: Direction::ClientToServer,
+        offset,
+        bytes: bytes.to_vec(),
+    }
+}
+
+fn records(out: &[Output]) -> Vec<&LegRecord> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Record(r) => Some(r),
+            Output::StopSampling(_) => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_wire_leg_is_reported_once_as_soon_as_it_is_decided() {
+    let mut tracker = Tracker::new(TrackerConfig::default());
+    let now = Instant::now();
+    let mut out = Vec::new();
+    tracker.handle(open(1, ObservedAt::Wire), now, &mut out);
+    assert!(out.is_empty());
+    tracker.handle(data(1, 0, b"GET / HTTP/1.1\r\n"), now, &mut out);
+    assert_eq!(out.first(), Some(&Output::StopSampling(1)));
+    assert_eq!(records(&out).len(), 1);
+    assert_eq!(
+        records(&out)[0].classification.security,
+        Security::Plaintext
+    );
+    out.clear();
+    tracker.handle(data(1, 16, b"Host: x\r\n"), now, &mut out);
+    tracker.handle(Event::Close { leg: 1 }, now, &mut out);
+    assert!(out.is_empty(), "a reported leg is never reported again");
+    assert_eq!(tracker.stats().events_for_unknown_legs, 2);
+}
+
+#[test]
+fn a_one_sided_leg_waits_for_its_peer_socket() {
+    let config = TrackerConfig {
+        pair_grace: Duration::from_millis(100),
+        ..Default::default()
+    };
+    let mut tracker = Tracker::new(config);
+    let t0 = Instant::now();
+    let mut out = Vec::new();
+    tracker.handle(open(7, ObservedAt::Client), t0, &mut out);
+    tracker.handle(data(7, 0, b"GET / HTTP/1.1\r\n"), t0, &mut out);
+    assert!(records(&out).is_empty());
+    tracker.handle(
+        Event::Joined {
+            leg: 7,
+            side: Side::Server,
+            process: None,
+        },
+        t0,
+        &mut out,
+    );
+    let reported = records(&out);
+    assert_eq!(reported.len(), 1);
+    assert_eq!(reported[0].observed_at, ObservedAt::Both);
+}
+
+#[test]
+fn an_unpaired_leg_is_reported_after_the_grace() {
+    let mut tracker = Tracker::new(TrackerConfig::default());
+    let t0 = Instant::now();
+    let mut out = Vec::new();
+    tracker.handle(open(3, ObservedAt::Server), t0, &mut out);
+    tracker.handle(data(3, 0, b"\x16\x03\x01\x00\x05hello"), t0, &mut out);
+    tracker.tick(t0 + Duration::from_millis(10), &mut out);
+    assert!(records(&out).is_empty());
+    tracker.tick(t0 + Duration::from_millis(150), &mut out);
+    assert_eq!(records(&out).len(), 1);
+    assert!(tracker.is_empty());
+}
+
+#[test]
+fn a_leg_closed_without_bytes_is_unknown_no_data() {
+    let mut tracker = Tracker::new(TrackerConfig::default());
+    let now = Instant::now();
+    let mut out = Vec::new();
+    tracker.handle(open(4, ObservedAt::Wire), now, &mut out);
+    tracker.handle(Event::Close { leg: 4 }, now, &mut out);
+    let reported = records(&out);
+    assert_eq!(reported.len(), 1);
+    assert_eq!(
+        reported[0].classification,
+        Classification::unknown(UnknownReason::NoData)
+    );
+}
+
+#[test]
+fn flush_reports_undecided_legs_as_stopped() {
+    let mut tracker = Tracker::new(TrackerConfig::default());
+    let now = Instant::now();
+    let mut out = Vec::new();
+    tracker.handle(open(5, ObservedAt::Wire), now, &mut out);
+    tracker.flush(&mut out);
+    assert_eq!(
+        records(&out)[0].classification,
+        Classification::unknown(UnknownReason::NoData)
+    );
+}
+
+#[test]
+fn opens_beyond_the_limit_are_counted_and_refused() {
+    let mut tracker = Tracker::new(TrackerConfig {
+        max_legs: 2,
+        ..Default::default()
+    });
+    let now = Instant::now();
+    let mut out = Vec::new();
+    for leg in 0..3 {
+        tracker.handle(open(leg, ObservedAt::Wire), now, &mut out);
+    }
+    assert_eq!(tracker.len(), 2);
+    assert_eq!(tracker.stats().legs_dropped_full, 1);
+    assert_eq!(out, vec![Output::StopSampling(2)]);
+}
