@@ -1,0 +1,236 @@
+//! The live observer as a black box: `observer run --output json --duration N` started from the
+//! root namespace (never under `ip netns exec`, which remounts /sys and hides cgroupfs), awaited
+//! until it logs that it is attached, then stopped and its JSON lines collected.
+
+use std::{
+    fs::File,
+    path::PathBuf,
+    process::{Command, ExitStatus, Stdio},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, bail};
+use serde_json::Value;
+
+use crate::{cmd, netns::signal, records::Records, tempdir::TempDir, workspace_root};
+
+/// How long the observer may take to load and attach its programs.
+pub const ATTACH_TIMEOUT: Duration = Duration::from_secs(60);
+/// What the observer logs (stderr, info level) once its programs are attached.
+pub const ATTACHED_MARKER: &str = "attached";
+
+/// The observer binary: `$OBSERVER_BIN`, else `<workspace>/target/release/observer`.
+pub fn binary() -> PathBuf {
+    match std::env::var_os("OBSERVER_BIN") {
+        Some(path) if !path.is_empty() => PathBuf::from(path),
+        _ => workspace_root().join("target/release/observer"),
+    }
+}
+
+/// A running `observer run`. Dropping it without [`ObserverProcess::stop`] kills it by PID.
+#[derive(Debug)]
+pub struct ObserverProcess {
+    process: std::process::Child,
+    shown: String,
+    stdout_path: PathBuf,
+    stderr_path: PathBuf,
+    _logs: TempDir,
+}
+
+/// What one observer run produced.
+#[derive(Debug)]
+pub struct ObserverRun {
+    pub status: ExitStatus,
+    pub records: Records,
+    /// stdout lines that are not JSON objects (a contract violation worth a failure).
+    pub bad_lines: Vec<String>,
+    pub stderr: String,
+}
+
+impl ObserverProcess {
+    /// Starts `observer run --output json --duration <duration>` and waits until attached.
+    pub fn start(duration: Duration) -> anyhow::Result<Self> {
+        Self::start_with(duration, &[])
+    }
+
+    /// Like [`ObserverProcess::start`] with extra arguments (`--policy DIR`, `--cgroup PATH`).
+    pub fn start_with(duration: Duration, extra: &[&str]) -> anyhow::Result<Self> {
+        let bin = binary();
+        if !bin.exists() {
+            bail!(
+                "observer binary {} not found: build it with `cargo build --release -p observer` \
+                 or set OBSERVER_BIN",
+                bin.display()
+            );
+        }
+        let logs = TempDir::new("observer")?;
+        let stdout_path = logs.join("stdout");
+        let stderr_path = logs.join("stderr");
+        let mut command = Command::new(&bin);
+        command
+            .args(["run", "--output", "json", "--duration"])
+            .arg(duration.as_secs().max(1).to_string())
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(File::create(&stdout_path).context("cannot create observer stdout log")?)
+            .stderr(File::create(&stderr_path).context("cannot create observer stderr log")?);
+        if std::env::var_os("RUST_LOG").is_none() {
+            command.env("RUST_LOG", "info");
+        }
+        let shown = cmd::describe(&command);
+        let process = command
+            .spawn()
+            .with_context(|| format!("cannot start `{shown}`"))?;
+        let mut observer = Self {
+            process,
+            shown,
+            stdout_path,
+            stderr_path,
+            _logs: logs,
+        };
+        observer.wait_attached()?;
+        Ok(observer)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.process.id()
+    }
+
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+
+    fn wait_attached(&mut self) -> anyhow::Result<()> {
+        let deadline = Instant::now() + ATTACH_TIMEOUT;
+        loop {
+            if self.stderr().lines().any(|l| l.contains(ATTACHED_MARKER)) {
+                return Ok(());
+            }
+            if let Some(status) = self.process.try_wait().context("cannot poll observer")? {
+                bail!(
+                    "`{}` exited ({status}) before attaching:\n{}",
+                    self.shown,
+                    self.stderr()
+                );
+            }
+            if Instant::now() >= deadline {
+                bail!(
+                    "`{}` not attached after {ATTACH_TIMEOUT:?}:\n{}",
+                    self.shown,
+                    self.stderr()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Stops it with SIGINT after `grace` (time for the last events to drain), waits for it to
+    /// exit, and collects its records. SIGKILL after 20 s is a failure.
+    pub fn stop_after(mut self, grace: Duration) -> anyhow::Result<ObserverRun> {
+        std::thread::sleep(grace);
+        if matches!(self.process.try_wait(), Ok(None)) {
+            signal(self.pid(), libc::SIGINT);
+        }
+        self.collect(Duration::from_secs(20))
+    }
+
+    /// Waits for it to exit on its own (`--duration`), at most `timeout`, and collects.
+    pub fn finish(mut self, timeout: Duration) -> anyhow::Result<ObserverRun> {
+        self.collect(timeout)
+    }
+
+    fn collect(&mut self, timeout: Duration) -> anyhow::Result<ObserverRun> {
+        let deadline = Instant::now() + timeout;
+        let status = loop {
+            if let Some(status) = self.process.try_wait().context("cannot poll observer")? {
+                break status;
+            }
+            if Instant::now() >= deadline {
+                signal(self.pid(), libc::SIGKILL);
+                let _ = self.process.wait();
+                bail!(
+                    "`{}` did not exit within {timeout:?}:\n{}",
+                    self.shown,
+                    self.stderr()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let stdout =
+            std::fs::read_to_string(&self.stdout_path).context("cannot read observer stdout")?;
+        let mut records = Vec::new();
+        let mut bad_lines = Vec::new();
+        for line in stdout.lines().filter(|l| !l.trim().is_empty()) {
+            match serde_json::from_str::<Value>(line) {
+                Ok(value @ Value::Object(_)) => records.push(value),
+                _ => bad_lines.push(line.to_owned()),
+            }
+        }
+        Ok(ObserverRun {
+            status,
+            records: Records::new(records),
+            bad_lines,
+            stderr: self.stderr(),
+        })
+    }
+}
+
+impl ObserverRun {
+    /// Fails unless it exited 0 and printed only JSON objects.
+    pub fn expect_clean_exit(&self) -> anyhow::Result<()> {
+        if !self.status.success() {
+            bail!("observer exited {}:\n{}", self.status, self.stderr);
+        }
+        if !self.bad_lines.is_empty() {
+            bail!(
+                "observer printed non-JSON lines:\n{}",
+                self.bad_lines.join("\n")
+            );
+        }
+        Ok(())
+    }
+}
+
+impl Drop for ObserverProcess {
+    fn drop(&mut self) {
+        if matches!(self.process.try_wait(), Ok(None)) {
+            signal(self.pid(), libc::SIGTERM);
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while matches!(self.process.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            signal(self.pid(), libc::SIGKILL);
+            let _ = self.process.wait();
+        }
+    }
+}
+
+/// Loaded BPF programs whose name starts with `observer` (the kernel keeps 15 characters:
+/// `observer_sock_o`), and the links attaching them, from `bpftool -j`. Compare before/after a
+/// run: another observer (another test binary, a demo) may be running too.
+pub fn attached_observer_objects() -> anyhow::Result<Vec<String>> {
+    let list = |kind: &str| -> anyhow::Result<Vec<Value>> {
+        let out = cmd::run("bpftool", ["-j", kind, "list"])?;
+        let value: Value = serde_json::from_slice(&out.stdout)
+            .with_context(|| format!("`bpftool -j {kind} list` printed no JSON"))?;
+        Ok(value.as_array().cloned().unwrap_or_default())
+    };
+    let mut found = Vec::new();
+    let mut ours = Vec::new();
+    for prog in list("prog")? {
+        let name = prog.get("name").and_then(Value::as_str).unwrap_or("");
+        if name.starts_with("observer") {
+            let id = prog.get("id").and_then(Value::as_u64).unwrap_or(0);
+            ours.push(id);
+            found.push(format!("prog {id} {name}"));
+        }
+    }
+    for link in list("link")? {
+        let prog_id = link.get("prog_id").and_then(Value::as_u64).unwrap_or(0);
+        if ours.contains(&prog_id) {
+            let id = link.get("id").and_then(Value::as_u64).unwrap_or(0);
+            found.push(format!("link {id} -> prog {prog_id}"));
+        }
+    }
+    Ok(found)
+}

@@ -1,0 +1,307 @@
+//! Processes started inside a harness namespace: long-running peers ([`Child`], killed by PID on
+//! drop) and clients run to completion ([`ClientRun`]), with stdout/stderr kept in files for
+//! diagnosis. Readiness is polled (`ss -ltn` in the namespace), never slept for.
+
+use std::{
+    fs::File,
+    io::Write,
+    path::PathBuf,
+    process::{Command, ExitStatus, Stdio},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, bail};
+
+use crate::{cmd, netns::signal, tempdir::TempDir};
+
+/// How long a client may run before it is killed and the run fails.
+pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long a server may take to listen.
+pub const LISTEN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A command to start in a namespace, optionally as another user (via `setpriv`).
+#[derive(Debug, Clone)]
+pub struct Spawn {
+    ns: String,
+    program: String,
+    args: Vec<String>,
+    user: Option<(u32, u32)>,
+    stdin: Option<Vec<u8>>,
+    env: Vec<(String, String)>,
+}
+
+impl Spawn {
+    /// `ip netns exec <ns> <program>`: `ip` execs the program, so the PID we get is the program's.
+    pub fn new(ns: &str, program: &str) -> Self {
+        Self {
+            ns: ns.to_owned(),
+            program: program.to_owned(),
+            args: Vec::new(),
+            user: None,
+            stdin: None,
+            env: Vec::new(),
+        }
+    }
+
+    pub fn arg(mut self, arg: impl Into<String>) -> Self {
+        self.args.push(arg.into());
+        self
+    }
+
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    /// Run as `uid`/`gid` with no supplementary groups (`setpriv`, which also execs).
+    pub fn user(mut self, uid: u32, gid: u32) -> Self {
+        self.user = Some((uid, gid));
+        self
+    }
+
+    /// Bytes written to the process's stdin, which is then closed.
+    pub fn stdin(mut self, bytes: impl Into<Vec<u8>>) -> Self {
+        self.stdin = Some(bytes.into());
+        self
+    }
+
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
+    fn command(&self) -> Command {
+        let mut command = Command::new("ip");
+        command.args(["netns", "exec", &self.ns]);
+        if let Some((uid, gid)) = self.user {
+            command.args([
+                "setpriv",
+                &format!("--reuid={uid}"),
+                &format!("--regid={gid}"),
+                "--clear-groups",
+            ]);
+        }
+        command.arg(&self.program).args(&self.args);
+        command.envs(self.env.iter().map(|(k, v)| (k, v)));
+        command
+    }
+
+    /// Starts the process; it is killed when the returned [`Child`] drops.
+    pub fn start(self) -> anyhow::Result<Child> {
+        let logs = TempDir::new("log")?;
+        let stdout_path = logs.join("stdout");
+        let stderr_path = logs.join("stderr");
+        let mut command = self.command();
+        let shown = cmd::describe(&command);
+        command
+            .stdin(if self.stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(File::create(&stdout_path).context("cannot create stdout log")?)
+            .stderr(File::create(&stderr_path).context("cannot create stderr log")?);
+        let mut process = command
+            .spawn()
+            .with_context(|| format!("cannot start `{shown}`"))?;
+        if let (Some(bytes), Some(mut pipe)) = (&self.stdin, process.stdin.take()) {
+            // A peer that exits early closes the pipe: not our error, its log will say why.
+            let _ = pipe.write_all(bytes);
+        }
+        Ok(Child {
+            process,
+            shown,
+            ns: self.ns,
+            stdout_path,
+            stderr_path,
+            _logs: logs,
+        })
+    }
+
+    /// Runs the process to completion (killed after [`CLIENT_TIMEOUT`], which is an error).
+    pub fn run(self) -> anyhow::Result<ClientRun> {
+        self.run_for(CLIENT_TIMEOUT)
+    }
+
+    /// Like [`Spawn::run`] with a given timeout.
+    pub fn run_for(self, timeout: Duration) -> anyhow::Result<ClientRun> {
+        let mut child = self.start()?;
+        let status = child.wait_timeout(timeout)?;
+        let Some(status) = status else {
+            bail!(
+                "`{}` did not finish within {timeout:?}\n{}",
+                child.shown,
+                child.logs()
+            );
+        };
+        Ok(ClientRun {
+            pid: child.pid(),
+            command: child.shown.clone(),
+            code: status.code(),
+            status,
+            stdout: child.stdout(),
+            stderr: child.stderr(),
+        })
+    }
+}
+
+/// The outcome of a client run.
+#[derive(Debug, Clone)]
+pub struct ClientRun {
+    /// PID the client had (the observer reports it as `process.pid`).
+    pub pid: u32,
+    pub command: String,
+    pub status: ExitStatus,
+    /// Exit code; `None` when killed by a signal.
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl ClientRun {
+    /// Fails with the client's output unless it exited 0.
+    pub fn expect_success(&self) -> anyhow::Result<&Self> {
+        if self.code != Some(0) {
+            bail!("{self}");
+        }
+        Ok(self)
+    }
+}
+
+impl std::fmt::Display for ClientRun {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "`{}` (pid {}) exited {}\n--- stdout\n{}\n--- stderr\n{}",
+            self.command, self.pid, self.status, self.stdout, self.stderr
+        )
+    }
+}
+
+/// A process running in a namespace, killed by PID (SIGTERM, then SIGKILL) on drop.
+#[derive(Debug)]
+pub struct Child {
+    process: std::process::Child,
+    shown: String,
+    ns: String,
+    stdout_path: PathBuf,
+    stderr_path: PathBuf,
+    _logs: TempDir,
+}
+
+impl Child {
+    pub fn pid(&self) -> u32 {
+        self.process.id()
+    }
+
+    /// The namespace it runs in.
+    pub fn ns(&self) -> &str {
+        &self.ns
+    }
+
+    pub fn stdout(&self) -> String {
+        std::fs::read_to_string(&self.stdout_path).unwrap_or_default()
+    }
+
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+
+    /// Command, stdout and stderr, for failure messages.
+    pub fn logs(&self) -> String {
+        format!(
+            "`{}` (pid {})\n--- stdout\n{}\n--- stderr\n{}",
+            self.shown,
+            self.pid(),
+            self.stdout(),
+            self.stderr()
+        )
+    }
+
+    /// Exit status if it has exited.
+    pub fn try_wait(&mut self) -> anyhow::Result<Option<ExitStatus>> {
+        self.process.try_wait().context("cannot poll child")
+    }
+
+    /// Waits up to `timeout` for the process to exit.
+    pub fn wait_timeout(&mut self, timeout: Duration) -> anyhow::Result<Option<ExitStatus>> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.try_wait()? {
+                return Ok(Some(status));
+            }
+            if Instant::now() >= deadline {
+                return Ok(None);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Sends a signal by PID (if still running).
+    pub fn signal(&mut self, sig: libc::c_int) {
+        if matches!(self.process.try_wait(), Ok(None)) {
+            signal(self.pid(), sig);
+        }
+    }
+
+    /// Waits until something listens on TCP `port` in the child's namespace; fails early, with
+    /// the child's logs, if the child exits first.
+    pub fn wait_listening(&mut self, port: u16) -> anyhow::Result<()> {
+        let deadline = Instant::now() + LISTEN_TIMEOUT;
+        loop {
+            if let Some(status) = self.try_wait()? {
+                bail!(
+                    "exited ({status}) before listening on {port}\n{}",
+                    self.logs()
+                );
+            }
+            if listening(&self.ns, port)? {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                bail!(
+                    "not listening on {port} after {LISTEN_TIMEOUT:?}\n{}",
+                    self.logs()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Stops it now (SIGTERM, SIGKILL after 2 s) and reaps it.
+    pub fn stop(&mut self) {
+        self.signal(libc::SIGTERM);
+        if !matches!(self.wait_timeout(Duration::from_secs(2)), Ok(Some(_))) {
+            self.signal(libc::SIGKILL);
+            let _ = self.process.wait();
+        }
+    }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn listening(ns: &str, port: u16) -> anyhow::Result<bool> {
+    let filter = format!("sport = :{port}");
+    let out = cmd::in_ns(ns, "ss", &["-Hltn", &filter])?;
+    Ok(!out.stdout.trim_ascii().is_empty())
+}
+
+/// Polls `ss -ltn` inside `ns` until something listens on TCP `port`.
+pub fn wait_for_tcp_listen(ns: &str, port: u16) -> anyhow::Result<()> {
+    let deadline = Instant::now() + LISTEN_TIMEOUT;
+    while !listening(ns, port)? {
+        if Instant::now() >= deadline {
+            bail!("nothing listens on {port} in {ns} after {LISTEN_TIMEOUT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(())
+}
