@@ -18,6 +18,7 @@
 //! ```
 
 pub mod cmd;
+pub mod expect;
 pub mod mesh;
 pub mod netns;
 pub mod observer;
@@ -33,12 +34,13 @@ use std::{
     sync::{Mutex, MutexGuard},
 };
 
+pub use expect::{ExpectedConn, check_connections};
 pub use mesh::{Mesh, MeshPod, Sidecar};
 pub use netns::{Netns, cleanup_stale};
 pub use observer::ObserverProcess;
 pub use pki::{KeyType, Leaf, Pki};
 pub use process::{Child, ClientRun, Spawn, wait_for_tcp_listen};
-pub use records::Records;
+pub use records::{Checks, Records};
 pub use tempdir::TempDir;
 pub use topology::{Pod, Topology, TopologyBuilder};
 

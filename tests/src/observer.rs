@@ -126,10 +126,19 @@ impl ObserverProcess {
 
     /// Stops it with SIGINT after `grace` (time for the last events to drain), waits for it to
     /// exit, and collects its records. SIGKILL after 20 s is a failure.
-    pub fn stop_after(mut self, grace: Duration) -> anyhow::Result<ObserverRun> {
+    pub fn stop_after(self, grace: Duration) -> anyhow::Result<ObserverRun> {
+        self.signal_after(libc::SIGINT, grace)
+    }
+
+    /// Like [`ObserverProcess::stop_after`] with another signal (SIGTERM, as Kubernetes sends).
+    pub fn signal_after(
+        mut self,
+        sig: libc::c_int,
+        grace: Duration,
+    ) -> anyhow::Result<ObserverRun> {
         std::thread::sleep(grace);
         if matches!(self.process.try_wait(), Ok(None)) {
-            signal(self.pid(), libc::SIGINT);
+            signal(self.pid(), sig);
         }
         self.collect(Duration::from_secs(20))
     }

@@ -57,6 +57,11 @@ impl Records {
         &self.records
     }
 
+    /// The first `n` records.
+    pub fn first(&self, n: usize) -> Records {
+        Records::new(self.records.iter().take(n).cloned().collect())
+    }
+
     /// Records matching a predicate.
     pub fn filter(&self, keep: impl Fn(&Value) -> bool) -> Records {
         Records::new(self.records.iter().filter(|r| keep(r)).cloned().collect())

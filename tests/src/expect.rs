@@ -1,0 +1,142 @@
+//! What a test expects the observer to report about connections it made, and the check that
+//! each was reported exactly once with the right ends, processes and sides. Records of the same
+//! path (client IP -> server address) are matched by the client's PID, so a test can make
+//! several connections over one path (and other tests' traffic on the machine is ignored).
+
+use std::{
+    collections::BTreeMap,
+    net::{IpAddr, SocketAddr},
+};
+
+use serde_json::Value;
+
+use crate::records::{Checks, Records, at, endpoint};
+
+/// One connection a test made, and what the observer must say about it.
+#[derive(Debug, Clone)]
+pub struct ExpectedConn {
+    /// Names the connection in failure messages (`tls1.3+cert/ipv6`).
+    pub label: String,
+    pub client_ip: IpAddr,
+    /// The client's own port when the client told us (curl's `%{local_port}`).
+    pub client_port: Option<u16>,
+    pub client_pid: u32,
+    pub client_comm: String,
+    pub server: SocketAddr,
+    pub server_pid: u32,
+    pub server_comm: String,
+    /// `both` when both ends run on this machine.
+    pub observed_at: String,
+    /// Extra field expectations, JSON pointer -> value (`/tls/sni`, `/security`, ...).
+    pub fields: Vec<(String, Value)>,
+}
+
+impl ExpectedConn {
+    /// Adds a field expectation.
+    pub fn field(mut self, pointer: &str, value: impl Into<Value>) -> Self {
+        self.fields.push((pointer.to_owned(), value.into()));
+        self
+    }
+
+    fn path(&self) -> (IpAddr, SocketAddr) {
+        (
+            self.client_ip.to_canonical(),
+            SocketAddr::new(self.server.ip().to_canonical(), self.server.port()),
+        )
+    }
+}
+
+/// Checks every expected connection against the records (all failures collected in `checks`):
+/// per path, as many records as connections made, one per client PID, none for another of the
+/// test's processes; then per connection the addresses, ports, processes, side and `fields`.
+/// Returns the record matched to each expected connection (`None` when missing).
+pub fn check_connections<'r>(
+    records: &'r Records,
+    expected: &[ExpectedConn],
+    checks: &mut Checks,
+) -> Vec<Option<&'r Value>> {
+    let mut by_path: BTreeMap<(IpAddr, SocketAddr), Vec<&ExpectedConn>> = BTreeMap::new();
+    for e in expected {
+        by_path.entry(e.path()).or_default().push(e);
+    }
+    for ((client_ip, server), conns) in &by_path {
+        let on_path = records.between(*client_ip, *server);
+        let pids: Vec<u32> = conns.iter().map(|c| c.client_pid).collect();
+        // Another machine-wide process could use the same path (loopback in another netns):
+        // keep the records that belong to our processes by either end.
+        let ours = on_path.filter(|r| {
+            let cpid = at(r, "/client/process/pid").as_u64();
+            let spid = at(r, "/server/process/pid").as_u64();
+            cpid.is_some_and(|p| pids.iter().any(|&q| u64::from(q) == p))
+                || spid.is_some_and(|p| conns.iter().any(|c| u64::from(c.server_pid) == p))
+        });
+        if ours.len() != conns.len() {
+            let shown = if on_path.is_empty() {
+                let near = records.involving(&[*client_ip, server.ip()]);
+                format!(
+                    "none; of {} records in all, {} touch these addresses:\n{}",
+                    records.len(),
+                    near.len(),
+                    near.first(20)
+                )
+            } else {
+                on_path.to_string()
+            };
+            checks.check(
+                &format!("{client_ip} -> {server}"),
+                Err(anyhow::anyhow!(
+                    "{} connection(s) made ({}), {} record(s) of ours on this path; all records on it: {shown}",
+                    conns.len(),
+                    conns.iter().map(|c| c.label.as_str()).collect::<Vec<_>>().join(", "),
+                    ours.len()
+                )),
+            );
+        }
+    }
+    expected
+        .iter()
+        .map(|e| {
+            let (client_ip, server) = e.path();
+            let mine = records
+                .between(client_ip, server)
+                .filter(|r| at(r, "/client/process/pid").as_u64() == Some(u64::from(e.client_pid)));
+            match mine.exactly_one(&format!("client pid {}", e.client_pid)) {
+                Ok(record) => {
+                    check_one(e, record, checks);
+                    records.iter().find(|r| *r == record)
+                }
+                Err(error) => {
+                    checks.check(&e.label, Err(error));
+                    None
+                }
+            }
+        })
+        .collect()
+}
+
+fn check_one(e: &ExpectedConn, r: &Value, checks: &mut Checks) {
+    let label = e.label.as_str();
+    if let Some(port) = e.client_port {
+        let client = endpoint(r, "client");
+        if client.map(|c| c.port()) != Some(port) {
+            checks.check(
+                label,
+                Err(anyhow::anyhow!(
+                    "client port: expected {port}, got {client:?}\n  in {r}"
+                )),
+            );
+        }
+    } else if at(r, "/client/port").as_u64().is_none_or(|p| p == 0) {
+        checks.check(label, Err(anyhow::anyhow!("client port missing\n  in {r}")));
+    }
+    checks.eq(label, r, "/client/process/comm", e.client_comm.as_str());
+    checks.eq(label, r, "/server/process/pid", e.server_pid);
+    checks.eq(label, r, "/server/process/comm", e.server_comm.as_str());
+    checks.eq(label, r, "/observed_at", e.observed_at.as_str());
+    if at(r, "/conn_id").as_str().is_none_or(str::is_empty) {
+        checks.check(label, Err(anyhow::anyhow!("conn_id missing\n  in {r}")));
+    }
+    for (pointer, value) in &e.fields {
+        checks.eq(label, r, pointer, value.clone());
+    }
+}
