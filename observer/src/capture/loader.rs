@@ -8,7 +8,7 @@ use aya::{
     maps::{HashMap, MapData, PerCpuArray, RingBuf},
     programs::{CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, CgroupSock, SockOps},
 };
-use observer_common::{ConnState, conn_flags, drop_reason, names};
+use observer_common::{ConnState, ListenerKey, Owner, conn_flags, drop_reason, names};
 
 /// Why the live capture could not start.
 #[derive(Debug, thiserror::Error)]
@@ -91,6 +91,7 @@ impl LiveCapture {
             .map_err(|source| CaptureError::Map { map: names::CONNS, source })?;
         let drops = PerCpuArray::try_from(take_map(&mut ebpf, names::DROPS)?)
             .map_err(|source| CaptureError::Map { map: names::DROPS, source })?;
+        seed_listeners(&mut ebpf, cgroup)?;
         Ok((Self { conns, drops, _ebpf: ebpf }, ring))
     }
 
@@ -123,6 +124,22 @@ where
 {
     let program = ebpf.program_mut(name).ok_or(CaptureError::MissingProgram(name))?;
     program.try_into().map_err(|source| CaptureError::Program { program: name, source })
+}
+
+/// Record the owners of listeners bound before the programs were attached. An entry the kernel
+/// wrote meanwhile (a fresh bind) is newer and wins.
+fn seed_listeners(ebpf: &mut Ebpf, cgroup: &Path) -> Result<(), CaptureError> {
+    const BPF_NOEXIST: u64 = 1;
+    let map = ebpf.map_mut(names::LISTENERS).ok_or(CaptureError::MissingMap(names::LISTENERS))?;
+    let mut listeners: HashMap<_, ListenerKey, Owner> =
+        HashMap::try_from(map).map_err(|source| CaptureError::Map { map: names::LISTENERS, source })?;
+    let found = super::listeners::scan(cgroup);
+    let count = found.len();
+    for listener in found {
+        let _ = listeners.insert(listener.key, listener.owner, BPF_NOEXIST);
+    }
+    tracing::debug!(count, "listeners seeded from /proc");
+    Ok(())
 }
 
 fn load_error(program: &'static str, source: aya::programs::ProgramError) -> CaptureError {

@@ -2,6 +2,7 @@
 //! socket events into leg events for the tracker.
 
 pub mod events;
+mod listeners;
 mod loader;
 mod preflight;
 pub mod sockets;
