@@ -101,15 +101,8 @@ pub mod drop_reason {
     /// Number of counters.
     pub const COUNT: u32 = 7;
     /// Names used as the `stage` label of `observer_capture_lost_total`.
-    pub const NAMES: [&str; COUNT as usize] = [
-        "sample_reserve",
-        "open_reserve",
-        "close_reserve",
-        "conn_insert",
-        "header",
-        "ipv6_ext_header",
-        "load_bytes",
-    ];
+    pub const NAMES: [&str; COUNT as usize] =
+        ["sample_reserve", "open_reserve", "close_reserve", "conn_insert", "header", "ipv6_ext_header", "load_bytes"];
 }
 
 /// The process that owns a socket, taken in process context (socket creation, bind).
@@ -217,7 +210,7 @@ const _: () = assert!(core::mem::size_of::<EventHeader>() == 24);
 const _: () = assert!(core::mem::size_of::<OpenEvent>() == 24 + 8 + 40 + 8 + 32 + 8);
 const _: () = assert!(core::mem::size_of::<SampleEvent>() == 24 + 16 + SAMPLE_CHUNK);
 const _: () = assert!(core::mem::size_of::<CloseEvent>() == 32);
-const _: () = assert!(SAMPLE_BUDGET as usize % SAMPLE_CHUNK == 0);
+const _: () = assert!((SAMPLE_BUDGET as usize).is_multiple_of(SAMPLE_CHUNK));
 
 #[cfg(feature = "user")]
 mod pod {

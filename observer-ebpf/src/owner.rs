@@ -1,8 +1,7 @@
 //! The owner of a socket, read in process context (the only context where "current" is the owner).
 
 use aya_ebpf::helpers::{
-    bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_pid_tgid,
-    bpf_get_current_uid_gid,
+    bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_uid_gid,
 };
 use observer_common::{COMM_LEN, Owner};
 
@@ -21,11 +20,4 @@ pub fn current() -> Owner {
     }
 }
 
-pub const UNKNOWN: Owner = Owner {
-    pid: 0,
-    uid: 0,
-    gid: 0,
-    known: 0,
-    cgroup_id: 0,
-    comm: [0; COMM_LEN],
-};
+pub const UNKNOWN: Owner = Owner { pid: 0, uid: 0, gid: 0, known: 0, cgroup_id: 0, comm: [0; COMM_LEN] };

@@ -13,8 +13,7 @@ use aya_ebpf::{
     programs::SkBuffContext,
 };
 use observer_common::{
-    MAX_CHUNKS_PER_PACKET, SAMPLE_BUDGET, SAMPLE_CHUNK, SampleEvent, conn_flags, direction,
-    drop_reason, event_kind,
+    MAX_CHUNKS_PER_PACKET, SAMPLE_BUDGET, SAMPLE_CHUNK, SampleEvent, conn_flags, direction, drop_reason, event_kind,
 };
 
 use crate::maps::{CONNS, EVENTS, count_drop, submit_flags};
@@ -46,11 +45,7 @@ fn sample(ctx: &SkBuffContext, dir: u32) {
     };
     // SAFETY: a pointer into the map value, valid while the program runs.
     let state = unsafe { &mut *state };
-    let done_bit = if dir == direction::EGRESS {
-        conn_flags::EGRESS_DONE
-    } else {
-        conn_flags::INGRESS_DONE
-    };
+    let done_bit = if dir == direction::EGRESS { conn_flags::EGRESS_DONE } else { conn_flags::INGRESS_DONE };
     if state.flags & done_bit != 0 {
         return;
     }
@@ -62,11 +57,7 @@ fn sample(ctx: &SkBuffContext, dir: u32) {
         return; // a pure ACK, SYN or FIN
     }
     let segment_len = skb_len - payload_offset;
-    let base = if dir == direction::EGRESS {
-        state.egress_base
-    } else {
-        state.ingress_base
-    };
+    let base = if dir == direction::EGRESS { state.egress_base } else { state.ingress_base };
     let offset = seq.wrapping_sub(base);
     if offset >= SAMPLE_BUDGET {
         // Past the budget (or, wrapped, before the first payload byte: nothing to sample there).
@@ -76,15 +67,7 @@ fn sample(ctx: &SkBuffContext, dir: u32) {
         return;
     }
     let wanted = core::cmp::min(segment_len, SAMPLE_BUDGET - offset);
-    copy_chunks(
-        ctx,
-        cookie,
-        dir,
-        offset,
-        payload_offset,
-        wanted,
-        segment_len,
-    );
+    copy_chunks(ctx, cookie, dir, offset, payload_offset, wanted, segment_len);
     if offset + wanted >= SAMPLE_BUDGET {
         state.flags |= done_bit;
     }
@@ -118,10 +101,8 @@ fn tcp_payload(ctx: &SkBuffContext) -> Option<(u32, u32)> {
             return None;
         }
     };
-    let (Ok(seq), Ok(data_offset)) = (
-        ctx.load::<u32>(ip_len as usize + 4),
-        ctx.load::<u8>(ip_len as usize + 12),
-    ) else {
+    let (Ok(seq), Ok(data_offset)) = (ctx.load::<u32>(ip_len as usize + 4), ctx.load::<u8>(ip_len as usize + 12))
+    else {
         count_drop(drop_reason::HEADER);
         return None;
     };

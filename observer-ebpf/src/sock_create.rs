@@ -59,10 +59,6 @@ fn record_listener(ctx: &SockContext) {
     let port = unsafe { (*ctx.sock).src_port };
     // SAFETY: the helper accepts the cgroup sock context.
     let netns_cookie = unsafe { bpf_get_netns_cookie(ctx.as_ptr()) };
-    let key = ListenerKey {
-        netns_cookie,
-        port,
-        _pad: 0,
-    };
+    let key = ListenerKey { netns_cookie, port, _pad: 0 };
     let _ = LISTENERS.insert(&key, &owner::current(), 0);
 }

@@ -36,6 +36,7 @@ pub struct Input<'a> {
 }
 
 /// The answer of [`classify`].
+#[expect(clippy::large_enum_variant, reason = "Done is the usual answer; boxing it would allocate per call")]
 #[derive(Clone, Debug, PartialEq)]
 pub enum Progress {
     /// The bytes so far do not decide; call again with more.

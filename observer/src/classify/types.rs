@@ -121,11 +121,6 @@ pub struct Classification {
 impl Classification {
     /// An undecided leg.
     pub fn unknown(reason: UnknownReason) -> Self {
-        Self {
-            security: Security::Unknown,
-            protocol: Protocol::Unknown,
-            reason: Some(reason),
-            tls: None,
-        }
+        Self { security: Security::Unknown, protocol: Protocol::Unknown, reason: Some(reason), tls: None }
     }
 }

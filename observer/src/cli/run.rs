@@ -1,21 +1,204 @@
-//! `observer run`: live observation.
+//! `observer run`: live observation. Loads and attaches the kernel programs, drains the ring
+//! buffer, feeds the tracker and prints a line per finished leg until stopped.
 
-use std::{path::PathBuf, process::ExitCode};
+use std::{
+    io::Write,
+    path::PathBuf,
+    process::ExitCode,
+    time::{Duration, Instant, SystemTime},
+};
 
-use crate::export::Format;
+use anyhow::Context as _;
+use aya::maps::{MapData, RingBuf};
+use observer_common::drop_reason;
+use tokio::{io::unix::AsyncFd, signal::unix::SignalKind};
+
+use crate::{
+    capture::{self, LiveCapture, Sockets},
+    export::{ConnectionRecord, Format, Printer},
+    flows::{self, Output, Tracker, TrackerConfig},
+};
+
+/// The embedded kernel programs (empty when built with AYA_BUILD_SKIP).
+static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/observer"));
+
+/// How often userspace drains the ring buffer without a wakeup: submits do not wake it below
+/// the wakeup threshold, so this bounds the latency of a quiet node.
+const POLL_INTERVAL: Duration = Duration::from_millis(25);
+/// How often the counters are logged when they changed.
+const STATS_INTERVAL: Duration = Duration::from_secs(10);
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
+    /// Output format.
     #[arg(long, value_enum, default_value = "json")]
     pub output: Format,
-    /// Stop after this many seconds (default: until SIGINT/SIGTERM).
-    #[arg(long)]
+    /// Stop after this many seconds (default: until SIGINT or SIGTERM).
+    #[arg(long, value_name = "SECS")]
     pub duration: Option<u64>,
-    /// cgroup v2 directory to attach to (default: the cgroup v2 root).
-    #[arg(long)]
+    /// cgroup v2 directory to attach to (default: the cgroup v2 root, /sys/fs/cgroup or /sys/fs/cgroup/unified).
+    #[arg(long, value_name = "PATH")]
     pub cgroup: Option<PathBuf>,
+    /// How long a leg seen from one socket waits for its peer socket on this node, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 100)]
+    pub pair_grace_ms: u64,
+    /// Most legs held at once; more are counted as lost.
+    #[arg(long, value_name = "N", default_value_t = 100_000)]
+    pub max_legs: usize,
 }
 
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("run is not implemented yet")
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let cgroup = capture::preflight(EBPF_OBJECT, args.cgroup.as_deref())?;
+    let (capture, ring) = LiveCapture::attach(EBPF_OBJECT, &cgroup)
+        .with_context(|| format!("attaching the eBPF programs at {}", cgroup.display()))?;
+    tracing::info!(cgroup = %cgroup.display(), "observer attached");
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting tokio")?;
+    let config = TrackerConfig {
+        max_legs: args.max_legs,
+        pair_grace: Duration::from_millis(args.pair_grace_ms),
+        ..TrackerConfig::default()
+    };
+    let printer = Printer::new(args.output, std::io::stdout().lock());
+    let mut session = Session::new(capture, config, printer);
+    runtime.block_on(session.run(ring, args.duration.map(Duration::from_secs)))?;
+    session.log_counters();
+    // Dropping the session drops LiveCapture: every link is detached before the process exits.
+    drop(session);
+    tracing::info!("observer detached");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Everything one `observer run` holds.
+struct Session<W: Write> {
+    capture: LiveCapture,
+    sockets: Sockets,
+    tracker: Tracker,
+    printer: Printer<W>,
+    node: String,
+    events: Vec<flows::Event>,
+    outputs: Vec<Output>,
+    records: u64,
+}
+
+impl<W: Write> Session<W> {
+    fn new(capture: LiveCapture, config: TrackerConfig, printer: Printer<W>) -> Self {
+        Self {
+            capture,
+            sockets: Sockets::new(boot_wall_clock()),
+            tracker: Tracker::new(config),
+            printer,
+            node: super::node_name(),
+            events: Vec::new(),
+            outputs: Vec::new(),
+            records: 0,
+        }
+    }
+
+    async fn run(&mut self, ring: RingBuf<MapData>, duration: Option<Duration>) -> anyhow::Result<()> {
+        // SAFETY: the RingBuf owns its map fd; it stays open and the same for the AsyncFd's lifetime.
+        let mut ring = unsafe { AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) }
+            .map_err(std::io::Error::from)
+            .context("registering the ring buffer with tokio")?;
+        let mut poll = tokio::time::interval(POLL_INTERVAL);
+        let mut stats = tokio::time::interval_at(tokio::time::Instant::now() + STATS_INTERVAL, STATS_INTERVAL);
+        let mut sigterm = tokio::signal::unix::signal(SignalKind::terminate()).context("SIGTERM handler")?;
+        let mut sigint = tokio::signal::unix::signal(SignalKind::interrupt()).context("SIGINT handler")?;
+        let deadline = tokio::time::sleep(duration.unwrap_or(Duration::MAX / 4));
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                guard = ring.readable_mut() => {
+                    let mut guard = guard.context("waiting on the ring buffer")?;
+                    self.drain(guard.get_inner_mut())?;
+                    guard.clear_ready();
+                }
+                _ = poll.tick() => {
+                    self.drain(ring.get_mut())?;
+                    self.tracker.tick(Instant::now(), &mut self.outputs);
+                    self.sockets.tick(Instant::now());
+                    self.handle_outputs()?;
+                }
+                _ = stats.tick() => self.log_counters(),
+                _ = sigterm.recv() => break,
+                _ = sigint.recv() => break,
+                () = &mut deadline => break,
+            }
+        }
+        self.drain(ring.get_mut())?;
+        self.tracker.flush(&mut self.outputs);
+        self.handle_outputs()
+    }
+
+    fn drain(&mut self, ring: &mut RingBuf<MapData>) -> anyhow::Result<()> {
+        let now = Instant::now();
+        while let Some(item) = ring.next() {
+            self.sockets.on_record(&item, now, &mut self.events);
+            drop(item);
+            for event in self.events.drain(..) {
+                self.tracker.handle(event, now, &mut self.outputs);
+            }
+        }
+        self.handle_outputs()
+    }
+
+    fn handle_outputs(&mut self) -> anyhow::Result<()> {
+        for output in std::mem::take(&mut self.outputs) {
+            match output {
+                Output::StopSampling(leg) => {
+                    for &cookie in self.sockets.cookies(leg) {
+                        self.capture.stop_sampling(cookie);
+                    }
+                }
+                Output::Record(leg) => {
+                    self.sockets.reported(leg.leg);
+                    let record = ConnectionRecord::from_leg(&leg, &self.node);
+                    self.records += 1;
+                    if let Err(error) = self.printer.print(&record) {
+                        if error.kind() == std::io::ErrorKind::BrokenPipe {
+                            anyhow::bail!("standard output closed");
+                        }
+                        return Err(error).context("writing a record");
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn log_counters(&self) {
+        let kernel = self.capture.counters();
+        let sockets = self.sockets.stats();
+        let tracker = self.tracker.stats();
+        let lost: Vec<String> = drop_reason::NAMES
+            .iter()
+            .zip(kernel.drops)
+            .filter(|(_, n)| *n > 0)
+            .map(|(name, n)| format!("{name}={n}"))
+            .collect();
+        tracing::info!(
+            records = self.records,
+            legs_tracked = self.tracker.len(),
+            sockets_tracked = self.sockets.len(),
+            kernel_lost = %if lost.is_empty() { "0".to_owned() } else { lost.join(",") },
+            orphan_samples = sockets.orphan_samples,
+            orphan_closes = sockets.orphan_closes,
+            undecodable = sockets.undecodable,
+            legs_dropped_full = tracker.legs_dropped_full,
+            legs_idle_expired = tracker.legs_idle_expired,
+            "counters"
+        );
+    }
+}
+
+/// The wall-clock time at which CLOCK_MONOTONIC (the clock of `bpf_ktime_get_ns`) read zero.
+fn boot_wall_clock() -> SystemTime {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: ts is a valid, writable timespec.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    let since_boot = if rc == 0 {
+        Duration::new(ts.tv_sec.max(0) as u64, ts.tv_nsec.clamp(0, 999_999_999) as u32)
+    } else {
+        Duration::ZERO
+    };
+    SystemTime::now().checked_sub(since_boot).unwrap_or(SystemTime::UNIX_EPOCH)
 }

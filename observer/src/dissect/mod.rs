@@ -3,9 +3,7 @@
 //! Placeholder until the dissector lands: recognises a TLS handshake record or plaintext bytes
 //! without looking inside.
 
-use crate::classify::{
-    Classification, Input, Progress, Protocol, Security, StreamEnd, UnknownReason,
-};
+use crate::classify::{Classification, Input, Progress, Protocol, Security, StreamEnd, UnknownReason};
 
 pub fn classify(input: &Input<'_>) -> Progress {
     let ended = input.client_end != StreamEnd::Open && input.server_end != StreamEnd::Open;

@@ -26,11 +26,7 @@ pub struct Printer<W: Write> {
 
 impl<W: Write> Printer<W> {
     pub fn new(format: Format, out: W) -> Self {
-        Self {
-            format,
-            table: Table::default(),
-            out,
-        }
+        Self { format, table: Table::default(), out }
     }
 
     pub fn print(&mut self, record: &ConnectionRecord) -> std::io::Result<()> {

@@ -77,9 +77,7 @@ fn endpoint(peer: &Peer) -> EndpointRecord {
 
 /// `2026-11-26T14:00:00.123Z` without a date library: civil-from-days (H. Hinnant's algorithm).
 pub fn rfc3339_millis(time: SystemTime) -> String {
-    let since = time
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default();
+    let since = time.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
     let secs = since.as_secs();
     let millis = since.subsec_millis();
     let days = (secs / 86_400) as i64;
@@ -107,10 +105,7 @@ mod tests {
     fn timestamps_are_rfc3339_utc_with_millis() {
         let t = SystemTime::UNIX_EPOCH + Duration::from_millis(1_795_701_600_123);
         assert_eq!(rfc3339_millis(t), "2026-11-26T14:00:00.123Z");
-        assert_eq!(
-            rfc3339_millis(SystemTime::UNIX_EPOCH),
-            "1970-01-01T00:00:00.000Z"
-        );
+        assert_eq!(rfc3339_millis(SystemTime::UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
         let leap = SystemTime::UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
         assert_eq!(rfc3339_millis(leap), "2000-02-29T00:00:00.000Z");
     }

@@ -67,32 +67,15 @@ pub struct Peer {
 #[derive(Clone, Debug)]
 pub enum Event {
     /// A leg begins (its first socket reached ESTABLISHED, or a SYN was seen in a capture).
-    Open {
-        leg: LegId,
-        time: SystemTime,
-        client: Peer,
-        server: Peer,
-        observed_at: ObservedAt,
-    },
-    /// The other end's socket of a leg is also on this node.
-    Joined {
-        leg: LegId,
-        side: Side,
-        process: Option<Process>,
-    },
+    Open { leg: LegId, time: SystemTime, client: Peer, server: Peer, observed_at: ObservedAt },
+    /// The other end's socket of a leg is also on this node. `local` and `remote` are that
+    /// socket's own addresses: a joining client's view replaces the leg's addresses, since the
+    /// client socket holds the original destination behind a REDIRECT.
+    Joined { leg: LegId, side: Side, process: Option<Process>, local: SocketAddr, remote: SocketAddr },
     /// Payload bytes starting at `offset` in the direction's stream.
-    Data {
-        leg: LegId,
-        direction: Direction,
-        offset: u64,
-        bytes: Vec<u8>,
-    },
+    Data { leg: LegId, direction: Direction, offset: u64, bytes: Vec<u8> },
     /// No more bytes of this direction will be delivered (the sampling budget is spent).
-    DirectionEnd {
-        leg: LegId,
-        direction: Direction,
-        end: StreamEnd,
-    },
+    DirectionEnd { leg: LegId, direction: Direction, end: StreamEnd },
     /// The leg closed.
     Close { leg: LegId },
 }
@@ -110,6 +93,7 @@ pub struct LegRecord {
 }
 
 /// What the tracker hands back.
+#[expect(clippy::large_enum_variant, reason = "records are moved out at once; boxing would allocate per leg")]
 #[derive(Clone, Debug, PartialEq)]
 pub enum Output {
     /// The classification is final: the source may stop sampling this leg.

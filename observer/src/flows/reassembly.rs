@@ -43,8 +43,7 @@ impl Reassembly {
             return; // all seen already
         }
         if offset <= have {
-            self.contiguous
-                .extend_from_slice(&bytes[(have - offset) as usize..]);
+            self.contiguous.extend_from_slice(&bytes[(have - offset) as usize..]);
             self.drain_pending();
         } else if self.pending.len() < MAX_PENDING_PIECES {
             let at = self.pending.partition_point(|(o, _)| *o <= offset);
@@ -63,8 +62,7 @@ impl Reassembly {
             let (offset, piece) = self.pending.remove(0);
             let end = offset + piece.len() as u64;
             if end > have {
-                self.contiguous
-                    .extend_from_slice(&piece[(have - offset) as usize..]);
+                self.contiguous.extend_from_slice(&piece[(have - offset) as usize..]);
             }
         }
     }
@@ -121,13 +119,7 @@ mod tests {
 
     #[test]
     fn duplicates_and_retransmits_change_nothing() {
-        let r = assemble(&[
-            (0, b"abc"),
-            (0, b"abc"),
-            (1, b"bc"),
-            (3, b"def"),
-            (3, b"def"),
-        ]);
+        let r = assemble(&[(0, b"abc"), (0, b"abc"), (1, b"bc"), (3, b"def"), (3, b"def")]);
         assert_eq!(r.bytes(), b"abcdef");
     }
 

@@ -25,11 +25,7 @@ pub struct TrackerConfig {
 
 impl Default for TrackerConfig {
     fn default() -> Self {
-        Self {
-            max_legs: 100_000,
-            pair_grace: Duration::from_millis(100),
-            idle_timeout: Duration::from_secs(300),
-        }
+        Self { max_legs: 100_000, pair_grace: Duration::from_millis(100), idle_timeout: Duration::from_secs(300) }
     }
 }
 
@@ -99,11 +95,7 @@ pub struct Tracker {
 
 impl Tracker {
     pub fn new(config: TrackerConfig) -> Self {
-        Self {
-            config,
-            legs: HashMap::new(),
-            stats: TrackerStats::default(),
-        }
+        Self { config, legs: HashMap::new(), stats: TrackerStats::default() }
     }
 
     pub fn stats(&self) -> TrackerStats {
@@ -122,13 +114,7 @@ impl Tracker {
     /// Apply one event; what it produces is appended to `out`.
     pub fn handle(&mut self, event: Event, now: Instant, out: &mut Vec<Output>) {
         let leg = match event {
-            Event::Open {
-                leg,
-                time,
-                client,
-                server,
-                observed_at,
-            } => {
+            Event::Open { leg, time, client, server, observed_at } => {
                 if self.legs.contains_key(&leg) {
                     return;
                 }
@@ -161,11 +147,16 @@ impl Tracker {
                 );
                 leg
             }
-            Event::Joined { leg, side, process } => {
+            Event::Joined { leg, side, process, local, remote } => {
                 let Some(state) = self.state(leg) else { return };
+                let record = &mut state.record;
+                if side == Side::Client {
+                    record.client.addr = local;
+                    record.server.addr = remote;
+                }
                 let peer: &mut Peer = match side {
-                    Side::Client => &mut state.record.client,
-                    Side::Server => &mut state.record.server,
+                    Side::Client => &mut record.client,
+                    Side::Server => &mut record.server,
                 };
                 if peer.process.is_none() {
                     peer.process = process;
@@ -173,12 +164,7 @@ impl Tracker {
                 state.record.observed_at = ObservedAt::Both;
                 leg
             }
-            Event::Data {
-                leg,
-                direction,
-                offset,
-                bytes,
-            } => {
+            Event::Data { leg, direction, offset, bytes } => {
                 let Some(state) = self.state(leg) else { return };
                 match direction {
                     Direction::ClientToServer => state.client.insert(offset, &bytes),
@@ -186,11 +172,7 @@ impl Tracker {
                 }
                 leg
             }
-            Event::DirectionEnd {
-                leg,
-                direction,
-                end,
-            } => {
+            Event::DirectionEnd { leg, direction, end } => {
                 let Some(state) = self.state(leg) else { return };
                 match direction {
                     Direction::ClientToServer => state.client_end = end,
@@ -274,9 +256,7 @@ impl Tracker {
 fn final_classification(state: &LegState, reason: UnknownReason) -> Classification {
     match state.classify() {
         Progress::Done(classification) => classification,
-        Progress::NeedMore
-            if state.client.bytes().is_empty() && state.server.bytes().is_empty() =>
-        {
+        Progress::NeedMore if state.client.bytes().is_empty() && state.server.bytes().is_empty() => {
             Classification::unknown(UnknownReason::NoData)
         }
         Progress::NeedMore => Classification::unknown(reason),

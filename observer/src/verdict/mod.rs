@@ -68,12 +68,6 @@ pub struct Verdict {
 
 impl Verdict {
     pub fn unevaluated() -> Self {
-        Self {
-            status: Status::Unevaluated,
-            expected: None,
-            kind: None,
-            policy: None,
-            reason: None,
-        }
+        Self { status: Status::Unevaluated, expected: None, kind: None, policy: None, reason: None }
     }
 }

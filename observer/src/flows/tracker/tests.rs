@@ -4,10 +4,7 @@ use super::*;
 use crate::classify::Security;
 
 fn peer(addr: &str) -> Peer {
-    Peer {
-        addr: addr.parse().expect("test address"),
-        process: None,
-    }
+    Peer { addr: addr.parse().expect("test address"), process: None }
 }
 
 fn open(leg: LegId, observed_at: ObservedAt) -> Event {
@@ -21,12 +18,7 @@ fn open(leg: LegId, observed_at: ObservedAt) -> Event {
 }
 
 fn data(leg: LegId, offset: u64, bytes: &[u8]) -> Event {
-    Event::Data {
-        leg,
-        direction: Direction::ClientToServer,
-        offset,
-        bytes: bytes.to_vec(),
-    }
+    Event::Data { leg, direction: Direction::ClientToServer, offset, bytes: bytes.to_vec() }
 }
 
 fn records(out: &[Output]) -> Vec<&LegRecord> {
@@ -48,10 +40,7 @@ fn a_wire_leg_is_reported_once_as_soon_as_it_is_decided() {
     tracker.handle(data(1, 0, b"GET / HTTP/1.1\r\n"), now, &mut out);
     assert_eq!(out.first(), Some(&Output::StopSampling(1)));
     assert_eq!(records(&out).len(), 1);
-    assert_eq!(
-        records(&out)[0].classification.security,
-        Security::Plaintext
-    );
+    assert_eq!(records(&out)[0].classification.security, Security::Plaintext);
     out.clear();
     tracker.handle(data(1, 16, b"Host: x\r\n"), now, &mut out);
     tracker.handle(Event::Close { leg: 1 }, now, &mut out);
@@ -61,28 +50,51 @@ fn a_wire_leg_is_reported_once_as_soon_as_it_is_decided() {
 
 #[test]
 fn a_one_sided_leg_waits_for_its_peer_socket() {
-    let config = TrackerConfig {
-        pair_grace: Duration::from_millis(100),
-        ..Default::default()
-    };
+    let config = TrackerConfig { pair_grace: Duration::from_millis(100), ..Default::default() };
     let mut tracker = Tracker::new(config);
     let t0 = Instant::now();
     let mut out = Vec::new();
     tracker.handle(open(7, ObservedAt::Client), t0, &mut out);
     tracker.handle(data(7, 0, b"GET / HTTP/1.1\r\n"), t0, &mut out);
     assert!(records(&out).is_empty());
-    tracker.handle(
-        Event::Joined {
-            leg: 7,
-            side: Side::Server,
-            process: None,
-        },
-        t0,
-        &mut out,
-    );
+    let joined = Event::Joined {
+        leg: 7,
+        side: Side::Server,
+        process: None,
+        local: "10.0.0.2:80".parse().expect("test address"),
+        remote: "10.0.0.1:40000".parse().expect("test address"),
+    };
+    tracker.handle(joined, t0, &mut out);
     let reported = records(&out);
     assert_eq!(reported.len(), 1);
     assert_eq!(reported[0].observed_at, ObservedAt::Both);
+    assert_eq!(reported[0].server.addr.to_string(), "10.0.0.2:80", "the client's view of the server is kept");
+}
+
+#[test]
+fn a_joining_client_brings_the_original_destination() {
+    let mut tracker = Tracker::new(TrackerConfig::default());
+    let t0 = Instant::now();
+    let mut out = Vec::new();
+    let server_first = Event::Open {
+        leg: 9,
+        time: SystemTime::UNIX_EPOCH,
+        client: peer("10.0.0.1:40000"),
+        server: peer("127.0.0.1:15001"),
+        observed_at: ObservedAt::Server,
+    };
+    tracker.handle(server_first, t0, &mut out);
+    let joined = Event::Joined {
+        leg: 9,
+        side: Side::Client,
+        process: None,
+        local: "10.0.0.1:40000".parse().expect("test address"),
+        remote: "10.0.0.2:8080".parse().expect("test address"),
+    };
+    tracker.handle(joined, t0, &mut out);
+    tracker.handle(data(9, 0, b"GET / HTTP/1.1\r\n"), t0, &mut out);
+    let reported = records(&out);
+    assert_eq!(reported[0].server.addr.to_string(), "10.0.0.2:8080");
 }
 
 #[test]
@@ -108,10 +120,7 @@ fn a_leg_closed_without_bytes_is_unknown_no_data() {
     tracker.handle(Event::Close { leg: 4 }, now, &mut out);
     let reported = records(&out);
     assert_eq!(reported.len(), 1);
-    assert_eq!(
-        reported[0].classification,
-        Classification::unknown(UnknownReason::NoData)
-    );
+    assert_eq!(reported[0].classification, Classification::unknown(UnknownReason::NoData));
 }
 
 #[test]
@@ -121,18 +130,12 @@ fn flush_reports_undecided_legs_as_stopped() {
     let mut out = Vec::new();
     tracker.handle(open(5, ObservedAt::Wire), now, &mut out);
     tracker.flush(&mut out);
-    assert_eq!(
-        records(&out)[0].classification,
-        Classification::unknown(UnknownReason::NoData)
-    );
+    assert_eq!(records(&out)[0].classification, Classification::unknown(UnknownReason::NoData));
 }
 
 #[test]
 fn opens_beyond_the_limit_are_counted_and_refused() {
-    let mut tracker = Tracker::new(TrackerConfig {
-        max_legs: 2,
-        ..Default::default()
-    });
+    let mut tracker = Tracker::new(TrackerConfig { max_legs: 2, ..Default::default() });
     let now = Instant::now();
     let mut out = Vec::new();
     for leg in 0..3 {

@@ -1,0 +1,160 @@
+//! Loading the eBPF object, attaching its programs at a cgroup v2 directory, and the map handles
+//! userspace needs. Dropping a [`LiveCapture`] detaches everything: the links belong to this process.
+
+use std::{fs::File, path::Path};
+
+use aya::{
+    Ebpf, EbpfLoader,
+    maps::{HashMap, MapData, PerCpuArray, RingBuf},
+    programs::{CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, CgroupSock, SockOps},
+};
+use observer_common::{ConnState, ListenerKey, Owner, conn_flags, drop_reason, names};
+
+/// Why the live capture could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CaptureError {
+    /// The cgroup directory could not be opened.
+    #[error("cannot open cgroup {path}: {source}")]
+    Cgroup { path: String, source: std::io::Error },
+    /// The kernel refused the object (maps or BTF).
+    #[error("the kernel refused the eBPF object: {0}")]
+    Load(#[from] aya::EbpfError),
+    /// A program is of the wrong type, or attaching it failed.
+    #[error("eBPF program {program}: {source}")]
+    Program { program: &'static str, source: aya::programs::ProgramError },
+    /// The verifier (or the kernel's permission checks) refused a program. The whole log is
+    /// logged at debug level; the error keeps its last lines, where the verifier says why.
+    #[error("the kernel refused eBPF program {program}: {error}; verifier: {log_tail}")]
+    Verifier { program: &'static str, error: std::io::Error, log_tail: String },
+    /// A map is missing or of the wrong type.
+    #[error("eBPF map {map}: {source}")]
+    Map { map: &'static str, source: aya::maps::MapError },
+    /// A map is missing from the object.
+    #[error("eBPF map {0} missing from the object")]
+    MissingMap(&'static str),
+    /// A program is missing from the object.
+    #[error("eBPF program {0} missing from the object")]
+    MissingProgram(&'static str),
+}
+
+/// Kernel-side counters of everything not delivered, summed over CPUs, by `drop_reason`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KernelCounters {
+    pub drops: [u64; drop_reason::COUNT as usize],
+}
+
+/// The loaded and attached programs with the maps userspace uses.
+pub struct LiveCapture {
+    // Field order matters for drop: maps first, then the programs and their links.
+    conns: HashMap<MapData, u64, ConnState>,
+    drops: PerCpuArray<MapData, u64>,
+    _ebpf: Ebpf,
+}
+
+/// Ring buffer bytes past which the kernel wakes userspace (below it userspace polls on a timer).
+const WAKEUP_BYTES: u64 = 512 * 1024;
+
+impl LiveCapture {
+    /// Load the object and attach every program at `cgroup`. Returns the capture and its ring buffer.
+    pub fn attach(object: &[u8], cgroup: &Path) -> Result<(Self, RingBuf<MapData>), CaptureError> {
+        let cgroup_file =
+            File::open(cgroup).map_err(|source| CaptureError::Cgroup { path: cgroup.display().to_string(), source })?;
+        let mut ebpf = EbpfLoader::new().override_global(names::WAKEUP_BYTES, &WAKEUP_BYTES, true).load(object)?;
+
+        // Owners first, so sockets created while the rest attaches are already attributed.
+        for name in [names::SOCK_CREATE, names::POST_BIND4, names::POST_BIND6] {
+            let program: &mut CgroupSock = program(&mut ebpf, name)?;
+            program.load().map_err(|source| load_error(name, source))?;
+            program
+                .attach(&cgroup_file, CgroupAttachMode::default())
+                .map_err(|source| CaptureError::Program { program: name, source })?;
+        }
+        let sock_ops: &mut SockOps = program(&mut ebpf, names::SOCK_OPS)?;
+        sock_ops.load().map_err(|source| load_error(names::SOCK_OPS, source))?;
+        sock_ops
+            .attach(&cgroup_file, CgroupAttachMode::default())
+            .map_err(|source| CaptureError::Program { program: names::SOCK_OPS, source })?;
+        for (name, attach_type) in
+            [(names::SKB_EGRESS, CgroupSkbAttachType::Egress), (names::SKB_INGRESS, CgroupSkbAttachType::Ingress)]
+        {
+            let program: &mut CgroupSkb = program(&mut ebpf, name)?;
+            program.load().map_err(|source| load_error(name, source))?;
+            program
+                .attach(&cgroup_file, attach_type, CgroupAttachMode::default())
+                .map_err(|source| CaptureError::Program { program: name, source })?;
+        }
+
+        let ring = RingBuf::try_from(take_map(&mut ebpf, names::EVENTS)?)
+            .map_err(|source| CaptureError::Map { map: names::EVENTS, source })?;
+        let conns = HashMap::try_from(take_map(&mut ebpf, names::CONNS)?)
+            .map_err(|source| CaptureError::Map { map: names::CONNS, source })?;
+        let drops = PerCpuArray::try_from(take_map(&mut ebpf, names::DROPS)?)
+            .map_err(|source| CaptureError::Map { map: names::DROPS, source })?;
+        seed_listeners(&mut ebpf, cgroup)?;
+        Ok((Self { conns, drops, _ebpf: ebpf }, ring))
+    }
+
+    /// Tell the kernel to stop sampling a socket (its leg is classified). A socket that already
+    /// closed is not an error.
+    pub fn stop_sampling(&mut self, cookie: u64) {
+        const BPF_EXIST: u64 = 2;
+        if let Ok(mut state) = self.conns.get(&cookie, 0) {
+            state.flags |= conn_flags::ALL_DONE;
+            // Fails only if the socket closed in between: nothing left to stop.
+            let _ = self.conns.insert(cookie, state, BPF_EXIST);
+        }
+    }
+
+    /// The kernel's drop counters, summed over CPUs.
+    pub fn counters(&self) -> KernelCounters {
+        let mut counters = KernelCounters::default();
+        for (index, slot) in counters.drops.iter_mut().enumerate() {
+            if let Ok(values) = self.drops.get(&(index as u32), 0) {
+                *slot = values.iter().sum();
+            }
+        }
+        counters
+    }
+}
+
+fn program<'a, T>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut T, CaptureError>
+where
+    &'a mut T: TryFrom<&'a mut aya::programs::Program, Error = aya::programs::ProgramError>,
+{
+    let program = ebpf.program_mut(name).ok_or(CaptureError::MissingProgram(name))?;
+    program.try_into().map_err(|source| CaptureError::Program { program: name, source })
+}
+
+/// Record the owners of listeners bound before the programs were attached. An entry the kernel
+/// wrote meanwhile (a fresh bind) is newer and wins.
+fn seed_listeners(ebpf: &mut Ebpf, cgroup: &Path) -> Result<(), CaptureError> {
+    const BPF_NOEXIST: u64 = 1;
+    let map = ebpf.map_mut(names::LISTENERS).ok_or(CaptureError::MissingMap(names::LISTENERS))?;
+    let mut listeners: HashMap<_, ListenerKey, Owner> =
+        HashMap::try_from(map).map_err(|source| CaptureError::Map { map: names::LISTENERS, source })?;
+    let found = super::listeners::scan(cgroup);
+    let count = found.len();
+    for listener in found {
+        let _ = listeners.insert(listener.key, listener.owner, BPF_NOEXIST);
+    }
+    tracing::debug!(count, "listeners seeded from /proc");
+    Ok(())
+}
+
+fn load_error(program: &'static str, source: aya::programs::ProgramError) -> CaptureError {
+    match source {
+        aya::programs::ProgramError::LoadError { io_error, verifier_log } => {
+            let log = verifier_log.to_string();
+            tracing::debug!(program, log = %log, "verifier log");
+            let tail: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
+            let log_tail = tail[tail.len().saturating_sub(3)..].join(" | ");
+            CaptureError::Verifier { program, error: io_error, log_tail }
+        }
+        source => CaptureError::Program { program, source },
+    }
+}
+
+fn take_map(ebpf: &mut Ebpf, name: &'static str) -> Result<aya::maps::Map, CaptureError> {
+    ebpf.take_map(name).ok_or(CaptureError::MissingMap(name))
+}

@@ -1,0 +1,252 @@
+//! From sockets to legs. The kernel reports sockets (by cookie); a leg is a TCP connection, seen
+//! from one socket or, when both ends live on this node, from two. This table pairs the two
+//! sockets of a local connection, maps each socket's egress/ingress onto the leg's
+//! client-to-server/server-to-client streams, and turns kernel events into [`flows::Event`]s.
+//!
+//! Pairing key: the client socket's local address equals the server socket's remote address.
+//! That holds across network namespaces and behind Istio's REDIRECT (where the server socket's
+//! local address is the proxy's 127.0.0.1:15001, not what the client dialled). Loopback
+//! addresses repeat in every namespace, so for them the key includes the namespace.
+
+use std::{
+    collections::HashMap,
+    net::SocketAddr,
+    time::{Duration, Instant, SystemTime},
+};
+
+use observer_common::{OpenEvent, SAMPLE_BUDGET, direction, role};
+
+use super::events::{self, KernelEvent};
+use crate::{
+    classify::StreamEnd,
+    flows::{self, Direction, LegId, ObservedAt, Peer, Process, Side},
+};
+
+/// How long a closed socket stays pairable: its peer's open may still be in flight.
+const CLOSED_RETENTION: Duration = Duration::from_secs(2);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct PairKey {
+    /// The network namespace cookie for loopback addresses, 0 for the others.
+    scope: u64,
+    addr: SocketAddr,
+}
+
+impl PairKey {
+    fn new(netns: u64, addr: SocketAddr) -> Self {
+        Self { scope: if addr.ip().is_loopback() { netns } else { 0 }, addr }
+    }
+}
+
+struct SocketEntry {
+    leg: LegId,
+    side: Side,
+    key: PairKey,
+    closed_at: Option<Instant>,
+}
+
+#[derive(Default)]
+struct LegSockets {
+    cookies: Vec<u64>,
+    open: usize,
+    /// The tracker reported the leg: later events of its sockets are dropped here.
+    reported: bool,
+}
+
+/// Counters of kernel events that could not be attributed; exported as metrics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SocketStats {
+    /// Samples of a socket whose open was not seen (lost, or opened before the observer started).
+    pub orphan_samples: u64,
+    /// Closes of a socket whose open was not seen.
+    pub orphan_closes: u64,
+    /// Records the decoder rejected.
+    pub undecodable: u64,
+}
+
+/// The sockets of the open legs.
+pub struct Sockets {
+    sockets: HashMap<u64, SocketEntry>,
+    legs: HashMap<LegId, LegSockets>,
+    /// Client sockets by their local address, and server sockets by their remote address.
+    clients: HashMap<PairKey, u64>,
+    servers: HashMap<PairKey, u64>,
+    /// Wall clock minus the monotonic clock, to date kernel timestamps.
+    boot_wall: SystemTime,
+    stats: SocketStats,
+}
+
+impl Sockets {
+    /// `boot_wall`: the wall-clock time at which CLOCK_MONOTONIC was zero.
+    pub fn new(boot_wall: SystemTime) -> Self {
+        Self {
+            sockets: HashMap::new(),
+            legs: HashMap::new(),
+            clients: HashMap::new(),
+            servers: HashMap::new(),
+            boot_wall,
+            stats: SocketStats::default(),
+        }
+    }
+
+    pub fn stats(&self) -> SocketStats {
+        self.stats
+    }
+
+    /// Sockets currently known.
+    pub fn len(&self) -> usize {
+        self.sockets.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.sockets.is_empty()
+    }
+
+    /// Decode a ring buffer record and translate it.
+    pub fn on_record(&mut self, record: &[u8], now: Instant, out: &mut Vec<flows::Event>) {
+        match events::decode(record) {
+            Ok(event) => self.on_event(event, now, out),
+            Err(error) => {
+                self.stats.undecodable += 1;
+                tracing::debug!(%error, "undecodable ring buffer record");
+            }
+        }
+    }
+
+    pub fn on_event(&mut self, event: KernelEvent<'_>, now: Instant, out: &mut Vec<flows::Event>) {
+        match event {
+            KernelEvent::Open(open) => self.on_open(&open, out),
+            KernelEvent::Sample { cookie, direction, offset, data, .. } => {
+                let Some(entry) = self.sockets.get(&cookie) else {
+                    self.stats.orphan_samples += 1;
+                    return;
+                };
+                if self.legs.get(&entry.leg).is_none_or(|l| l.reported) {
+                    return;
+                }
+                let sent = direction == direction::EGRESS;
+                let dir = match (entry.side, sent) {
+                    (Side::Client, true) | (Side::Server, false) => Direction::ClientToServer,
+                    (Side::Client, false) | (Side::Server, true) => Direction::ServerToClient,
+                };
+                let leg = entry.leg;
+                let end = u64::from(offset) + data.len() as u64;
+                out.push(flows::Event::Data { leg, direction: dir, offset: u64::from(offset), bytes: data.to_vec() });
+                if end >= u64::from(SAMPLE_BUDGET) {
+                    out.push(flows::Event::DirectionEnd { leg, direction: dir, end: StreamEnd::BudgetSpent });
+                }
+            }
+            KernelEvent::Close(close) => {
+                let Some(entry) = self.sockets.get_mut(&close.header.cookie) else {
+                    self.stats.orphan_closes += 1;
+                    return;
+                };
+                if entry.closed_at.is_some() {
+                    return;
+                }
+                entry.closed_at = Some(now);
+                let leg = entry.leg;
+                if let Some(sockets) = self.legs.get_mut(&leg) {
+                    sockets.open = sockets.open.saturating_sub(1);
+                    if sockets.open == 0 && !sockets.reported {
+                        out.push(flows::Event::Close { leg });
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_open(&mut self, open: &OpenEvent, out: &mut Vec<flows::Event>) {
+        let cookie = open.header.cookie;
+        if self.sockets.contains_key(&cookie) {
+            return;
+        }
+        let (local, remote) = events::addresses(open);
+        let process = (open.owner.known != 0).then(|| Process {
+            pid: open.owner.pid,
+            uid: open.owner.uid,
+            comm: events::comm(&open.owner.comm),
+            cgroup_id: open.owner.cgroup_id,
+        });
+        let (side, key, peer_key) = if open.role == role::ACTIVE {
+            (Side::Client, PairKey::new(open.netns_cookie, local), PairKey::new(open.netns_cookie, local))
+        } else {
+            (Side::Server, PairKey::new(open.netns_cookie, remote), PairKey::new(open.netns_cookie, remote))
+        };
+        let waiting_peer = match side {
+            Side::Client => self.servers.remove(&peer_key),
+            Side::Server => self.clients.remove(&peer_key),
+        };
+        let peer_leg = waiting_peer
+            .and_then(|peer| self.sockets.get(&peer))
+            .map(|peer| peer.leg)
+            .filter(|leg| self.legs.get(leg).is_some_and(|l| !l.reported));
+
+        let leg = if let Some(leg) = peer_leg {
+            out.push(flows::Event::Joined { leg, side, process, local, remote });
+            leg
+        } else {
+            let time = self.boot_wall + Duration::from_nanos(open.header.ktime_ns);
+            let (client, server, observed_at) = match side {
+                Side::Client => {
+                    (Peer { addr: local, process }, Peer { addr: remote, process: None }, ObservedAt::Client)
+                }
+                Side::Server => {
+                    (Peer { addr: remote, process: None }, Peer { addr: local, process }, ObservedAt::Server)
+                }
+            };
+            out.push(flows::Event::Open { leg: cookie, time, client, server, observed_at });
+            match side {
+                Side::Client => self.clients.insert(key, cookie),
+                Side::Server => self.servers.insert(key, cookie),
+            };
+            cookie
+        };
+        let sockets = self.legs.entry(leg).or_default();
+        sockets.cookies.push(cookie);
+        sockets.open += 1;
+        self.sockets.insert(cookie, SocketEntry { leg, side, key, closed_at: None });
+    }
+
+    /// The sockets of a leg (for telling the kernel to stop sampling them).
+    pub fn cookies(&self, leg: LegId) -> &[u64] {
+        self.legs.get(&leg).map_or(&[], |l| l.cookies.as_slice())
+    }
+
+    /// The tracker reported the leg: drop its sockets' later events.
+    pub fn reported(&mut self, leg: LegId) {
+        if let Some(sockets) = self.legs.get_mut(&leg) {
+            sockets.reported = true;
+        }
+    }
+
+    /// Forget sockets closed long enough ago, and legs without sockets.
+    pub fn tick(&mut self, now: Instant) {
+        let mut gone = Vec::new();
+        self.sockets.retain(|cookie, entry| {
+            let keep = entry.closed_at.is_none_or(|at| now.saturating_duration_since(at) < CLOSED_RETENTION);
+            if !keep {
+                gone.push((*cookie, entry.leg, entry.side, entry.key));
+            }
+            keep
+        });
+        for (cookie, leg, side, key) in gone {
+            let index = match side {
+                Side::Client => &mut self.clients,
+                Side::Server => &mut self.servers,
+            };
+            if index.get(&key) == Some(&cookie) {
+                index.remove(&key);
+            }
+            if let Some(sockets) = self.legs.get_mut(&leg) {
+                sockets.cookies.retain(|c| *c != cookie);
+                if sockets.cookies.is_empty() {
+                    self.legs.remove(&leg);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

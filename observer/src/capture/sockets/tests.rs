@@ -1,0 +1,159 @@
+use std::net::{IpAddr, SocketAddr};
+
+use observer_common::{CloseEvent, EventHeader, Owner, event_kind};
+
+use super::*;
+
+fn open_event(cookie: u64, netns: u64, role: u32, local: &str, remote: &str, comm: &[u8]) -> OpenEvent {
+    let local: SocketAddr = local.parse().expect("test address");
+    let remote: SocketAddr = remote.parse().expect("test address");
+    let octets = |ip: IpAddr| match ip {
+        IpAddr::V4(v4) => {
+            let mut raw = [0u8; 16];
+            raw[..4].copy_from_slice(&v4.octets());
+            raw
+        }
+        IpAddr::V6(v6) => v6.octets(),
+    };
+    let mut name = [0u8; 16];
+    name[..comm.len()].copy_from_slice(comm);
+    OpenEvent {
+        header: EventHeader { kind: event_kind::OPEN, _pad: 0, cookie, ktime_ns: 1_000 },
+        netns_cookie: netns,
+        owner: Owner { pid: cookie as u32, uid: 0, gid: 0, known: 1, cgroup_id: 0, comm: name },
+        family: if local.is_ipv4() { 2 } else { 10 },
+        role,
+        local_addr: octets(local.ip()),
+        remote_addr: octets(remote.ip()),
+        local_port: local.port(),
+        remote_port: remote.port(),
+        _pad: 0,
+    }
+}
+
+fn close_event(cookie: u64) -> KernelEvent<'static> {
+    KernelEvent::Close(CloseEvent {
+        header: EventHeader { kind: event_kind::CLOSE, _pad: 0, cookie, ktime_ns: 2_000 },
+        flags: 0,
+        _pad: 0,
+    })
+}
+
+fn sample(cookie: u64, dir: u32, offset: u32, data: &'static [u8]) -> KernelEvent<'static> {
+    KernelEvent::Sample { cookie, direction: dir, offset, segment_len: data.len() as u32, data }
+}
+
+fn table() -> Sockets {
+    Sockets::new(SystemTime::UNIX_EPOCH)
+}
+
+#[test]
+fn the_two_sockets_of_a_loopback_connection_make_one_leg() {
+    let mut sockets = table();
+    let now = Instant::now();
+    let mut out = Vec::new();
+    let client = open_event(1, 9, role::ACTIVE, "127.0.0.1:40000", "127.0.0.1:8080", b"curl");
+    let server = open_event(2, 9, role::PASSIVE, "127.0.0.1:8080", "127.0.0.1:40000", b"python3");
+    sockets.on_event(KernelEvent::Open(client), now, &mut out);
+    sockets.on_event(KernelEvent::Open(server), now, &mut out);
+    assert!(matches!(out[0], flows::Event::Open { leg: 1, observed_at: ObservedAt::Client, .. }));
+    let flows::Event::Joined { leg: 1, side: Side::Server, process: Some(ref p), .. } = out[1] else {
+        panic!("server did not join the client's leg: {out:?}")
+    };
+    assert_eq!(p.comm, "python3");
+    assert_eq!(sockets.cookies(1), &[1, 2]);
+
+    out.clear();
+    sockets.on_event(sample(1, direction::EGRESS, 0, b"GET"), now, &mut out);
+    sockets.on_event(sample(2, direction::INGRESS, 0, b"GET"), now, &mut out);
+    sockets.on_event(sample(2, direction::EGRESS, 0, b"HTTP"), now, &mut out);
+    let dirs: Vec<_> = out
+        .iter()
+        .map(|e| match e {
+            flows::Event::Data { direction, .. } => *direction,
+            other => panic!("unexpected {other:?}"),
+        })
+        .collect();
+    assert_eq!(dirs, [Direction::ClientToServer, Direction::ClientToServer, Direction::ServerToClient]);
+
+    out.clear();
+    sockets.on_event(close_event(1), now, &mut out);
+    assert!(out.is_empty(), "the leg stays open while one of its sockets is");
+    sockets.on_event(close_event(2), now, &mut out);
+    assert!(matches!(out[..], [flows::Event::Close { leg: 1 }]));
+}
+
+#[test]
+fn loopback_addresses_in_different_namespaces_do_not_pair() {
+    let mut sockets = table();
+    let now = Instant::now();
+    let mut out = Vec::new();
+    let client = open_event(1, 9, role::ACTIVE, "127.0.0.1:40000", "127.0.0.1:8080", b"curl");
+    let server = open_event(2, 10, role::PASSIVE, "127.0.0.1:8080", "127.0.0.1:40000", b"nginx");
+    sockets.on_event(KernelEvent::Open(client), now, &mut out);
+    sockets.on_event(KernelEvent::Open(server), now, &mut out);
+    assert!(matches!(out[1], flows::Event::Open { leg: 2, observed_at: ObservedAt::Server, .. }));
+}
+
+#[test]
+fn a_redirected_connection_pairs_with_the_proxy_and_keeps_the_original_destination() {
+    let mut sockets = table();
+    let now = Instant::now();
+    let mut out = Vec::new();
+    // Server socket first: the events of two CPUs can arrive in either order.
+    let proxy = open_event(5, 3, role::PASSIVE, "127.0.0.1:15001", "10.88.0.10:41000", b"haproxy");
+    let app = open_event(4, 3, role::ACTIVE, "10.88.0.10:41000", "10.88.0.20:8080", b"curl");
+    sockets.on_event(KernelEvent::Open(proxy), now, &mut out);
+    sockets.on_event(KernelEvent::Open(app), now, &mut out);
+    let flows::Event::Joined { leg: 5, side: Side::Client, remote, .. } = out[1] else {
+        panic!("app did not join the proxy's leg: {out:?}")
+    };
+    assert_eq!(remote.to_string(), "10.88.0.20:8080");
+}
+
+#[test]
+fn sockets_in_two_pods_pair_across_namespaces() {
+    let mut sockets = table();
+    let now = Instant::now();
+    let mut out = Vec::new();
+    let client = open_event(1, 3, role::ACTIVE, "[fd00:88::10]:41000", "[fd00:88::20]:443", b"openssl");
+    let server = open_event(2, 4, role::PASSIVE, "[fd00:88::20]:443", "[fd00:88::10]:41000", b"openssl");
+    sockets.on_event(KernelEvent::Open(client), now, &mut out);
+    sockets.on_event(KernelEvent::Open(server), now, &mut out);
+    assert!(matches!(out[1], flows::Event::Joined { leg: 1, side: Side::Server, .. }));
+}
+
+#[test]
+fn the_budget_end_is_reported_and_reported_legs_go_quiet() {
+    let mut sockets = table();
+    let now = Instant::now();
+    let mut out = Vec::new();
+    let client = open_event(1, 9, role::ACTIVE, "10.0.0.1:40000", "10.0.0.2:443", b"curl");
+    sockets.on_event(KernelEvent::Open(client), now, &mut out);
+    out.clear();
+    sockets.on_event(sample(1, direction::EGRESS, SAMPLE_BUDGET - 3, b"end"), now, &mut out);
+    assert!(matches!(
+        out[1],
+        flows::Event::DirectionEnd { leg: 1, direction: Direction::ClientToServer, end: StreamEnd::BudgetSpent }
+    ));
+    out.clear();
+    sockets.reported(1);
+    sockets.on_event(sample(1, direction::INGRESS, 0, b"late"), now, &mut out);
+    sockets.on_event(close_event(1), now, &mut out);
+    assert!(out.is_empty());
+    sockets.tick(now + CLOSED_RETENTION);
+    assert!(sockets.is_empty());
+    assert!(sockets.cookies(1).is_empty());
+}
+
+#[test]
+fn events_of_unknown_sockets_are_counted() {
+    let mut sockets = table();
+    let now = Instant::now();
+    let mut out = Vec::new();
+    sockets.on_event(sample(77, direction::EGRESS, 0, b"x"), now, &mut out);
+    sockets.on_event(close_event(77), now, &mut out);
+    sockets.on_record(&[0u8; 3], now, &mut out);
+    assert!(out.is_empty());
+    assert_eq!(sockets.stats(), SocketStats { orphan_samples: 1, orphan_closes: 1, undecodable: 1 });
+}
