@@ -28,23 +28,14 @@ where
     command.args(args);
     let shown = describe(&command);
     command
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
+        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let mut child = command
-        .spawn()
-        .with_context(|| format!("cannot start `{shown}`"))?;
+    let mut child = command.spawn().with_context(|| format!("cannot start `{shown}`"))?;
     if let (Some(bytes), Some(mut pipe)) = (stdin, child.stdin.take()) {
-        pipe.write_all(bytes)
-            .with_context(|| format!("cannot write stdin of `{shown}`"))?;
+        pipe.write_all(bytes).with_context(|| format!("cannot write stdin of `{shown}`"))?;
     }
-    let output = child
-        .wait_with_output()
-        .with_context(|| format!("cannot wait for `{shown}`"))?;
+    let output = child.wait_with_output().with_context(|| format!("cannot wait for `{shown}`"))?;
     if !output.status.success() {
         bail!(
             "`{shown}` failed ({}): {}{}",

@@ -39,10 +39,7 @@ impl ExpectedConn {
     }
 
     fn path(&self) -> (IpAddr, SocketAddr) {
-        (
-            self.client_ip.to_canonical(),
-            SocketAddr::new(self.server.ip().to_canonical(), self.server.port()),
-        )
+        (self.client_ip.to_canonical(), SocketAddr::new(self.server.ip().to_canonical(), self.server.port()))
     }
 }
 
@@ -119,12 +116,7 @@ fn check_one(e: &ExpectedConn, r: &Value, checks: &mut Checks) {
     if let Some(port) = e.client_port {
         let client = endpoint(r, "client");
         if client.map(|c| c.port()) != Some(port) {
-            checks.check(
-                label,
-                Err(anyhow::anyhow!(
-                    "client port: expected {port}, got {client:?}\n  in {r}"
-                )),
-            );
+            checks.check(label, Err(anyhow::anyhow!("client port: expected {port}, got {client:?}\n  in {r}")));
         }
     } else if at(r, "/client/port").as_u64().is_none_or(|p| p == 0) {
         checks.check(label, Err(anyhow::anyhow!("client port missing\n  in {r}")));

@@ -70,7 +70,5 @@ static SERIAL: Mutex<()> = Mutex::new(());
 /// connection on the machine, and two at once double the CPU load on a small machine).
 /// A test that panicked while holding it does not poison the others.
 pub fn serial() -> MutexGuard<'static, ()> {
-    SERIAL
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
+    SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }

@@ -65,12 +65,7 @@ impl Drop for Netns {
 
 fn pids_in(name: &str) -> Vec<u32> {
     cmd::ip(&["netns", "pids", name])
-        .map(|out| {
-            String::from_utf8_lossy(&out.stdout)
-                .split_whitespace()
-                .filter_map(|p| p.parse().ok())
-                .collect()
-        })
+        .map(|out| String::from_utf8_lossy(&out.stdout).split_whitespace().filter_map(|p| p.parse().ok()).collect())
         .unwrap_or_default()
 }
 

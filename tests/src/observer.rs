@@ -78,16 +78,8 @@ impl ObserverProcess {
             command.env("RUST_LOG", "info");
         }
         let shown = cmd::describe(&command);
-        let process = command
-            .spawn()
-            .with_context(|| format!("cannot start `{shown}`"))?;
-        let mut observer = Self {
-            process,
-            shown,
-            stdout_path,
-            stderr_path,
-            _logs: logs,
-        };
+        let process = command.spawn().with_context(|| format!("cannot start `{shown}`"))?;
+        let mut observer = Self { process, shown, stdout_path, stderr_path, _logs: logs };
         observer.wait_attached()?;
         Ok(observer)
     }
@@ -107,18 +99,10 @@ impl ObserverProcess {
                 return Ok(());
             }
             if let Some(status) = self.process.try_wait().context("cannot poll observer")? {
-                bail!(
-                    "`{}` exited ({status}) before attaching:\n{}",
-                    self.shown,
-                    self.stderr()
-                );
+                bail!("`{}` exited ({status}) before attaching:\n{}", self.shown, self.stderr());
             }
             if Instant::now() >= deadline {
-                bail!(
-                    "`{}` not attached after {ATTACH_TIMEOUT:?}:\n{}",
-                    self.shown,
-                    self.stderr()
-                );
+                bail!("`{}` not attached after {ATTACH_TIMEOUT:?}:\n{}", self.shown, self.stderr());
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -131,11 +115,7 @@ impl ObserverProcess {
     }
 
     /// Like [`ObserverProcess::stop_after`] with another signal (SIGTERM, as Kubernetes sends).
-    pub fn signal_after(
-        mut self,
-        sig: libc::c_int,
-        grace: Duration,
-    ) -> anyhow::Result<ObserverRun> {
+    pub fn signal_after(mut self, sig: libc::c_int, grace: Duration) -> anyhow::Result<ObserverRun> {
         std::thread::sleep(grace);
         if matches!(self.process.try_wait(), Ok(None)) {
             signal(self.pid(), sig);
@@ -157,16 +137,11 @@ impl ObserverProcess {
             if Instant::now() >= deadline {
                 signal(self.pid(), libc::SIGKILL);
                 let _ = self.process.wait();
-                bail!(
-                    "`{}` did not exit within {timeout:?}:\n{}",
-                    self.shown,
-                    self.stderr()
-                );
+                bail!("`{}` did not exit within {timeout:?}:\n{}", self.shown, self.stderr());
             }
             std::thread::sleep(Duration::from_millis(20));
         };
-        let stdout =
-            std::fs::read_to_string(&self.stdout_path).context("cannot read observer stdout")?;
+        let stdout = std::fs::read_to_string(&self.stdout_path).context("cannot read observer stdout")?;
         let mut records = Vec::new();
         let mut bad_lines = Vec::new();
         for line in stdout.lines().filter(|l| !l.trim().is_empty()) {
@@ -175,12 +150,7 @@ impl ObserverProcess {
                 _ => bad_lines.push(line.to_owned()),
             }
         }
-        Ok(ObserverRun {
-            status,
-            records: Records::new(records),
-            bad_lines,
-            stderr: self.stderr(),
-        })
+        Ok(ObserverRun { status, records: Records::new(records), bad_lines, stderr: self.stderr() })
     }
 }
 
@@ -191,10 +161,7 @@ impl ObserverRun {
             bail!("observer exited {}:\n{}", self.status, self.stderr);
         }
         if !self.bad_lines.is_empty() {
-            bail!(
-                "observer printed non-JSON lines:\n{}",
-                self.bad_lines.join("\n")
-            );
+            bail!("observer printed non-JSON lines:\n{}", self.bad_lines.join("\n"));
         }
         Ok(())
     }
@@ -220,8 +187,8 @@ impl Drop for ObserverProcess {
 pub fn attached_observer_objects() -> anyhow::Result<Vec<String>> {
     let list = |kind: &str| -> anyhow::Result<Vec<Value>> {
         let out = cmd::run("bpftool", ["-j", kind, "list"])?;
-        let value: Value = serde_json::from_slice(&out.stdout)
-            .with_context(|| format!("`bpftool -j {kind} list` printed no JSON"))?;
+        let value: Value =
+            serde_json::from_slice(&out.stdout).with_context(|| format!("`bpftool -j {kind} list` printed no JSON"))?;
         Ok(value.as_array().cloned().unwrap_or_default())
     };
     let mut found = Vec::new();

@@ -51,22 +51,11 @@ impl HttpServer {
         let root = TempDir::new("www")?;
         root.write("index.html", b"hello from observer-e2e\n")?;
         let mut child = Spawn::new(ns, PYTHON)
-            .args([
-                "-m",
-                "http.server",
-                &port.to_string(),
-                "--bind",
-                "::",
-                "--directory",
-            ])
+            .args(["-m", "http.server", &port.to_string(), "--bind", "::", "--directory"])
             .arg(root.path().to_string_lossy())
             .start()?;
         child.wait_listening(port)?;
-        Ok(Self {
-            child,
-            port,
-            _root: root,
-        })
+        Ok(Self { child, port, _root: root })
     }
 
     pub fn pid(&self) -> u32 {
@@ -120,18 +109,16 @@ impl TlsServer {
         version: TlsVersion,
         auth: ClientAuth,
     ) -> anyhow::Result<Self> {
-        let mut spawn = Spawn::new(ns, "openssl")
-            .args(["s_server", "-accept"])
-            .args([
-                port.to_string(),
-                "-cert".into(),
-                leaf.cert.to_string_lossy().into_owned(),
-                "-key".into(),
-                leaf.key.to_string_lossy().into_owned(),
-                "-CAfile".into(),
-                ca.to_string_lossy().into_owned(),
-                "-www".into(),
-            ]);
+        let mut spawn = Spawn::new(ns, "openssl").args(["s_server", "-accept"]).args([
+            port.to_string(),
+            "-cert".into(),
+            leaf.cert.to_string_lossy().into_owned(),
+            "-key".into(),
+            leaf.key.to_string_lossy().into_owned(),
+            "-CAfile".into(),
+            ca.to_string_lossy().into_owned(),
+            "-www".into(),
+        ]);
         if let Some(flag) = version.flag() {
             spawn = spawn.arg(flag);
         }
@@ -187,11 +174,7 @@ impl Curl {
             },
             _ => None,
         };
-        Ok(CurlRun {
-            run,
-            http_code,
-            local,
-        })
+        Ok(CurlRun { run, http_code, local })
     }
 }
 
@@ -290,17 +273,10 @@ impl SClient {
             spawn = spawn.args(["-servername", name]);
         }
         if let Some((cert, key)) = &self.cert {
-            spawn = spawn
-                .arg("-cert")
-                .arg(cert.to_string_lossy())
-                .arg("-key")
-                .arg(key.to_string_lossy());
+            spawn = spawn.arg("-cert").arg(cert.to_string_lossy()).arg("-key").arg(key.to_string_lossy());
         }
         if let Some(ca) = &self.ca {
-            spawn = spawn
-                .arg("-CAfile")
-                .arg(ca.to_string_lossy())
-                .arg("-verify_return_error");
+            spawn = spawn.arg("-CAfile").arg(ca.to_string_lossy()).arg("-verify_return_error");
         }
         if let Some(flag) = self.version.flag() {
             spawn = spawn.arg(flag);

@@ -76,11 +76,7 @@ impl Pki {
             ],
         )?;
         chmod_readable(&ca_key)?;
-        Ok(Self {
-            dir,
-            ca_cert,
-            ca_key,
-        })
+        Ok(Self { dir, ca_cert, ca_key })
     }
 
     /// The CA certificate (what verifiers take as `-CAfile` / `ca-file`).
@@ -95,13 +91,7 @@ impl Pki {
 
     /// Issues a leaf for server and client use, valid one day. `name` names the files and the
     /// subject CN; `dns` become DNS SANs; `spiffe` (see [`spiffe_id`]) a URI SAN.
-    pub fn issue(
-        &self,
-        name: &str,
-        key_type: KeyType,
-        dns: &[&str],
-        spiffe: Option<&str>,
-    ) -> anyhow::Result<Leaf> {
+    pub fn issue(&self, name: &str, key_type: KeyType, dns: &[&str], spiffe: Option<&str>) -> anyhow::Result<Leaf> {
         let cert = self.dir.join(&format!("{name}.crt"));
         let key = self.dir.join(&format!("{name}.key"));
         let csr = self.dir.join(&format!("{name}.csr"));
@@ -120,14 +110,7 @@ impl Pki {
         let mut req = vec!["req", "-new", "-nodes"];
         req.extend_from_slice(key_type.newkey_args());
         let subject = format!("/O=observer-e2e/CN={name}");
-        req.extend_from_slice(&[
-            "-keyout",
-            path_str(&key)?,
-            "-out",
-            path_str(&csr)?,
-            "-subj",
-            &subject,
-        ]);
+        req.extend_from_slice(&["-keyout", path_str(&key)?, "-out", path_str(&csr)?, "-subj", &subject]);
         cmd::run("openssl", &req)?;
         cmd::run(
             "openssl",
@@ -154,18 +137,12 @@ impl Pki {
         pem.extend(std::fs::read(&key).context("cannot read issued key")?);
         let combined = self.dir.write(&format!("{name}.pem"), &pem)?;
         chmod_readable(&key)?;
-        Ok(Leaf {
-            cert,
-            key,
-            combined,
-            spiffe_id: spiffe.map(str::to_owned),
-        })
+        Ok(Leaf { cert, key, combined, spiffe_id: spiffe.map(str::to_owned) })
     }
 }
 
 fn path_str(path: &Path) -> anyhow::Result<&str> {
-    path.to_str()
-        .with_context(|| format!("non-UTF-8 path {}", path.display()))
+    path.to_str().with_context(|| format!("non-UTF-8 path {}", path.display()))
 }
 
 /// Keys are test material in a throwaway dir; the sidecar runs as uid 1337 and must read them.

@@ -78,12 +78,7 @@ impl Spawn {
         let mut command = Command::new("ip");
         command.args(["netns", "exec", &self.ns]);
         if let Some((uid, gid)) = self.user {
-            command.args([
-                "setpriv",
-                &format!("--reuid={uid}"),
-                &format!("--regid={gid}"),
-                "--clear-groups",
-            ]);
+            command.args(["setpriv", &format!("--reuid={uid}"), &format!("--regid={gid}"), "--clear-groups"]);
         }
         command.arg(&self.program).args(&self.args);
         command.envs(self.env.iter().map(|(k, v)| (k, v)));
@@ -98,28 +93,15 @@ impl Spawn {
         let mut command = self.command();
         let shown = cmd::describe(&command);
         command
-            .stdin(if self.stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
+            .stdin(if self.stdin.is_some() { Stdio::piped() } else { Stdio::null() })
             .stdout(File::create(&stdout_path).context("cannot create stdout log")?)
             .stderr(File::create(&stderr_path).context("cannot create stderr log")?);
-        let mut process = command
-            .spawn()
-            .with_context(|| format!("cannot start `{shown}`"))?;
+        let mut process = command.spawn().with_context(|| format!("cannot start `{shown}`"))?;
         if let (Some(bytes), Some(mut pipe)) = (&self.stdin, process.stdin.take()) {
             // A peer that exits early closes the pipe: not our error, its log will say why.
             let _ = pipe.write_all(bytes);
         }
-        Ok(Child {
-            process,
-            shown,
-            ns: self.ns,
-            stdout_path,
-            stderr_path,
-            _logs: logs,
-        })
+        Ok(Child { process, shown, ns: self.ns, stdout_path, stderr_path, _logs: logs })
     }
 
     /// Runs the process to completion (killed after [`CLIENT_TIMEOUT`], which is an error).
@@ -132,11 +114,7 @@ impl Spawn {
         let mut child = self.start()?;
         let status = child.wait_timeout(timeout)?;
         let Some(status) = status else {
-            bail!(
-                "`{}` did not finish within {timeout:?}\n{}",
-                child.shown,
-                child.logs()
-            );
+            bail!("`{}` did not finish within {timeout:?}\n{}", child.shown, child.logs());
         };
         Ok(ClientRun {
             pid: child.pid(),
@@ -213,13 +191,7 @@ impl Child {
 
     /// Command, stdout and stderr, for failure messages.
     pub fn logs(&self) -> String {
-        format!(
-            "`{}` (pid {})\n--- stdout\n{}\n--- stderr\n{}",
-            self.shown,
-            self.pid(),
-            self.stdout(),
-            self.stderr()
-        )
+        format!("`{}` (pid {})\n--- stdout\n{}\n--- stderr\n{}", self.shown, self.pid(), self.stdout(), self.stderr())
     }
 
     /// Exit status if it has exited.
@@ -254,19 +226,13 @@ impl Child {
         let deadline = Instant::now() + LISTEN_TIMEOUT;
         loop {
             if let Some(status) = self.try_wait()? {
-                bail!(
-                    "exited ({status}) before listening on {port}\n{}",
-                    self.logs()
-                );
+                bail!("exited ({status}) before listening on {port}\n{}", self.logs());
             }
             if listening(&self.ns, port)? {
                 return Ok(());
             }
             if Instant::now() >= deadline {
-                bail!(
-                    "not listening on {port} after {LISTEN_TIMEOUT:?}\n{}",
-                    self.logs()
-                );
+                bail!("not listening on {port} after {LISTEN_TIMEOUT:?}\n{}", self.logs());
             }
             std::thread::sleep(Duration::from_millis(20));
         }

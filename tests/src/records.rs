@@ -76,26 +76,21 @@ impl Records {
     /// Records from client address `client_ip` to `server`.
     pub fn between(&self, client_ip: IpAddr, server: SocketAddr) -> Records {
         let client_ip = client_ip.to_canonical();
-        self.to_server(server)
-            .filter(|r| endpoint(r, "client").is_some_and(|c| c.ip() == client_ip))
+        self.to_server(server).filter(|r| endpoint(r, "client").is_some_and(|c| c.ip() == client_ip))
     }
 
     /// Records touching any of `ips` on either end (a test's own pods).
     pub fn involving(&self, ips: &[IpAddr]) -> Records {
         let ips: Vec<IpAddr> = ips.iter().map(|ip| ip.to_canonical()).collect();
         self.filter(|r| {
-            ["client", "server"]
-                .iter()
-                .any(|side| endpoint(r, side).is_some_and(|a| ips.contains(&a.ip())))
+            ["client", "server"].iter().any(|side| endpoint(r, side).is_some_and(|a| ips.contains(&a.ip())))
         })
     }
 
     /// Records whose client or server process has this PID.
     pub fn with_pid(&self, pid: u32) -> Records {
         self.filter(|r| {
-            ["/client/process/pid", "/server/process/pid"]
-                .iter()
-                .any(|p| at(r, p).as_u64() == Some(u64::from(pid)))
+            ["/client/process/pid", "/server/process/pid"].iter().any(|p| at(r, p).as_u64() == Some(u64::from(pid)))
         })
     }
 
@@ -103,10 +98,7 @@ impl Records {
     pub fn exactly_one(&self, context: &str) -> anyhow::Result<&Value> {
         match self.records.as_slice() {
             [one] => Ok(one),
-            _ => bail!(
-                "{context}: expected exactly one record, got {}\n{self}",
-                self.len()
-            ),
+            _ => bail!("{context}: expected exactly one record, got {}\n{self}", self.len()),
         }
     }
 }
@@ -162,11 +154,7 @@ impl Checks {
         if self.failures.is_empty() {
             Ok(())
         } else {
-            bail!(
-                "{} failed expectation(s):\n{}",
-                self.failures.len(),
-                self.failures.join("\n")
-            )
+            bail!("{} failed expectation(s):\n{}", self.failures.len(), self.failures.join("\n"))
         }
     }
 }

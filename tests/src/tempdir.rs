@@ -25,8 +25,7 @@ impl TempDir {
     /// Creates `/tmp/obs-e2e-<pid>-<n>-<label>`.
     pub fn new(label: &str) -> anyhow::Result<Self> {
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let path =
-            std::env::temp_dir().join(format!("{TEMP_PREFIX}{}-{n}-{label}", std::process::id()));
+        let path = std::env::temp_dir().join(format!("{TEMP_PREFIX}{}-{n}-{label}", std::process::id()));
         fs::create_dir_all(&path).with_context(|| format!("cannot create {}", path.display()))?;
         fs::set_permissions(&path, fs::Permissions::from_mode(0o755))
             .with_context(|| format!("cannot chmod {}", path.display()))?;
@@ -46,8 +45,7 @@ impl TempDir {
     pub fn write(&self, name: &str, contents: &[u8]) -> anyhow::Result<PathBuf> {
         let path = self.join(name);
         if let Some(parent) = path.parent() {
-            fs::create_dir_all(parent)
-                .with_context(|| format!("cannot create {}", parent.display()))?;
+            fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
         }
         fs::write(&path, contents).with_context(|| format!("cannot write {}", path.display()))?;
         fs::set_permissions(&path, fs::Permissions::from_mode(0o644))

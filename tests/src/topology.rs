@@ -47,21 +47,12 @@ impl Pod {
 
     /// Its IPv6 address; fails when the topology has none (MTU below 1280).
     pub fn ipv6(&self) -> anyhow::Result<Ipv6Addr> {
-        self.ipv6.with_context(|| {
-            format!(
-                "pod {} has no IPv6 address (MTU below {IPV6_MIN_MTU}?)",
-                self.name
-            )
-        })
+        self.ipv6.with_context(|| format!("pod {} has no IPv6 address (MTU below {IPV6_MIN_MTU}?)", self.name))
     }
 
     /// The pod's address of the given family.
     pub fn ip(&self, v6: bool) -> anyhow::Result<IpAddr> {
-        Ok(if v6 {
-            IpAddr::V6(self.ipv6()?)
-        } else {
-            IpAddr::V4(self.ipv4)
-        })
+        Ok(if v6 { IpAddr::V6(self.ipv6()?) } else { IpAddr::V4(self.ipv4) })
     }
 }
 
@@ -78,20 +69,12 @@ pub struct Topology {
 
 impl Topology {
     pub fn builder() -> TopologyBuilder {
-        TopologyBuilder {
-            pods: Vec::new(),
-            mtu: 1500,
-            ipv6: true,
-            one_segment_per_skb: None,
-        }
+        TopologyBuilder { pods: Vec::new(), mtu: 1500, ipv6: true, one_segment_per_skb: None }
     }
 
     /// The pod of that name; panics (a test bug) when there is none.
     pub fn pod(&self, name: &str) -> &Pod {
-        self.pods
-            .iter()
-            .find(|p| p.name == name)
-            .unwrap_or_else(|| panic!("no pod named {name} in this topology"))
+        self.pods.iter().find(|p| p.name == name).unwrap_or_else(|| panic!("no pod named {name} in this topology"))
     }
 
     pub fn pods(&self) -> &[Pod] {
@@ -163,21 +146,15 @@ impl TopologyBuilder {
             bail!("a topology has 1 to 24 pods, not {}", self.pods.len());
         }
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let subnet =
-            u8::try_from(1 + (std::process::id().wrapping_mul(31).wrapping_add(n * 7)) % 250)
-                .context("subnet out of range")?;
+        let subnet = u8::try_from(1 + (std::process::id().wrapping_mul(31).wrapping_add(n * 7)) % 250)
+            .context("subnet out of range")?;
         let mtu = self.mtu.to_string();
         let node = Netns::new("node")?;
         node.ip(&["link", "add", "br0", "mtu", &mtu, "type", "bridge"])?;
         node.ip(&["link", "set", "br0", "up"])?;
         let with_v6 = self.ipv6 && self.mtu >= IPV6_MIN_MTU;
         let split = self.one_segment_per_skb.unwrap_or(self.mtu < 1500);
-        let mut topo = Topology {
-            pods: Vec::new(),
-            node,
-            mtu: self.mtu,
-            subnet,
-        };
+        let mut topo = Topology { pods: Vec::new(), node, mtu: self.mtu, subnet };
         for (i, name) in self.pods.iter().enumerate() {
             let host = u8::try_from(10 * (i + 1)).context("too many pods")?;
             let ns = Netns::new(name)?;
@@ -198,8 +175,7 @@ impl TopologyBuilder {
                 "netns",
                 ns.name(),
             ])?;
-            topo.node
-                .ip(&["link", "set", &veth, "master", "br0", "up"])?;
+            topo.node.ip(&["link", "set", &veth, "master", "br0", "up"])?;
             if split {
                 topo.node.ip(&["link", "set", &veth, "gso_max_segs", "1"])?;
                 ns.ip(&["link", "set", "eth0", "gso_max_segs", "1"])?;
@@ -207,20 +183,14 @@ impl TopologyBuilder {
             let ipv4 = Ipv4Addr::new(10, 88, subnet, host);
             ns.ip(&["addr", "add", &format!("{ipv4}/24"), "dev", "eth0"])?;
             let ipv6 = if with_v6 {
-                let addr =
-                    Ipv6Addr::new(0xfd00, 0x88, 0, u16::from(subnet), 0, 0, 0, u16::from(host));
+                let addr = Ipv6Addr::new(0xfd00, 0x88, 0, u16::from(subnet), 0, 0, 0, u16::from(host));
                 ns.ip(&["addr", "add", &format!("{addr}/64"), "dev", "eth0", "nodad"])?;
                 Some(addr)
             } else {
                 None
             };
             ns.ip(&["link", "set", "eth0", "up"])?;
-            topo.pods.push(Pod {
-                name: name.clone(),
-                ipv4,
-                ipv6,
-                ns,
-            });
+            topo.pods.push(Pod { name: name.clone(), ipv4, ipv6, ns });
         }
         Ok(topo)
     }

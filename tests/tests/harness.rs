@@ -33,53 +33,29 @@ fn topology_carries_ipv4_ipv6_and_loopback_then_leaves_nothing() {
     if !require_root() {
         return;
     }
-    let topo = Topology::builder()
-        .pod("a")
-        .pod("b")
-        .build()
-        .expect("topology");
+    let topo = Topology::builder().pod("a").pod("b").build().expect("topology");
     let names = topo.namespaces();
     assert_eq!(names.len(), 3);
-    assert!(
-        names.iter().all(|n| list_ours().contains(n)),
-        "namespaces {names:?} not created"
-    );
+    assert!(names.iter().all(|n| list_ours().contains(n)), "namespaces {names:?} not created");
     let (a, b) = (topo.pod("a"), topo.pod("b"));
     let server = HttpServer::start(b.ns(), 8080).expect("http server");
     let server_pid = server.pid();
     let targets = [
         (a.ns(), IpAddr::V4(b.ipv4()), IpAddr::V4(a.ipv4())),
-        (
-            a.ns(),
-            IpAddr::V6(b.ipv6().expect("v6")),
-            IpAddr::V6(a.ipv6().expect("v6")),
-        ),
-        (
-            b.ns(),
-            "127.0.0.1".parse().expect("ip"),
-            "127.0.0.1".parse().expect("ip"),
-        ),
-        (
-            b.ns(),
-            "::1".parse().expect("ip"),
-            "::1".parse().expect("ip"),
-        ),
+        (a.ns(), IpAddr::V6(b.ipv6().expect("v6")), IpAddr::V6(a.ipv6().expect("v6"))),
+        (b.ns(), "127.0.0.1".parse().expect("ip"), "127.0.0.1".parse().expect("ip")),
+        (b.ns(), "::1".parse().expect("ip"), "::1".parse().expect("ip")),
     ];
     for (ns, ip, expected_local) in targets {
         let run = Curl::http(ns, ip, 8080).run().expect("curl");
         assert_eq!(run.http_code, 200, "to {ip}: {run}");
-        let local = run
-            .local
-            .unwrap_or_else(|| panic!("curl reported no local address: {run}"));
+        let local = run.local.unwrap_or_else(|| panic!("curl reported no local address: {run}"));
         assert_eq!(local.ip(), expected_local, "{run}");
     }
     drop(server);
     drop(topo);
     assert!(gone(&names), "left behind: {:?}", list_ours());
-    assert!(
-        process_gone(server_pid),
-        "server {server_pid} still running"
-    );
+    assert!(process_gone(server_pid), "server {server_pid} still running");
 }
 
 #[test]
@@ -87,34 +63,15 @@ fn tls_peers_handshake_with_and_without_client_certificates() {
     if !require_root() {
         return;
     }
-    let topo = Topology::builder()
-        .pod("a")
-        .pod("b")
-        .build()
-        .expect("topology");
+    let topo = Topology::builder().pod("a").pod("b").build().expect("topology");
     let pki = Pki::new().expect("pki");
-    let server_leaf = pki
-        .issue("server", KeyType::EcdsaP256, &["b.test.svc"], None)
-        .expect("server cert");
-    let client_leaf = pki
-        .issue(
-            "client",
-            KeyType::Rsa2048,
-            &[],
-            Some("spiffe://cluster.local/ns/test/sa/a"),
-        )
-        .expect("client cert");
+    let server_leaf = pki.issue("server", KeyType::EcdsaP256, &["b.test.svc"], None).expect("server cert");
+    let client_leaf =
+        pki.issue("client", KeyType::Rsa2048, &[], Some("spiffe://cluster.local/ns/test/sa/a")).expect("client cert");
     let (a, b) = (topo.pod("a"), topo.pod("b"));
     for (port, version) in [(4433, TlsVersion::Tls13), (4434, TlsVersion::Tls12)] {
-        let _server = TlsServer::start(
-            b.ns(),
-            port,
-            &server_leaf,
-            pki.ca_cert(),
-            version,
-            ClientAuth::Require,
-        )
-        .expect("s_server");
+        let _server = TlsServer::start(b.ns(), port, &server_leaf, pki.ca_cert(), version, ClientAuth::Require)
+            .expect("s_server");
         let with_cert = SClient::new(a.ns(), IpAddr::V4(b.ipv4()), port)
             .servername("b.test.svc")
             .verify_with(pki.ca_cert())
@@ -123,19 +80,13 @@ fn tls_peers_handshake_with_and_without_client_certificates() {
             .run()
             .expect("s_client");
         assert_eq!(with_cert.code, Some(0), "{with_cert}");
-        assert!(
-            with_cert.stdout.contains("HTTP/1.0 200"),
-            "no HTTP reply: {with_cert}"
-        );
+        assert!(with_cert.stdout.contains("HTTP/1.0 200"), "no HTTP reply: {with_cert}");
         let without = SClient::new(a.ns(), IpAddr::V4(b.ipv4()), port)
             .servername("b.test.svc")
             .version(version)
             .run()
             .expect("s_client");
-        assert!(
-            !without.stdout.contains("HTTP/1.0 200"),
-            "served without a certificate: {without}"
-        );
+        assert!(!without.stdout.contains("HTTP/1.0 200"), "served without a certificate: {without}");
     }
 }
 
@@ -157,69 +108,28 @@ fn mesh_enforces_strict_and_permissive_like_istio() {
     let logs = |pod: &str| mesh.mesh_pod(pod).proxy_logs();
 
     // pod-a's app -> its sidecar (15001) -> mTLS -> pod-b's sidecar (15006) -> pod-b's app.
-    let run = Curl::http(mesh.pod("pod-a").ns(), ip("pod-b"), 8080)
-        .run()
-        .expect("curl");
-    assert_eq!(
-        run.http_code,
-        200,
-        "{run}\n{}\n{}",
-        logs("pod-a"),
-        logs("pod-b")
-    );
+    let run = Curl::http(mesh.pod("pod-a").ns(), ip("pod-b"), 8080).run().expect("curl");
+    assert_eq!(run.http_code, 200, "{run}\n{}\n{}", logs("pod-a"), logs("pod-b"));
     // The app saw the request from 127.0.0.6 (the sidecar's local inbound leg), proving the path.
     let app_log = mesh.mesh_pod("pod-b").app_stderr();
-    assert!(
-        app_log.contains("127.0.0.6"),
-        "pod-b's app was not reached via its sidecar:\n{app_log}"
-    );
+    assert!(app_log.contains("127.0.0.6"), "pod-b's app was not reached via its sidecar:\n{app_log}");
 
-    let run = Curl::http(mesh.pod("pod-a").ns(), ip("pod-c"), 8080)
-        .run()
-        .expect("curl");
-    assert_eq!(
-        run.http_code,
-        200,
-        "mTLS into PERMISSIVE: {run}\n{}",
-        logs("pod-c")
-    );
+    let run = Curl::http(mesh.pod("pod-a").ns(), ip("pod-c"), 8080).run().expect("curl");
+    assert_eq!(run.http_code, 200, "mTLS into PERMISSIVE: {run}\n{}", logs("pod-c"));
 
     // A legacy client's plaintext: STRICT closes without a reply, PERMISSIVE serves it.
-    let run = Curl::http(mesh.pod("legacy").ns(), ip("pod-b"), 8080)
-        .run()
-        .expect("curl");
-    assert_eq!(
-        run.code(),
-        Some(52),
-        "legacy -> STRICT must get an empty reply: {run}"
-    );
-    let run = Curl::http(mesh.pod("legacy").ns(), ip("pod-c"), 8080)
-        .run()
-        .expect("curl");
-    assert_eq!(
-        run.http_code,
-        200,
-        "legacy -> PERMISSIVE: {run}\n{}",
-        logs("pod-c")
-    );
+    let run = Curl::http(mesh.pod("legacy").ns(), ip("pod-b"), 8080).run().expect("curl");
+    assert_eq!(run.code(), Some(52), "legacy -> STRICT must get an empty reply: {run}");
+    let run = Curl::http(mesh.pod("legacy").ns(), ip("pod-c"), 8080).run().expect("curl");
+    assert_eq!(run.http_code, 200, "legacy -> PERMISSIVE: {run}\n{}", logs("pod-c"));
 
     // A sidecar pod's plaintext to a legacy pod passes through (Istio's PassthroughCluster).
-    let run = Curl::http(mesh.pod("pod-a").ns(), ip("legacy"), 8080)
-        .run()
-        .expect("curl");
-    assert_eq!(
-        run.http_code,
-        200,
-        "pod-a -> legacy: {run}\n{}",
-        logs("pod-a")
-    );
+    let run = Curl::http(mesh.pod("pod-a").ns(), ip("legacy"), 8080).run().expect("curl");
+    assert_eq!(run.http_code, 200, "pod-a -> legacy: {run}\n{}", logs("pod-a"));
 
     let dir = mesh.manifests_dir().to_owned();
     let pod_b = std::fs::read_to_string(dir.join("pod-pod-b.yaml")).expect("pod manifest");
-    assert!(
-        pod_b.contains(&format!("podIP: {}", mesh.pod("pod-b").ipv4())),
-        "{pod_b}"
-    );
+    assert!(pod_b.contains(&format!("podIP: {}", mesh.pod("pod-b").ipv4())), "{pod_b}");
     let pa = std::fs::read_to_string(dir.join("peerauthentication-pod-c.yaml")).expect("PA");
     assert!(pa.contains("mode: PERMISSIVE"), "{pa}");
     assert!(!dir.join("peerauthentication-legacy.yaml").exists());
@@ -229,11 +139,7 @@ fn mesh_enforces_strict_and_permissive_like_istio() {
     drop(mesh);
     eprintln!("mesh torn down in {:?}", started.elapsed());
     assert!(gone(&names), "left behind: {:?}", list_ours());
-    assert!(
-        !Path::new(&dir).exists(),
-        "manifests dir {} left behind",
-        dir.display()
-    );
+    assert!(!Path::new(&dir).exists(), "manifests dir {} left behind", dir.display());
 }
 
 #[test]
@@ -241,26 +147,12 @@ fn small_mtu_splits_a_client_hello_into_several_segments() {
     if !require_root() {
         return;
     }
-    let topo = Topology::builder()
-        .mtu(576)
-        .pod("a")
-        .pod("b")
-        .build()
-        .expect("topology");
+    let topo = Topology::builder().mtu(576).pod("a").pod("b").build().expect("topology");
     let pki = Pki::new().expect("pki");
-    let leaf = pki
-        .issue("b", KeyType::EcdsaP256, &["b.test.svc"], None)
-        .expect("cert");
+    let leaf = pki.issue("b", KeyType::EcdsaP256, &["b.test.svc"], None).expect("cert");
     let (a, b) = (topo.pod("a"), topo.pod("b"));
-    let _server = TlsServer::start(
-        b.ns(),
-        4433,
-        &leaf,
-        pki.ca_cert(),
-        TlsVersion::Tls13,
-        ClientAuth::None,
-    )
-    .expect("s_server");
+    let _server =
+        TlsServer::start(b.ns(), 4433, &leaf, pki.ca_cert(), TlsVersion::Tls13, ClientAuth::None).expect("s_server");
     let filter = format!("tcp dst port 4433 and src host {}", a.ipv4());
     let mut tcpdump = Spawn::new(b.ns(), "tcpdump")
         .args(["-i", "eth0", "-nn", "-l", "--immediate-mode", &filter])
@@ -268,11 +160,7 @@ fn small_mtu_splits_a_client_hello_into_several_segments() {
         .expect("tcpdump");
     let deadline = Instant::now() + Duration::from_secs(10);
     while !tcpdump.stderr().contains("listening on") {
-        assert!(
-            Instant::now() < deadline,
-            "tcpdump did not start: {}",
-            tcpdump.logs()
-        );
+        assert!(Instant::now() < deadline, "tcpdump did not start: {}", tcpdump.logs());
         std::thread::sleep(Duration::from_millis(20));
     }
     let run = SClient::new(a.ns(), IpAddr::V4(b.ipv4()), 4433)
@@ -287,23 +175,13 @@ fn small_mtu_splits_a_client_hello_into_several_segments() {
     let lengths: Vec<usize> = tcpdump
         .stdout()
         .lines()
-        .filter_map(|l| {
-            l.rsplit_once("length ")
-                .and_then(|(_, n)| n.trim().parse().ok())
-        })
+        .filter_map(|l| l.rsplit_once("length ").and_then(|(_, n)| n.trim().parse().ok()))
         .filter(|&n| n > 0)
         .collect();
     eprintln!("client data segments: {lengths:?}");
     // MSS = 576 - 20 (IPv4) - 20 (TCP) - 12 (timestamps) = 524 payload bytes per segment.
-    assert!(
-        lengths.len() >= 3,
-        "expected the ClientHello in >= 3 segments, got {lengths:?}\n{}",
-        tcpdump.logs()
-    );
-    assert!(
-        lengths[0] <= 536 && lengths[1] <= 536,
-        "segments larger than the MSS: {lengths:?}"
-    );
+    assert!(lengths.len() >= 3, "expected the ClientHello in >= 3 segments, got {lengths:?}\n{}", tcpdump.logs());
+    assert!(lengths[0] <= 536 && lengths[1] <= 536, "segments larger than the MSS: {lengths:?}");
 }
 
 #[test]
@@ -320,30 +198,18 @@ fn a_panicking_test_still_cleans_up_and_stale_namespaces_are_swept() {
     }));
     assert!(outcome.is_err());
     assert!(!seen.0.is_empty());
-    assert!(
-        gone(&seen.0),
-        "left behind after a panic: {:?}",
-        list_ours()
-    );
+    assert!(gone(&seen.0), "left behind after a panic: {:?}", list_ours());
     assert!(process_gone(seen.1), "server {} survived the panic", seen.1);
 
     // A namespace named by a run whose process is gone is swept; ours (alive) are not.
-    let mut dead = std::process::Command::new("true")
-        .spawn()
-        .expect("spawn true");
+    let mut dead = std::process::Command::new("true").spawn().expect("spawn true");
     let dead_pid = dead.id();
     dead.wait().expect("wait true");
     let stale = format!("obs-{dead_pid}-0-stale");
     observer_e2e::cmd::ip(&["netns", "add", &stale]).expect("add stale netns");
     let live = Topology::builder().pod("live").build().expect("topology");
     let removed = cleanup_stale();
-    assert!(
-        removed.contains(&stale),
-        "stale {stale} not swept: {removed:?}"
-    );
+    assert!(removed.contains(&stale), "stale {stale} not swept: {removed:?}");
     assert!(gone(&[stale]));
-    assert!(
-        live.namespaces().iter().all(|n| list_ours().contains(n)),
-        "a live namespace was swept"
-    );
+    assert!(live.namespaces().iter().all(|n| list_ours().contains(n)), "a live namespace was swept");
 }

@@ -66,11 +66,7 @@ pub fn pod(p: &PodManifest<'_>) -> String {
              args: [\"istio-iptables\", \"-p\", \"15001\", \"-z\", \"15006\", \"-u\", \"1337\"]\n"
         );
     }
-    let _ = write!(
-        y,
-        "status:\n  phase: Running\n  podIP: {}\n  podIPs:\n",
-        p.ips[0]
-    );
+    let _ = write!(y, "status:\n  phase: Running\n  podIP: {}\n  podIPs:\n", p.ips[0]);
     for ip in &p.ips {
         let _ = writeln!(y, "  - ip: {ip}");
     }
@@ -131,14 +127,8 @@ mod tests {
         assert!(y.contains("security.istio.io/tlsMode: istio"), "{y}");
         assert!(y.contains("- name: istio-proxy"), "{y}");
         let pa = peer_authentication(&p).expect("sidecar pods get a PeerAuthentication");
-        assert!(
-            pa.contains("mode: STRICT") && pa.contains("name: pod-b-mtls"),
-            "{pa}"
-        );
-        let legacy = PodManifest {
-            sidecar: Sidecar::None,
-            ..p
-        };
+        assert!(pa.contains("mode: STRICT") && pa.contains("name: pod-b-mtls"), "{pa}");
+        let legacy = PodManifest { sidecar: Sidecar::None, ..p };
         assert!(!pod(&legacy).contains("istio-proxy"));
         assert!(peer_authentication(&legacy).is_none());
     }

@@ -108,10 +108,7 @@ impl Mesh {
 
     /// The pod's mesh side (sidecar, certificate, PIDs); panics (a test bug) when unknown.
     pub fn mesh_pod(&self, name: &str) -> &MeshPod {
-        self.pods
-            .iter()
-            .find(|p| p.name == name)
-            .unwrap_or_else(|| panic!("no mesh pod named {name}"))
+        self.pods.iter().find(|p| p.name == name).unwrap_or_else(|| panic!("no mesh pod named {name}"))
     }
 
     pub fn topology(&self) -> &Topology {
@@ -143,19 +140,8 @@ impl Mesh {
 
     /// Every pod IP (to filter the observer's records to this mesh).
     pub fn ips(&self) -> Vec<IpAddr> {
-        let mut ips: Vec<IpAddr> = self
-            .topology
-            .pods()
-            .iter()
-            .map(|p| IpAddr::V4(p.ipv4()))
-            .collect();
-        ips.extend(
-            self.topology
-                .pods()
-                .iter()
-                .filter_map(|p| p.ipv6().ok())
-                .map(IpAddr::V6),
-        );
+        let mut ips: Vec<IpAddr> = self.topology.pods().iter().map(|p| IpAddr::V4(p.ipv4())).collect();
+        ips.extend(self.topology.pods().iter().filter_map(|p| p.ipv6().ok()).map(IpAddr::V6));
         ips
     }
 }
@@ -210,8 +196,7 @@ impl MeshBuilder {
         let mut pods = Vec::new();
         for (name, mode) in &self.pods {
             let pod = topology.pod(name);
-            let app = HttpServer::start(pod.ns(), self.app_port)
-                .with_context(|| format!("app of {name}"))?;
+            let app = HttpServer::start(pod.ns(), self.app_port).with_context(|| format!("app of {name}"))?;
             let (leaf, proxy) = if *mode == Sidecar::None {
                 (None, None)
             } else {
@@ -230,8 +215,7 @@ impl MeshBuilder {
                     tls12_only: self.tls12_only,
                 });
                 let cfg_path = config.write(&format!("{name}.haproxy.cfg"), cfg.as_bytes())?;
-                let proxy =
-                    start_sidecar(pod, &cfg_path).with_context(|| format!("sidecar of {name}"))?;
+                let proxy = start_sidecar(pod, &cfg_path).with_context(|| format!("sidecar of {name}"))?;
                 (Some(leaf), Some(proxy))
             };
             let mut ips = vec![pod.ipv4().to_string()];
@@ -245,37 +229,19 @@ impl MeshBuilder {
                 sidecar: *mode,
             };
             manifests.write(&format!("pod-{name}.yaml"), manifests::pod(&pm).as_bytes())?;
-            manifests.write(
-                &format!("service-{name}.yaml"),
-                manifests::service(&pm).as_bytes(),
-            )?;
+            manifests.write(&format!("service-{name}.yaml"), manifests::service(&pm).as_bytes())?;
             if let Some(pa) = manifests::peer_authentication(&pm) {
                 manifests.write(&format!("peerauthentication-{name}.yaml"), pa.as_bytes())?;
             }
-            pods.push(MeshPod {
-                name: name.clone(),
-                sidecar: *mode,
-                leaf,
-                proxy,
-                app,
-            });
+            pods.push(MeshPod { name: name.clone(), sidecar: *mode, leaf, proxy, app });
         }
-        Ok(Mesh {
-            pods,
-            topology,
-            pki,
-            namespace: self.namespace,
-            app_port: self.app_port,
-            manifests,
-            _config: config,
-        })
+        Ok(Mesh { pods, topology, pki, namespace: self.namespace, app_port: self.app_port, manifests, _config: config })
     }
 }
 
 /// 127.0.0.6 on lo, the capture rules, then HAProxy as uid 1337, awaited on both ports.
 fn start_sidecar(pod: &Pod, cfg: &Path) -> anyhow::Result<Child> {
-    pod.netns()
-        .ip(&["addr", "add", "127.0.0.6/32", "dev", "lo"])?;
+    pod.netns().ip(&["addr", "add", "127.0.0.6/32", "dev", "lo"])?;
     cmd::run_with_stdin(
         "ip",
         ["netns", "exec", pod.ns(), "iptables-restore"],
@@ -302,20 +268,8 @@ pub fn ensure_proxy_user() -> anyhow::Result<()> {
         }
     }
     if !exists("passwd") {
-        let made = cmd::run(
-            "useradd",
-            [
-                "-u",
-                "1337",
-                "-g",
-                "1337",
-                "-M",
-                "-r",
-                "-s",
-                "/usr/sbin/nologin",
-                "istio-proxy",
-            ],
-        );
+        let made =
+            cmd::run("useradd", ["-u", "1337", "-g", "1337", "-M", "-r", "-s", "/usr/sbin/nologin", "istio-proxy"]);
         if !exists("passwd") {
             made?;
         }

@@ -75,14 +75,8 @@ pub struct SidecarConfig<'a> {
 pub fn haproxy_config(config: &SidecarConfig<'_>) -> String {
     let crt = config.combined_pem.display();
     let ca = config.ca.display();
-    let max_ver = if config.tls12_only {
-        " ssl-max-ver TLSv1.2"
-    } else {
-        ""
-    };
-    let tls_in = format!(
-        "ssl crt \"{crt}\" ca-file \"{ca}\" verify required alpn {ISTIO_ALPN},h2,http/1.1{max_ver}"
-    );
+    let max_ver = if config.tls12_only { " ssl-max-ver TLSv1.2" } else { "" };
+    let tls_in = format!("ssl crt \"{crt}\" ca-file \"{ca}\" verify required alpn {ISTIO_ALPN},h2,http/1.1{max_ver}");
     let mut cfg = String::from(
         "global\n  nbthread 1\n\n\
          defaults\n  mode tcp\n  timeout connect 5s\n  timeout client 30s\n  timeout server 30s\n\n",
@@ -90,11 +84,7 @@ pub fn haproxy_config(config: &SidecarConfig<'_>) -> String {
     // Outbound: the original destination picks mTLS (in the mesh) or plaintext passthrough.
     let _ = writeln!(cfg, "frontend outbound\n  bind 0.0.0.0:{OUTBOUND_PORT}");
     for (i, dest) in config.destinations.iter().enumerate() {
-        let _ = writeln!(
-            cfg,
-            "  use_backend mesh_{i} if {{ dst {} }} {{ dst_port {} }}",
-            dest.ip, dest.port
-        );
+        let _ = writeln!(cfg, "  use_backend mesh_{i} if {{ dst {} }} {{ dst_port {} }}", dest.ip, dest.port);
     }
     cfg.push_str("  default_backend passthrough\n\n");
     cfg.push_str("backend passthrough\n  server original 0.0.0.0:0\n\n");
@@ -109,10 +99,7 @@ pub fn haproxy_config(config: &SidecarConfig<'_>) -> String {
     // Inbound: terminate mTLS (STRICT), or sniff and accept both (PERMISSIVE).
     match config.mode {
         Sidecar::Strict | Sidecar::None => {
-            let _ = writeln!(
-                cfg,
-                "frontend inbound\n  bind 0.0.0.0:{INBOUND_PORT} {tls_in}\n  default_backend app\n"
-            );
+            let _ = writeln!(cfg, "frontend inbound\n  bind 0.0.0.0:{INBOUND_PORT} {tls_in}\n  default_backend app\n");
         }
         Sidecar::Permissive => {
             let _ = writeln!(
@@ -128,9 +115,6 @@ pub fn haproxy_config(config: &SidecarConfig<'_>) -> String {
         }
     }
     // To the app: keep the original port, from 127.0.0.6 as Envoy does.
-    let _ = writeln!(
-        cfg,
-        "backend app\n  server app 127.0.0.1 source {INBOUND_PASSTHROUGH_SOURCE}"
-    );
+    let _ = writeln!(cfg, "backend app\n  server app 127.0.0.1 source {INBOUND_PASSTHROUGH_SOURCE}");
     cfg
 }
