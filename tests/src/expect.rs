@@ -45,7 +45,8 @@ impl ExpectedConn {
 
 /// Checks every expected connection against the records (all failures collected in `checks`):
 /// per path, as many records as connections made, one per client PID, none for another of the
-/// test's processes; then per connection the addresses, ports, processes, side and `fields`.
+/// test's processes; then per connection (found by client PID, and client port when known)
+/// the addresses, ports, processes, side and `fields`.
 /// Returns the record matched to each expected connection (`None` when missing).
 pub fn check_connections<'r>(
     records: &'r Records,
@@ -94,10 +95,15 @@ pub fn check_connections<'r>(
         .iter()
         .map(|e| {
             let (client_ip, server) = e.path();
-            let mine = records
-                .between(client_ip, server)
-                .filter(|r| at(r, "/client/process/pid").as_u64() == Some(u64::from(e.client_pid)));
-            match mine.exactly_one(&format!("client pid {}", e.client_pid)) {
+            let mine = records.between(client_ip, server).filter(|r| {
+                at(r, "/client/process/pid").as_u64() == Some(u64::from(e.client_pid))
+                    && e.client_port.is_none_or(|p| at(r, "/client/port").as_u64() == Some(u64::from(p)))
+            });
+            let what = match e.client_port {
+                Some(port) => format!("client pid {} port {port}", e.client_pid),
+                None => format!("client pid {}", e.client_pid),
+            };
+            match mine.exactly_one(&what) {
                 Ok(record) => {
                     check_one(e, record, checks);
                     records.iter().find(|r| *r == record)

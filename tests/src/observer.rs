@@ -92,6 +92,28 @@ impl ObserverProcess {
         std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
     }
 
+    /// The records printed so far (complete lines), while it runs.
+    pub fn records_so_far(&self) -> Records {
+        let stdout = std::fs::read_to_string(&self.stdout_path).unwrap_or_default();
+        let complete = stdout.rfind('\n').map_or("", |end| &stdout[..end]);
+        Records::new(complete.lines().filter_map(|l| serde_json::from_str::<Value>(l).ok()).collect())
+    }
+
+    /// Polls [`ObserverProcess::records_so_far`] until `found` picks a non-empty set, or `timeout`.
+    pub fn wait_for_records(&self, timeout: Duration, found: impl Fn(&Records) -> Records) -> Option<Records> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let hits = found(&self.records_so_far());
+            if !hits.is_empty() {
+                return Some(hits);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     fn wait_attached(&mut self) -> anyhow::Result<()> {
         let deadline = Instant::now() + ATTACH_TIMEOUT;
         loop {

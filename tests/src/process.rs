@@ -27,6 +27,7 @@ pub struct Spawn {
     args: Vec<String>,
     user: Option<(u32, u32)>,
     stdin: Option<Vec<u8>>,
+    keep_stdin_open: bool,
     env: Vec<(String, String)>,
 }
 
@@ -39,6 +40,7 @@ impl Spawn {
             args: Vec::new(),
             user: None,
             stdin: None,
+            keep_stdin_open: false,
             env: Vec::new(),
         }
     }
@@ -69,6 +71,13 @@ impl Spawn {
         self
     }
 
+    /// Keep stdin open after writing [`Spawn::stdin`] (a client that must not see EOF, to hold
+    /// its connection open) until [`Child::close_stdin`] or drop.
+    pub fn keep_stdin_open(mut self) -> Self {
+        self.keep_stdin_open = true;
+        self
+    }
+
     pub fn env(mut self, key: &str, value: &str) -> Self {
         self.env.push((key.to_owned(), value.to_owned()));
         self
@@ -93,15 +102,19 @@ impl Spawn {
         let mut command = self.command();
         let shown = cmd::describe(&command);
         command
-            .stdin(if self.stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdin(if self.stdin.is_some() || self.keep_stdin_open { Stdio::piped() } else { Stdio::null() })
             .stdout(File::create(&stdout_path).context("cannot create stdout log")?)
             .stderr(File::create(&stderr_path).context("cannot create stderr log")?);
         let mut process = command.spawn().with_context(|| format!("cannot start `{shown}`"))?;
-        if let (Some(bytes), Some(mut pipe)) = (&self.stdin, process.stdin.take()) {
+        let mut stdin = process.stdin.take();
+        if let (Some(bytes), Some(pipe)) = (&self.stdin, stdin.as_mut()) {
             // A peer that exits early closes the pipe: not our error, its log will say why.
             let _ = pipe.write_all(bytes);
         }
-        Ok(Child { process, shown, ns: self.ns, stdout_path, stderr_path, _logs: logs })
+        if !self.keep_stdin_open {
+            stdin = None;
+        }
+        Ok(Child { process, stdin, shown, ns: self.ns, stdout_path, stderr_path, _logs: logs })
     }
 
     /// Runs the process to completion (killed after [`CLIENT_TIMEOUT`], which is an error).
@@ -164,6 +177,7 @@ impl std::fmt::Display for ClientRun {
 #[derive(Debug)]
 pub struct Child {
     process: std::process::Child,
+    stdin: Option<std::process::ChildStdin>,
     shown: String,
     ns: String,
     stdout_path: PathBuf,
@@ -192,6 +206,17 @@ impl Child {
     /// Command, stdout and stderr, for failure messages.
     pub fn logs(&self) -> String {
         format!("`{}` (pid {})\n--- stdout\n{}\n--- stderr\n{}", self.shown, self.pid(), self.stdout(), self.stderr())
+    }
+
+    /// Writes to its stdin (kept open with [`Spawn::keep_stdin_open`]).
+    pub fn write_stdin(&mut self, bytes: &[u8]) -> anyhow::Result<()> {
+        let pipe = self.stdin.as_mut().context("stdin is not open")?;
+        pipe.write_all(bytes).context("cannot write to stdin")
+    }
+
+    /// Closes its stdin (EOF).
+    pub fn close_stdin(&mut self) {
+        self.stdin = None;
     }
 
     /// Exit status if it has exited.

@@ -1,0 +1,224 @@
+//! The live observer over a connection's lifetime and under load: servers that were listening
+//! before it started are still attributed, a connection that stays open is reported once its
+//! handshake is seen (not only when it closes), and a burst of connections from parallel
+//! clients yields every one exactly once.
+
+use std::{
+    net::{IpAddr, SocketAddr},
+    time::Duration,
+};
+
+use observer_e2e::{
+    Checks, ExpectedConn, ObserverProcess, Spawn, Topology, check_connections,
+    peers::{ClientAuth, Curl, HttpServer, PYTHON, TlsServer, TlsVersion, host_port},
+    pki::{KeyType, Pki},
+    require_root, serial,
+};
+
+const RUN_CAP: Duration = Duration::from_secs(120);
+const DRAIN: Duration = Duration::from_millis(1500);
+const HTTP_PORT: u16 = 18081;
+const TLS_PORT: u16 = 14414;
+
+fn conn(
+    label: String,
+    client_ip: IpAddr,
+    pid: u32,
+    comm: &str,
+    server: SocketAddr,
+    server_pid: u32,
+    server_comm: &str,
+) -> ExpectedConn {
+    ExpectedConn {
+        label,
+        client_ip,
+        client_port: None,
+        client_pid: pid,
+        client_comm: comm.into(),
+        server,
+        server_pid,
+        server_comm: server_comm.into(),
+        observed_at: "both".into(),
+        fields: Vec::new(),
+    }
+}
+
+#[test]
+fn servers_listening_before_the_observer_started_are_attributed() {
+    let _serial = serial();
+    if !require_root() {
+        return;
+    }
+    let topo = Topology::builder().pod("a").pod("b").build().expect("topology");
+    let (a, b) = (topo.pod("a"), topo.pod("b"));
+    let http = HttpServer::start(b.ns(), HTTP_PORT).expect("http server");
+    let observer = ObserverProcess::start(RUN_CAP).expect("observer attaches");
+    let curl = Curl::http(a.ns(), IpAddr::V4(b.ipv4()), HTTP_PORT).run().expect("curl");
+    assert_eq!(curl.http_code, 200, "{curl}");
+    let run = observer.stop_after(DRAIN).expect("observer stops");
+    let server = SocketAddr::new(IpAddr::V4(b.ipv4()), HTTP_PORT);
+    let mut want =
+        conn("pre-existing listener".into(), IpAddr::V4(a.ipv4()), curl.pid(), "curl", server, http.pid(), "python3");
+    want.client_port = curl.local.map(|l| l.port());
+    let mut checks = Checks::new();
+    checks.check("observer exit", run.expect_clean_exit());
+    check_connections(&run.records, &[want], &mut checks);
+    checks.finish().expect("listener started before the observer");
+}
+
+#[test]
+fn an_open_connection_is_reported_once_its_handshake_is_seen() {
+    let _serial = serial();
+    if !require_root() {
+        return;
+    }
+    let observer = ObserverProcess::start(RUN_CAP).expect("observer attaches");
+    let topo = Topology::builder().pod("a").pod("b").build().expect("topology");
+    let (a, b) = (topo.pod("a"), topo.pod("b"));
+    let pki = Pki::new().expect("pki");
+    let leaf = pki.issue("b", KeyType::EcdsaP256, &["open.b.e2e.test"], None).expect("cert");
+    // Without -www s_server keeps the connection open and answers nothing.
+    let server = Spawn::new(b.ns(), "openssl")
+        .args(["s_server", "-accept", &TLS_PORT.to_string(), "-tls1_3", "-cert"])
+        .arg(leaf.cert.to_string_lossy())
+        .arg("-key")
+        .arg(leaf.key.to_string_lossy())
+        // s_server echoes its stdin to the client and quits at EOF: keep it open.
+        .keep_stdin_open()
+        .start();
+    let mut server = server.expect("s_server");
+    server.wait_listening(TLS_PORT).expect("s_server listens");
+    let target = host_port(IpAddr::V4(b.ipv4()), TLS_PORT);
+    let mut client = Spawn::new(a.ns(), "openssl")
+        .args(["s_client", "-connect", &target, "-servername", "open.b.e2e.test"])
+        .stdin("hello while open\n")
+        .keep_stdin_open()
+        .start()
+        .expect("s_client");
+    let server_addr = SocketAddr::new(IpAddr::V4(b.ipv4()), TLS_PORT);
+    let client_ip = IpAddr::V4(a.ipv4());
+    let seen = observer.wait_for_records(Duration::from_secs(10), |r| r.between(client_ip, server_addr));
+    let still_open = client.try_wait().expect("poll s_client").is_none();
+    client.close_stdin();
+    let _ = client.wait_timeout(Duration::from_secs(5));
+    let run = observer.stop_after(DRAIN).expect("observer stops");
+    assert!(still_open, "s_client ended early, the test proves nothing:\n{}", client.logs());
+    assert!(
+        seen.is_some(),
+        "no record within 10 s of a completed handshake on an open connection; records at exit:\n{}",
+        run.records.between(client_ip, server_addr)
+    );
+    let want = conn("open connection".into(), client_ip, client.pid(), "openssl", server_addr, server.pid(), "openssl")
+        .field("/protocol", "tls");
+    let mut checks = Checks::new();
+    checks.check("observer exit", run.expect_clean_exit());
+    check_connections(&run.records, &[want], &mut checks);
+    checks.finish().expect("open connection reported once");
+}
+
+/// A python3 client making `count` HTTP connections one after another, printing each local port.
+const BURST_CLIENT: &str = r#"
+import socket, sys
+host, port, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+for _ in range(count):
+    s = socket.create_connection((host, port))
+    s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+    while s.recv(65536):
+        pass
+    print(s.getsockname()[1], flush=True)
+    s.close()
+"#;
+
+#[test]
+fn a_burst_of_connections_from_parallel_clients_is_reported_exactly_once_each() {
+    let _serial = serial();
+    if !require_root() {
+        return;
+    }
+    const CLIENTS: usize = 4;
+    const PER_CLIENT: usize = 150;
+    let observer = ObserverProcess::start(RUN_CAP).expect("observer attaches");
+    let topo = Topology::builder().pod("a").pod("b").build().expect("topology");
+    let (a, b) = (topo.pod("a"), topo.pod("b"));
+    let http = HttpServer::start(b.ns(), HTTP_PORT).expect("http server");
+    let mut clients: Vec<_> = (0..CLIENTS)
+        .map(|_| {
+            Spawn::new(a.ns(), PYTHON)
+                .args(["-c", BURST_CLIENT, &b.ipv4().to_string(), &HTTP_PORT.to_string(), &PER_CLIENT.to_string()])
+                .start()
+                .expect("burst client")
+        })
+        .collect();
+    for client in &mut clients {
+        let status = client.wait_timeout(Duration::from_secs(60)).expect("wait");
+        assert!(status.is_some_and(|s| s.success()), "burst client failed:\n{}", client.logs());
+    }
+    let run = observer.stop_after(DRAIN).expect("observer stops");
+    let server = SocketAddr::new(IpAddr::V4(b.ipv4()), HTTP_PORT);
+    let mut want = Vec::new();
+    for (i, client) in clients.iter().enumerate() {
+        let ports: Vec<u16> = client.stdout().lines().filter_map(|l| l.trim().parse().ok()).collect();
+        assert_eq!(ports.len(), PER_CLIENT, "client {i} made {} connections", ports.len());
+        for port in ports {
+            let mut c = conn(
+                format!("client {i} port {port}"),
+                IpAddr::V4(a.ipv4()),
+                client.pid(),
+                "python3",
+                server,
+                http.pid(),
+                "python3",
+            )
+            .field("/security", "plaintext");
+            c.client_port = Some(port);
+            want.push(c);
+        }
+    }
+    let mut checks = Checks::new();
+    checks.check("observer exit", run.expect_clean_exit());
+    check_connections(&run.records, &want, &mut checks);
+    let lost: Vec<&str> = run.stderr.lines().filter(|l| l.contains("lost") || l.contains("drop")).collect();
+    checks.finish().unwrap_or_else(|e| panic!("{e:#}\nobserver counters:\n{}", lost.join("\n")));
+}
+
+#[test]
+fn tls_server_attributed_on_ipv6_and_v4_mapped_addresses() {
+    let _serial = serial();
+    if !require_root() {
+        return;
+    }
+    // s_server listens dual-stack: an IPv4 client lands on a v4-mapped socket, which the
+    // record shows as plain IPv4.
+    let observer = ObserverProcess::start(RUN_CAP).expect("observer attaches");
+    let topo = Topology::builder().pod("a").pod("b").build().expect("topology");
+    let (a, b) = (topo.pod("a"), topo.pod("b"));
+    let pki = Pki::new().expect("pki");
+    let leaf = pki.issue("b", KeyType::Rsa2048, &["b.e2e.test"], None).expect("cert");
+    let server =
+        TlsServer::start(b.ns(), TLS_PORT, &leaf, pki.ca_cert(), TlsVersion::Any, ClientAuth::None).expect("s_server");
+    let mut want = Vec::new();
+    for ip in [IpAddr::V4(b.ipv4()), IpAddr::V6(b.ipv6().expect("v6"))] {
+        let run =
+            observer_e2e::peers::SClient::new(a.ns(), ip, TLS_PORT).servername("b.e2e.test").run().expect("s_client");
+        assert!(run.stdout.contains("HTTP/1.0 200"), "{run}");
+        let client_ip = if ip.is_ipv4() { IpAddr::V4(a.ipv4()) } else { IpAddr::V6(a.ipv6().expect("v6")) };
+        want.push(conn(
+            format!("to {ip}"),
+            client_ip,
+            run.pid,
+            "openssl",
+            SocketAddr::new(ip, TLS_PORT),
+            server.pid(),
+            "openssl",
+        ));
+    }
+    let run = observer.stop_after(DRAIN).expect("observer stops");
+    for r in run.records.involving(&[IpAddr::V4(b.ipv4())]).iter() {
+        let shown = r.to_string();
+        assert!(!shown.contains("::ffff:"), "v4-mapped address leaked into a record: {shown}");
+    }
+    let mut checks = Checks::new();
+    checks.check("observer exit", run.expect_clean_exit());
+    check_connections(&run.records, &want, &mut checks);
+    checks.finish().expect("dual-stack server");
+}
