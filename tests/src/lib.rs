@@ -26,6 +26,7 @@ pub mod peers;
 pub mod pki;
 pub mod process;
 pub mod records;
+pub mod tcpdump;
 pub mod tempdir;
 pub mod topology;
 

@@ -50,6 +50,12 @@ impl Pod {
         self.ipv6.with_context(|| format!("pod {} has no IPv6 address (MTU below {IPV6_MIN_MTU}?)", self.name))
     }
 
+    /// Sets the MTU of the pod's `lo` with one segment per skb, so that loopback connections
+    /// inside the pod are split like on a small-MTU wire (below 1280, `::1` disappears).
+    pub fn split_loopback(&self, mtu: u32) -> anyhow::Result<()> {
+        self.ns.ip(&["link", "set", "lo", "mtu", &mtu.to_string(), "gso_max_segs", "1"])
+    }
+
     /// The pod's address of the given family.
     pub fn ip(&self, v6: bool) -> anyhow::Result<IpAddr> {
         Ok(if v6 { IpAddr::V6(self.ipv6()?) } else { IpAddr::V4(self.ipv4) })

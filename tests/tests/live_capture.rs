@@ -184,43 +184,60 @@ fn tls_details_come_from_the_real_client_hello() {
     checks.finish().expect("dissected live capture");
 }
 
-/// One TLS 1.3 connection whose ~1.7 KB ClientHello (a long ALPN list) crosses a 576-byte MTU
-/// in 4 segments; `dissected` adds the fields only a whole ClientHello yields.
+/// TLS 1.3 connections whose ~1.7 KB ClientHello (a long ALPN list) crosses in several segments
+/// (one per skb; the harness test checks the split with tcpdump): IPv4 at MTU 576 (4 segments),
+/// IPv6 at MTU 1280 (2), loopback at MTU 576 (4). `dissected` adds the fields only a whole
+/// ClientHello yields.
 fn split_client_hello(dissected: bool) {
     let observer = ObserverProcess::start(RUN_CAP).expect("observer attaches");
-    // MTU 576 with one segment per skb: the ~1.7 KB ClientHello crosses in 4 segments.
-    let topo = Topology::builder().mtu(576).pod("a").pod("b").build().expect("topology");
+    let small = Topology::builder().mtu(576).pod("a").pod("b").build().expect("topology");
+    let ipv6 = Topology::builder().mtu(1280).pod("a").pod("b").build().expect("topology");
+    small.pod("b").split_loopback(576).expect("loopback MTU");
     let pki = Pki::new().expect("pki");
     let leaf = pki.issue("b", KeyType::EcdsaP256, &["split.b.e2e.test"], None).expect("cert");
-    let (a, b) = (topo.pod("a"), topo.pod("b"));
-    let server = TlsServer::start(b.ns(), TLS13_PORT, &leaf, pki.ca_cert(), TlsVersion::Tls13, ClientAuth::None)
-        .expect("s_server");
     let alpn = padding_alpn(1400);
-    let sni = "split.b.e2e.test";
-    let client = SClient::new(a.ns(), IpAddr::V4(b.ipv4()), TLS13_PORT)
-        .servername(sni)
-        .alpn(alpn.clone())
-        .run()
-        .expect("s_client");
-    assert!(client.stdout.contains("HTTP/1.0 200"), "{client}");
-    let run = observer.stop_after(DRAIN).expect("observer stops");
-    let mut conn = expected(
-        "split-client-hello".into(),
-        IpAddr::V4(a.ipv4()),
-        client.pid,
-        "openssl",
-        SocketAddr::new(IpAddr::V4(b.ipv4()), TLS13_PORT),
-        server.pid(),
-        "openssl",
-    )
-    .field("/security", "tls")
-    .field("/protocol", "tls");
-    if dissected {
-        conn = conn.field("/tls/sni", sni).field("/tls/alpn_offered", alpn).field("/tls/client_cert", "not_requested");
+    let cases = [
+        ("ipv4-576", &small, small.pod("a").ns(), IpAddr::V4(small.pod("a").ipv4()), IpAddr::V4(small.pod("b").ipv4())),
+        (
+            "ipv6-1280",
+            &ipv6,
+            ipv6.pod("a").ns(),
+            ipv6.pod("a").ip(true).expect("v6"),
+            ipv6.pod("b").ip(true).expect("v6"),
+        ),
+        ("loopback-576", &small, small.pod("b").ns(), Ipv4Addr::LOCALHOST.into(), Ipv4Addr::LOCALHOST.into()),
+    ];
+    let servers: Vec<TlsServer> = [&small, &ipv6]
+        .iter()
+        .map(|t| {
+            TlsServer::start(t.pod("b").ns(), TLS13_PORT, &leaf, pki.ca_cert(), TlsVersion::Tls13, ClientAuth::None)
+                .expect("s_server")
+        })
+        .collect();
+    let mut want = Vec::new();
+    for (label, topo, client_ns, client_ip, server_ip) in cases {
+        let sni = format!("{label}.split.b.e2e.test");
+        let client =
+            SClient::new(client_ns, server_ip, TLS13_PORT).servername(&sni).alpn(alpn.clone()).run().expect("s_client");
+        assert!(client.stdout.contains("HTTP/1.0 200"), "{label}: {client}");
+        let server_pid = servers[usize::from(std::ptr::eq(topo, &ipv6))].pid();
+        let server = SocketAddr::new(server_ip, TLS13_PORT);
+        let mut conn =
+            expected(format!("split/{label}"), client_ip, client.pid, "openssl", server, server_pid, "openssl")
+                .field("/security", "tls")
+                .field("/protocol", "tls");
+        if dissected {
+            conn = conn
+                .field("/tls/sni", sni.as_str())
+                .field("/tls/alpn_offered", alpn.clone())
+                .field("/tls/client_cert", "not_requested");
+        }
+        want.push(conn);
     }
+    let run = observer.stop_after(DRAIN).expect("observer stops");
     let mut checks = Checks::new();
     checks.check("observer exit", run.expect_clean_exit());
-    check_connections(&run.records, &[conn], &mut checks);
+    check_connections(&run.records, &want, &mut checks);
     checks.finish().expect("multi-segment ClientHello");
 }
 
