@@ -1,0 +1,120 @@
+//! Issue 4 end to end: the observer given the mesh's Pod, Service and PeerAuthentication YAML
+//! (`--policy DIR`) names every leg of a request through two sidecars, finds nothing wrong on the
+//! healthy path, reports a legacy pod's plaintext to a STRICT workload as `unexpected_plaintext`
+//! naming the PeerAuthentication, and to a PERMISSIVE one as `would_break_under_strict`.
+
+use std::{
+    net::{IpAddr, Ipv4Addr, SocketAddr},
+    time::Duration,
+};
+
+use observer_e2e::{
+    Checks, ExpectedConn, Mesh, ObserverProcess, Sidecar, check_connections,
+    mesh::manifests::peer_authentication_name,
+    peers::Curl,
+    records::{at, str_at},
+    require_root, serial,
+};
+
+fn leg(label: &str, client_ip: IpAddr, client_pid: u32, client_comm: &str, server: SocketAddr) -> ExpectedConn {
+    ExpectedConn {
+        label: label.into(),
+        client_ip,
+        client_port: None,
+        client_pid,
+        client_comm: client_comm.into(),
+        server,
+        server_pid: 0,
+        server_comm: String::new(),
+        observed_at: "both".into(),
+        fields: Vec::new(),
+    }
+}
+
+#[test]
+#[ignore = "needs `observer run --policy` (issue 4) on main"]
+fn legs_and_verdicts_follow_the_peer_authentications() {
+    let _serial = serial();
+    if !require_root() {
+        return;
+    }
+    let mesh = Mesh::builder()
+        .pod("pod-a", Sidecar::Strict)
+        .pod("pod-b", Sidecar::Strict)
+        .pod("pod-c", Sidecar::Permissive)
+        .pod("legacy", Sidecar::None)
+        .build()
+        .expect("mesh");
+    let policy = mesh.manifests_dir().to_string_lossy().into_owned();
+    let observer =
+        ObserverProcess::start_with(Duration::from_secs(120), &["--policy", &policy]).expect("observer attaches");
+    let ip = |pod: &str| IpAddr::V4(mesh.pod(pod).ipv4());
+    let app = |pod: &str| SocketAddr::new(ip(pod), mesh.app_port());
+    let proxy = |pod: &str| mesh.mesh_pod(pod).proxy_pid().expect("sidecar");
+    let pa = |pod: &str| format!("PeerAuthentication/{}/{}", mesh.namespace(), peer_authentication_name(pod));
+
+    let healthy = Curl::http(mesh.pod("pod-a").ns(), ip("pod-b"), mesh.app_port()).run().expect("curl");
+    assert_eq!(healthy.http_code, 200, "{healthy}");
+    let to_strict = Curl::http(mesh.pod("legacy").ns(), ip("pod-b"), mesh.app_port()).run().expect("curl");
+    assert_eq!(to_strict.code(), Some(52), "{to_strict}");
+    let to_permissive = Curl::http(mesh.pod("legacy").ns(), ip("pod-c"), mesh.app_port()).run().expect("curl");
+    assert_eq!(to_permissive.http_code, 200, "{to_permissive}");
+    let run = observer.stop_after(Duration::from_millis(1500)).expect("observer stops");
+
+    let mut want = vec![
+        leg("local outbound", ip("pod-a"), healthy.pid(), "curl", app("pod-b"))
+            .field("/leg", "local_outbound")
+            .field("/verdict/status", "ok"),
+        leg("external outbound", ip("pod-a"), proxy("pod-a"), "haproxy", app("pod-b"))
+            .field("/leg", "external_outbound")
+            .field("/security", "mtls")
+            .field("/verdict/status", "ok")
+            .field("/verdict/expected", "mtls"),
+        leg(
+            "local inbound",
+            IpAddr::V4(Ipv4Addr::new(127, 0, 0, 6)),
+            proxy("pod-b"),
+            "haproxy",
+            SocketAddr::new(Ipv4Addr::LOCALHOST.into(), mesh.app_port()),
+        )
+        .field("/leg", "local_inbound")
+        .field("/verdict/status", "ok"),
+        leg("legacy -> STRICT", ip("legacy"), to_strict.pid(), "curl", app("pod-b"))
+            .field("/leg", "external_inbound")
+            .field("/security", "plaintext")
+            .field("/verdict/status", "deviation")
+            .field("/verdict/kind", "unexpected_plaintext")
+            .field("/verdict/expected", "mtls")
+            .field("/verdict/policy", pa("pod-b")),
+        leg("legacy -> PERMISSIVE", ip("legacy"), to_permissive.pid(), "curl", app("pod-c"))
+            .field("/leg", "external_inbound")
+            .field("/security", "plaintext")
+            .field("/verdict/status", "ok")
+            .field("/verdict/kind", "would_break_under_strict")
+            .field("/verdict/policy", pa("pod-c")),
+    ];
+    // The server side is checked through `fields`; fill in what check_connections compares.
+    for (conn, (pid, comm)) in want.iter_mut().zip([
+        (proxy("pod-a"), "haproxy"),
+        (proxy("pod-b"), "haproxy"),
+        (mesh.mesh_pod("pod-b").app_pid(), "python3"),
+        (proxy("pod-b"), "haproxy"),
+        (proxy("pod-c"), "haproxy"),
+    ]) {
+        conn.server_pid = pid;
+        conn.server_comm = comm.into();
+    }
+    let mut checks = Checks::new();
+    checks.check("observer exit", run.expect_clean_exit());
+    check_connections(&run.records, &want, &mut checks);
+    // Nothing else of this mesh is a deviation.
+    let strict_pid = u64::from(to_strict.pid());
+    for record in run.records.involving(&mesh.ips()).iter() {
+        if str_at(record, "/verdict/status") == Some("deviation")
+            && at(record, "/client/process/pid").as_u64() != Some(strict_pid)
+        {
+            checks.check("healthy path", Err(anyhow::anyhow!("unexpected deviation: {record}")));
+        }
+    }
+    checks.finish().unwrap_or_else(|e| panic!("{e:#}\nrecords of this mesh:\n{}", run.records.involving(&mesh.ips())));
+}
