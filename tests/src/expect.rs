@@ -10,7 +10,7 @@ use std::{
 
 use serde_json::Value;
 
-use crate::records::{Checks, Records, at, endpoint};
+use crate::records::{Checks, Records, at, endpoint, str_at};
 
 /// One connection a test made, and what the observer must say about it.
 #[derive(Debug, Clone)]
@@ -131,10 +131,50 @@ fn check_one(e: &ExpectedConn, r: &Value, checks: &mut Checks) {
     checks.eq(label, r, "/server/process/pid", e.server_pid);
     checks.eq(label, r, "/server/process/comm", e.server_comm.as_str());
     checks.eq(label, r, "/observed_at", e.observed_at.as_str());
+    if !str_at(r, "/time").is_some_and(is_rfc3339_millis_utc) {
+        checks.check(label, Err(anyhow::anyhow!("time is not RFC 3339 UTC with milliseconds\n  in {r}")));
+    }
+    if str_at(r, "/node").is_none_or(str::is_empty) {
+        checks.check(label, Err(anyhow::anyhow!("node missing\n  in {r}")));
+    }
     if at(r, "/conn_id").as_str().is_none_or(str::is_empty) {
         checks.check(label, Err(anyhow::anyhow!("conn_id missing\n  in {r}")));
     }
     for (pointer, value) in &e.fields {
         checks.eq(label, r, pointer, value.clone());
+    }
+}
+
+/// `2026-11-26T14:00:00.123Z`: the shape DESIGN §6 promises.
+pub fn is_rfc3339_millis_utc(time: &str) -> bool {
+    let b = time.as_bytes();
+    let digits = |range: std::ops::Range<usize>| range.into_iter().all(|i| b[i].is_ascii_digit());
+    b.len() == 24
+        && digits(0..4)
+        && b[4] == b'-'
+        && digits(5..7)
+        && b[7] == b'-'
+        && digits(8..10)
+        && b[10] == b'T'
+        && digits(11..13)
+        && b[13] == b':'
+        && digits(14..16)
+        && b[16] == b':'
+        && digits(17..19)
+        && b[19] == b'.'
+        && digits(20..23)
+        && b[23] == b'Z'
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_times_must_be_utc_with_millis() {
+        assert!(is_rfc3339_millis_utc("2026-11-26T14:00:00.123Z"));
+        assert!(!is_rfc3339_millis_utc("2026-11-26T14:00:00Z"));
+        assert!(!is_rfc3339_millis_utc("2026-11-26T14:00:00.123+00:00"));
+        assert!(!is_rfc3339_millis_utc("2026-11-26 14:00:00.123Z"));
     }
 }

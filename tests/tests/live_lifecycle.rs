@@ -222,3 +222,24 @@ fn tls_server_attributed_on_ipv6_and_v4_mapped_addresses() {
     check_connections(&run.records, &want, &mut checks);
     checks.finish().expect("dual-stack server");
 }
+
+#[test]
+fn without_privileges_it_fails_with_one_line_saying_what_to_do() {
+    if !require_root() {
+        return;
+    }
+    let bin = observer_e2e::observer::binary();
+    assert!(bin.exists(), "observer binary {} not built", bin.display());
+    // As nobody, from the root namespace (never under ip netns exec).
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"])
+        .arg(&bin)
+        .args(["run", "--duration", "1"])
+        .output()
+        .expect("run observer as nobody");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(!out.status.success(), "succeeded without privileges: {stderr}");
+    assert_eq!(lines.len(), 1, "expected a one-line error, got:\n{stderr}");
+    assert!(out.stdout.is_empty(), "printed records without privileges");
+}
