@@ -45,12 +45,21 @@ pub use records::{Checks, Records};
 pub use tempdir::TempDir;
 pub use topology::{Pod, Topology, TopologyBuilder};
 
-/// Whether this process runs as root. When not, prints `skipped: <why>` (visible with
+/// Whether this process runs as root; the first call as root also runs [`cleanup_stale`]. When
+/// not root, prints `skipped: <why>` (visible with
 /// `--nocapture`, and in CI logs) so that a green run without root is not mistaken for coverage.
 pub fn require_root() -> bool {
     // SAFETY: geteuid has no preconditions and cannot fail.
     let euid = unsafe { libc::geteuid() };
     if euid == 0 {
+        // Once per test binary: sweep what crashed earlier runs left (only dead owners' names).
+        static SWEEP: std::sync::Once = std::sync::Once::new();
+        SWEEP.call_once(|| {
+            let removed = cleanup_stale();
+            if !removed.is_empty() {
+                eprintln!("removed stale namespaces of crashed runs: {removed:?}");
+            }
+        });
         true
     } else {
         println!("skipped: needs root (network namespaces, eBPF); euid is {euid}");

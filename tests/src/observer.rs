@@ -12,7 +12,13 @@ use std::{
 use anyhow::{Context, bail};
 use serde_json::Value;
 
-use crate::{cmd, netns::signal, records::Records, tempdir::TempDir, workspace_root};
+use crate::{
+    cmd,
+    netns::signal,
+    records::{Checks, Records},
+    tempdir::TempDir,
+    workspace_root,
+};
 
 /// How long the observer may take to load and attach its programs.
 pub const ATTACH_TIMEOUT: Duration = Duration::from_secs(60);
@@ -177,6 +183,20 @@ impl ObserverProcess {
 }
 
 impl ObserverRun {
+    /// Panics with every failed expectation of `checks` and the observer's last log lines (its
+    /// exit counters say whether samples were lost).
+    pub fn assert_passed(&self, what: &str, checks: Checks) {
+        if let Err(error) = checks.finish() {
+            panic!("{what}: {error:#}\nobserver log tail:\n{}", self.log_tail(4));
+        }
+    }
+
+    /// The last `n` lines the observer logged (its exit counters), for failure messages.
+    pub fn log_tail(&self, n: usize) -> String {
+        let lines: Vec<&str> = self.stderr.lines().collect();
+        lines[lines.len().saturating_sub(n)..].join("\n")
+    }
+
     /// Fails unless it exited 0 and printed only JSON objects.
     pub fn expect_clean_exit(&self) -> anyhow::Result<()> {
         if !self.status.success() {

@@ -139,6 +139,26 @@ fn mesh_enforces_strict_and_permissive_like_istio() {
 }
 
 #[test]
+fn a_tls12_mesh_with_ecdsa_certificates_carries_requests() {
+    if !require_root() {
+        return;
+    }
+    let mesh = Mesh::builder()
+        .pod("x", Sidecar::Strict)
+        .pod("y", Sidecar::Permissive)
+        .key_type(KeyType::EcdsaP256)
+        .tls12_only(true)
+        .app_port(9090)
+        .build()
+        .expect("mesh");
+    for (from, to) in [("x", "y"), ("y", "x")] {
+        let run = Curl::http(mesh.pod(from).ns(), IpAddr::V4(mesh.pod(to).ipv4()), 9090).run().expect("curl");
+        assert_eq!(run.http_code, 200, "{from} -> {to}: {run}\n{}", mesh.mesh_pod(to).proxy_logs());
+    }
+    assert_eq!(mesh.sni("y"), "outbound_.9090_._.y.default.svc.cluster.local");
+}
+
+#[test]
 fn small_mtus_split_a_client_hello_over_ipv4_ipv6_and_loopback() {
     if !require_root() {
         return;

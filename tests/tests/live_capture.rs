@@ -168,7 +168,7 @@ fn every_leg_is_reported_once_with_its_ends_processes_and_side() {
     let mut checks = Checks::new();
     checks.check("observer exit", run.expect_clean_exit());
     check_connections(&run.records, &want, &mut checks);
-    checks.finish().expect("live capture");
+    run.assert_passed("live capture", checks);
 }
 
 #[test]
@@ -182,7 +182,7 @@ fn tls_details_come_from_the_real_client_hello() {
     let mut checks = Checks::new();
     checks.check("observer exit", run.expect_clean_exit());
     check_connections(&run.records, &want, &mut checks);
-    checks.finish().expect("dissected live capture");
+    run.assert_passed("dissected live capture", checks);
 }
 
 /// TLS 1.3 connections whose ~1.7 KB ClientHello (a long ALPN list) crosses in several segments
@@ -239,7 +239,7 @@ fn split_client_hello(dissected: bool) {
     let mut checks = Checks::new();
     checks.check("observer exit", run.expect_clean_exit());
     check_connections(&run.records, &want, &mut checks);
-    checks.finish().expect("multi-segment ClientHello");
+    run.assert_passed("multi-segment ClientHello", checks);
 }
 
 #[test]

@@ -44,13 +44,15 @@ fn leg(
 }
 
 /// Runs the mesh under the observer and checks the legs; `dissected` adds the dissector's
-/// verdicts (mTLS from the Istio ALPN, the Istio SNI).
-fn check_mesh_legs(dissected: bool) {
+/// verdicts (mTLS from the Istio ALPN, the Istio SNI; with `tls12` sidecars the client
+/// Certificate in cleartext and its SPIFFE ID).
+fn check_mesh_legs(dissected: bool, tls12: bool) {
     let observer = ObserverProcess::start(Duration::from_secs(120)).expect("observer attaches");
     let mesh = Mesh::builder()
         .pod("pod-a", Sidecar::Strict)
         .pod("pod-b", Sidecar::Strict)
         .pod("legacy", Sidecar::None)
+        .tls12_only(tls12)
         .build()
         .expect("mesh");
     let ip = |pod: &str| IpAddr::V4(mesh.pod(pod).ipv4());
@@ -94,7 +96,17 @@ fn check_mesh_legs(dissected: bool) {
         external = external
             .field("/security", "mtls")
             .field("/tls/sni", mesh.sni("pod-b"))
-            .field("/tls/alpn_offered", vec!["istio-peer-exchange", "istio"]);
+            .field("/tls/alpn_offered", vec!["istio-peer-exchange", "istio"])
+            .field("/tls/client_cert", "presented");
+        if tls12 {
+            let spiffe = observer_e2e::pki::spiffe_id(mesh.namespace(), "pod-a");
+            external = external
+                .field("/tls/version", "1.2")
+                .field("/tls/evidence", "tls12_certificate")
+                .field("/tls/client_spiffe_id", spiffe);
+        } else {
+            external = external.field("/tls/version", "1.3");
+        }
     }
     let want = [
         local_outbound,
@@ -132,7 +144,7 @@ fn check_mesh_legs(dissected: bool) {
 fn mesh_legs_are_reported_with_original_destinations_and_owners() {
     let _serial = serial();
     if require_root() {
-        check_mesh_legs(false);
+        check_mesh_legs(false, false);
     }
 }
 
@@ -141,6 +153,7 @@ fn mesh_legs_are_reported_with_original_destinations_and_owners() {
 fn mesh_mtls_is_recognised_from_the_istio_client_hello() {
     let _serial = serial();
     if require_root() {
-        check_mesh_legs(true);
+        check_mesh_legs(true, false);
+        check_mesh_legs(true, true);
     }
 }
