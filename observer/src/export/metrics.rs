@@ -111,22 +111,34 @@ impl Metrics {
         }
         header(&mut out, "observer_dissect_errors_total", "counter", "Legs left unknown, by reason.");
         for (reason, count) in &self.dissect_errors {
-            series(&mut out, "observer_dissect_errors_total", &["reason"], &[reason.clone()], *count as f64);
+            series(&mut out, "observer_dissect_errors_total", &["reason"], std::slice::from_ref(reason), *count as f64);
         }
         header(&mut out, "observer_capture_lost_total", "counter", "Samples and events lost, by stage.");
         for (stage, count) in &snapshot.lost {
-            series(&mut out, "observer_capture_lost_total", &["stage"], &[stage.clone()], *count as f64);
+            series(&mut out, "observer_capture_lost_total", &["stage"], std::slice::from_ref(stage), *count as f64);
         }
         header(&mut out, "observer_connections_tracked", "gauge", "Legs held, waiting for their classification.");
         series(&mut out, "observer_connections_tracked", &[], &[], snapshot.tracked as f64);
         header(&mut out, "observer_ebpf_run_seconds_total", "counter", "Time spent in each eBPF program.");
         for run in &snapshot.programs {
             let seconds = run.run_time_ns as f64 / 1e9;
-            series(&mut out, "observer_ebpf_run_seconds_total", &["program"], &[run.program.clone()], seconds);
+            series(
+                &mut out,
+                "observer_ebpf_run_seconds_total",
+                &["program"],
+                std::slice::from_ref(&run.program),
+                seconds,
+            );
         }
         header(&mut out, "observer_ebpf_runs_total", "counter", "Runs of each eBPF program.");
         for run in &snapshot.programs {
-            series(&mut out, "observer_ebpf_runs_total", &["program"], &[run.program.clone()], run.run_count as f64);
+            series(
+                &mut out,
+                "observer_ebpf_runs_total",
+                &["program"],
+                std::slice::from_ref(&run.program),
+                run.run_count as f64,
+            );
         }
         out
     }
