@@ -3,6 +3,7 @@
 
 use std::{fs::File, path::Path};
 
+use crate::export::metrics::ProgramRun;
 use aya::{
     Ebpf, EbpfLoader,
     maps::{HashMap, MapData, PerCpuArray, RingBuf},
@@ -49,7 +50,7 @@ pub struct LiveCapture {
     // Field order matters for drop: maps first, then the programs and their links.
     conns: HashMap<MapData, u64, ConnState>,
     drops: PerCpuArray<MapData, u64>,
-    _ebpf: Ebpf,
+    ebpf: Ebpf,
 }
 
 /// Ring buffer bytes past which the kernel wakes userspace (below it userspace polls on a timer).
@@ -92,7 +93,7 @@ impl LiveCapture {
         let drops = PerCpuArray::try_from(take_map(&mut ebpf, names::DROPS)?)
             .map_err(|source| CaptureError::Map { map: names::DROPS, source })?;
         seed_listeners(&mut ebpf, cgroup)?;
-        Ok((Self { conns, drops, _ebpf: ebpf }, ring))
+        Ok((Self { conns, drops, ebpf }, ring))
     }
 
     /// Tell the kernel to stop sampling a socket (its leg is classified). A socket that already
@@ -104,6 +105,21 @@ impl LiveCapture {
             // Fails only if the socket closed in between: nothing left to stop.
             let _ = self.conns.insert(cookie, state, BPF_EXIST);
         }
+    }
+
+    /// Run time and count of each program (zero unless kernel.bpf_stats_enabled is 1).
+    pub fn program_runs(&self) -> Vec<ProgramRun> {
+        self.ebpf
+            .programs()
+            .filter_map(|(name, program)| {
+                let info = program.info().ok()?;
+                Some(ProgramRun {
+                    program: name.to_owned(),
+                    run_time_ns: u64::try_from(info.run_time().as_nanos()).unwrap_or(u64::MAX),
+                    run_count: info.run_count(),
+                })
+            })
+            .collect()
     }
 
     /// The kernel's drop counters, summed over CPUs.

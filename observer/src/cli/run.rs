@@ -15,7 +15,11 @@ use tokio::{io::unix::AsyncFd, signal::unix::SignalKind};
 
 use crate::{
     capture::{self, LiveCapture, Sockets},
-    export::{ConnectionRecord, Format, Printer},
+    export::{
+        ConnectionRecord, Format, Printer,
+        metrics::{Metrics, Snapshot},
+        serve::{self, Exposition},
+    },
     flows::{self, Output, Tracker, TrackerConfig},
 };
 
@@ -25,8 +29,10 @@ static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"),
 /// How often userspace drains the ring buffer without a wakeup: submits do not wake it below
 /// the wakeup threshold, so this bounds the latency of a quiet node.
 const POLL_INTERVAL: Duration = Duration::from_millis(25);
-/// How often the counters are logged when they changed.
+/// How often the counters are logged.
 const STATS_INTERVAL: Duration = Duration::from_secs(10);
+/// How often the metrics exposition is refreshed.
+const METRICS_INTERVAL: Duration = Duration::from_secs(1);
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -42,6 +48,9 @@ pub struct Args {
     /// How long a leg seen from one socket waits for its peer socket on this node, in milliseconds.
     #[arg(long, value_name = "MS", default_value_t = 100)]
     pub pair_grace_ms: u64,
+    /// Serve Prometheus metrics on this address (e.g. 0.0.0.0:9464) at /metrics.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
     /// Most legs held at once; more are counted as lost.
     #[arg(long, value_name = "N", default_value_t = 100_000)]
     pub max_legs: usize,
@@ -60,7 +69,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let printer = Printer::new(args.output, std::io::stdout().lock());
     let mut session = Session::new(capture, config, printer);
-    runtime.block_on(session.run(ring, args.duration.map(Duration::from_secs)))?;
+    runtime.block_on(async {
+        if let Some(addr) = args.metrics_addr {
+            let bound = serve::spawn(addr, session.exposition.clone())
+                .await
+                .with_context(|| format!("serving metrics on {addr}"))?;
+            tracing::info!(addr = %bound, "serving metrics at /metrics");
+        }
+        session.run(ring, args.duration.map(Duration::from_secs)).await
+    })?;
     session.log_counters();
     // Dropping the session drops LiveCapture: every link is detached before the process exits.
     drop(session);
@@ -78,6 +95,8 @@ struct Session<W: Write> {
     events: Vec<flows::Event>,
     outputs: Vec<Output>,
     records: u64,
+    metrics: Metrics,
+    exposition: Exposition,
 }
 
 impl<W: Write> Session<W> {
@@ -91,6 +110,8 @@ impl<W: Write> Session<W> {
             events: Vec::new(),
             outputs: Vec::new(),
             records: 0,
+            metrics: Metrics::default(),
+            exposition: Exposition::default(),
         }
     }
 
@@ -101,6 +122,7 @@ impl<W: Write> Session<W> {
             .context("registering the ring buffer with tokio")?;
         let mut poll = tokio::time::interval(POLL_INTERVAL);
         let mut stats = tokio::time::interval_at(tokio::time::Instant::now() + STATS_INTERVAL, STATS_INTERVAL);
+        let mut refresh = tokio::time::interval(METRICS_INTERVAL);
         let mut sigterm = tokio::signal::unix::signal(SignalKind::terminate()).context("SIGTERM handler")?;
         let mut sigint = tokio::signal::unix::signal(SignalKind::interrupt()).context("SIGINT handler")?;
         let deadline = tokio::time::sleep(duration.unwrap_or(Duration::MAX / 4));
@@ -119,6 +141,7 @@ impl<W: Write> Session<W> {
                     self.handle_outputs()?;
                 }
                 _ = stats.tick() => self.log_counters(),
+                _ = refresh.tick() => self.refresh_metrics(),
                 _ = sigterm.recv() => break,
                 _ = sigint.recv() => break,
                 () = &mut deadline => break,
@@ -153,6 +176,7 @@ impl<W: Write> Session<W> {
                     self.sockets.reported(leg.leg);
                     let record = ConnectionRecord::from_leg(&leg, &self.node);
                     self.records += 1;
+                    self.metrics.record(&record);
                     if let Err(error) = self.printer.print(&record) {
                         if error.kind() == std::io::ErrorKind::BrokenPipe {
                             anyhow::bail!("standard output closed");
@@ -165,25 +189,40 @@ impl<W: Write> Session<W> {
         Ok(())
     }
 
-    fn log_counters(&self) {
+    /// Everything lost on the way, by stage: the kernel's counters and userspace's.
+    fn lost(&self) -> Vec<(String, u64)> {
         let kernel = self.capture.counters();
         let sockets = self.sockets.stats();
         let tracker = self.tracker.stats();
-        let lost: Vec<String> = drop_reason::NAMES
-            .iter()
-            .zip(kernel.drops)
-            .filter(|(_, n)| *n > 0)
-            .map(|(name, n)| format!("{name}={n}"))
-            .collect();
+        let mut lost: Vec<(String, u64)> =
+            drop_reason::NAMES.iter().zip(kernel.drops).map(|(name, n)| ((*name).to_owned(), n)).collect();
+        lost.extend([
+            ("decode".to_owned(), sockets.undecodable),
+            ("orphan_sample".to_owned(), sockets.orphan_samples),
+            ("tracker_full".to_owned(), tracker.legs_dropped_full),
+        ]);
+        lost
+    }
+
+    fn refresh_metrics(&self) {
+        let snapshot =
+            Snapshot { lost: self.lost(), tracked: self.tracker.len() as u64, programs: self.capture.program_runs() };
+        let text = self.metrics.render(&snapshot);
+        if let Ok(mut exposition) = self.exposition.lock() {
+            *exposition = text;
+        }
+    }
+
+    fn log_counters(&self) {
+        let lost: Vec<String> =
+            self.lost().into_iter().filter(|(_, n)| *n > 0).map(|(stage, n)| format!("{stage}={n}")).collect();
+        let tracker = self.tracker.stats();
         tracing::info!(
             records = self.records,
             legs_tracked = self.tracker.len(),
             sockets_tracked = self.sockets.len(),
-            kernel_lost = %if lost.is_empty() { "0".to_owned() } else { lost.join(",") },
-            orphan_samples = sockets.orphan_samples,
-            orphan_closes = sockets.orphan_closes,
-            undecodable = sockets.undecodable,
-            legs_dropped_full = tracker.legs_dropped_full,
+            lost = %if lost.is_empty() { "0".to_owned() } else { lost.join(",") },
+            orphan_closes = self.sockets.stats().orphan_closes,
             legs_idle_expired = tracker.legs_idle_expired,
             "counters"
         );

@@ -1,6 +1,8 @@
 //! Output of finished legs: the JSON line contract (DESIGN §6) and a table for people.
 
+pub mod metrics;
 mod record;
+pub mod serve;
 mod table;
 
 pub use record::{ConnectionRecord, EndpointRecord};

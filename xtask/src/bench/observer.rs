@@ -1,0 +1,135 @@
+//! The observer under measurement: started in the background, read through bpftool, its
+//! metrics endpoint and /proc, and stopped (by its PID) when dropped.
+
+use std::{
+    collections::HashMap,
+    io::{BufRead as _, BufReader, Read as _, Write as _},
+    net::TcpStream,
+    process::{Child, Command, Stdio},
+};
+
+use anyhow::{Context as _, Result, bail};
+
+use crate::cmd;
+
+const METRICS_ADDR: &str = "127.0.0.1:19464";
+
+pub struct Observer {
+    child: Child,
+}
+
+/// Cumulative run time and count per program name.
+#[derive(Default)]
+pub struct ProgramRuns(HashMap<String, (u64, u64)>);
+
+impl ProgramRuns {
+    pub fn delta(&self, before: &ProgramRuns) -> ProgramRuns {
+        ProgramRuns(
+            self.0
+                .iter()
+                .map(|(name, (time, count))| {
+                    let (t0, c0) = before.0.get(name).copied().unwrap_or_default();
+                    (name.clone(), (time.saturating_sub(t0), count.saturating_sub(c0)))
+                })
+                .collect(),
+        )
+    }
+
+    pub fn ns_per_run(&self, program: &str) -> Option<f64> {
+        let (time, count) = self.0.get(program)?;
+        (*count > 0).then(|| *time as f64 / *count as f64)
+    }
+
+    pub fn count(&self, program: &str) -> u64 {
+        self.0.get(program).map_or(0, |(_, c)| *c)
+    }
+}
+
+impl Observer {
+    pub fn start() -> Result<Self> {
+        let mut child = Command::new(cmd::observer_bin())
+            .args(["run", "--output", "json", "--metrics-addr", METRICS_ADDR])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("starting the observer")?;
+        let stderr = child.stderr.take().context("observer stderr")?;
+        let mut lines = BufReader::new(stderr).lines();
+        loop {
+            let Some(Ok(line)) = lines.next() else {
+                let _ = child.wait();
+                bail!("the observer exited before attaching");
+            };
+            if line.contains("observer attached") {
+                break;
+            }
+        }
+        std::thread::spawn(move || lines.for_each(drop));
+        Ok(Self { child })
+    }
+
+    /// Run statistics of this observer's programs, from the metrics endpoint.
+    pub fn program_runs(&self) -> Result<ProgramRuns> {
+        // The exposition refreshes every second: wait for a fresh one.
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        let text = scrape()?;
+        let mut runs = ProgramRuns::default();
+        for line in text.lines() {
+            let (metric, value) = match line.rsplit_once(' ') {
+                Some(parts) => parts,
+                None => continue,
+            };
+            let Some(program) = metric.split("program=\"").nth(1).and_then(|s| s.split('"').next()) else { continue };
+            let value: f64 = value.parse().unwrap_or(0.0);
+            let entry = runs.0.entry(program.to_owned()).or_default();
+            if metric.starts_with("observer_ebpf_run_seconds_total") {
+                entry.0 = (value * 1e9).round() as u64;
+            } else if metric.starts_with("observer_ebpf_runs_total") {
+                entry.1 = value as u64;
+            }
+        }
+        Ok(runs)
+    }
+
+    /// Sum of `observer_capture_lost_total` over stages.
+    pub fn lost(&self) -> Result<u64> {
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        Ok(scrape()?
+            .lines()
+            .filter(|l| l.starts_with("observer_capture_lost_total{"))
+            .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+            .map(|v| v as u64)
+            .sum())
+    }
+
+    pub fn rss_kib(&self) -> u64 {
+        self.status_field("VmRSS:")
+    }
+
+    pub fn peak_rss_kib(&self) -> u64 {
+        self.status_field("VmHWM:")
+    }
+
+    fn status_field(&self, field: &str) -> u64 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .ok()
+            .and_then(|s| s.lines().find_map(|l| l.strip_prefix(field)?.split_whitespace().next()?.parse().ok()))
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for Observer {
+    fn drop(&mut self) {
+        // SIGTERM: the observer detaches its programs and exits.
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let _ = self.child.wait();
+    }
+}
+
+fn scrape() -> Result<String> {
+    let mut stream = TcpStream::connect(METRICS_ADDR).context("connecting to the observer's metrics")?;
+    stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: bench\r\n\r\n")?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    Ok(response.split_once("\r\n\r\n").map(|(_, body)| body.to_owned()).unwrap_or_default())
+}
