@@ -6,14 +6,39 @@
 //! inside those namespaces. Tests that need root call [`require_root`] first and return early
 //! when it says no.
 //!
+//! # Parts
+//! - [`Topology`]: `Topology::builder().pod("a").pod("b").mtu(576).build()?` — a `node` namespace
+//!   with a bridge, one namespace per pod (`eth0` on 10.88.X.0/24 and fd00:88:0:X::/64, `lo` up).
+//!   `pod("a").ns()`, `.ipv4()`, `.ipv6()?`, `.ip(v6)?`, `.split_loopback(mtu)?`. Below MTU 1500
+//!   every skb carries one segment (GSO off), so a small MTU really splits a ClientHello.
+//! - [`Spawn`] / [`Child`]: `Spawn::new(ns, "prog").args(..).user(uid, gid).stdin(..).start()?`
+//!   (killed by PID on drop; `pid()`, `logs()`, `wait_listening(port)?`) or `.run()?` to completion
+//!   ([`ClientRun`]: `pid`, `code`, `stdout`, `stderr`).
+//! - [`peers`]: `HttpServer::start(ns, port)?`, `TlsServer::start(ns, port, &leaf, ca, version,
+//!   auth)?`, `Curl::http(ns, ip, port).run()?` (HTTP status and its own socket address),
+//!   `SClient::new(ns, ip, port).servername(..).cert(&leaf).version(..).alpn(..).run()?`,
+//!   `padding_alpn(bytes)` for big ClientHellos.
+//! - [`Pki`]: `Pki::new()?.issue(name, KeyType::Rsa2048, &[dns..], Some(&spiffe_id(ns, sa)))?`.
+//! - [`Mesh`]: `Mesh::builder().pod("pod-a", Sidecar::Strict).pod("legacy", Sidecar::None)
+//!   .tls12_only(..).build()?` — HAProxy sidecars as uid 1337 behind Istio's iptables rules, an
+//!   HTTP app per pod, and `manifests_dir()` with Pod/Service/PeerAuthentication YAML for `--policy`.
+//! - [`ObserverProcess`]: `start(cap)?` / `start_with(cap, &["--policy", dir])?` from the root
+//!   namespace, waits for `observer attached`; `records_so_far()`, `stop_after(grace)?` (SIGINT)
+//!   or `finish(timeout)?` give an [`observer::ObserverRun`] with [`Records`].
+//! - [`Records`] filters (`between`, `to_server`, `involving`, `with_pid`) and [`ExpectedConn`] +
+//!   [`check_connections`] + [`Checks`]: each connection reported exactly once, with ends,
+//!   processes, side and any JSON-pointer fields; every failure collected, records shown.
+//! - [`tcpdump::payload_lengths`] to see the segments; [`observer::attached_observer_objects`]
+//!   to see what the observer left in the kernel; [`cleanup_stale`] for crashed runs' leftovers.
+//!
 //! ```no_run
 //! # fn main() -> anyhow::Result<()> {
 //! use observer_e2e::{require_root, Topology, peers};
 //! if !require_root() { return Ok(()); }
 //! let topo = Topology::builder().pod("a").pod("b").build()?;
 //! let server = peers::HttpServer::start(topo.pod("b").ns(), 8080)?;
-//! let run = peers::Curl::new(topo.pod("a").ns(), format!("http://{}:8080/", topo.pod("b").ipv4())).run()?;
-//! assert_eq!(run.code, Some(0));
+//! let run = peers::Curl::http(topo.pod("a").ns(), topo.pod("b").ipv4().into(), 8080).run()?;
+//! assert_eq!(run.http_code, 200);
 //! # drop(server); Ok(()) }
 //! ```
 

@@ -33,7 +33,8 @@ pub fn binary() -> PathBuf {
     }
 }
 
-/// A running `observer run`. Dropping it without [`ObserverProcess::stop`] kills it by PID.
+/// A running `observer run`. Dropping it without [`ObserverProcess::stop_after`] or
+/// [`ObserverProcess::finish`] kills it by PID.
 #[derive(Debug)]
 pub struct ObserverProcess {
     process: std::process::Child,
