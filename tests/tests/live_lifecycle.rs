@@ -196,11 +196,15 @@ fn tls_server_attributed_on_ipv6_and_v4_mapped_addresses() {
     let server =
         TlsServer::start(b.ns(), TLS_PORT, &leaf, pki.ca_cert(), TlsVersion::Any, ClientAuth::None).expect("s_server");
     let mut want = Vec::new();
-    for ip in [IpAddr::V4(b.ipv4()), IpAddr::V6(b.ipv6().expect("v6"))] {
+    // The third client dials a v4-mapped IPv6 address from an AF_INET6 socket: both of its ends
+    // are IPv4 in the record too.
+    let mapped = IpAddr::V6(b.ipv4().to_ipv6_mapped());
+    for ip in [IpAddr::V4(b.ipv4()), IpAddr::V6(b.ipv6().expect("v6")), mapped] {
         let run =
             observer_e2e::peers::SClient::new(a.ns(), ip, TLS_PORT).servername("b.e2e.test").run().expect("s_client");
         assert!(run.stdout.contains("HTTP/1.0 200"), "{run}");
-        let client_ip = if ip.is_ipv4() { IpAddr::V4(a.ipv4()) } else { IpAddr::V6(a.ipv6().expect("v6")) };
+        let client_ip =
+            if ip.to_canonical().is_ipv4() { IpAddr::V4(a.ipv4()) } else { IpAddr::V6(a.ipv6().expect("v6")) };
         want.push(conn(
             format!("to {ip}"),
             client_ip,
