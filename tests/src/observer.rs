@@ -186,6 +186,7 @@ impl ObserverProcess {
 impl ObserverRun {
     /// Panics with every failed expectation of `checks` and the observer's last log lines (its
     /// exit counters say whether samples were lost).
+    #[track_caller]
     pub fn assert_passed(&self, what: &str, checks: Checks) {
         if let Err(error) = checks.finish() {
             panic!("{what}: {error:#}\nobserver log tail:\n{}", self.log_tail(4));
