@@ -18,6 +18,11 @@ pub(crate) mod raw;
 mod reload;
 #[cfg(test)]
 mod tests;
+/// Fixture loading shared by the tests of other modules.
+#[cfg(test)]
+pub(crate) mod tests_support {
+    pub(crate) use super::tests::fixture;
+}
 
 use std::{collections::BTreeMap, fmt, path::Path, sync::Arc};
 
