@@ -21,7 +21,7 @@ mod tests;
 /// Fixture loading shared by the tests of other modules.
 #[cfg(test)]
 pub(crate) mod tests_support {
-    pub(crate) use super::tests::fixture;
+    pub(crate) use super::tests::{fixture, testdata};
 }
 
 use std::{collections::BTreeMap, fmt, path::Path, sync::Arc};
