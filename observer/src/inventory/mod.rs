@@ -4,10 +4,12 @@
 //! behind `policy::ConfigSource`). Host-network pods and unknown addresses stay unknown: an
 //! address shared by several running pods is never guessed.
 
-pub(crate) mod raw;
 mod model;
+pub(crate) mod raw;
 
-pub use model::{ContainerPort, InvalidPod, InvalidService, Namespace, Pod, Service, ServicePort, TargetPort};
+pub use model::{
+    ContainerPort, InvalidPod, InvalidService, Namespace, Pod, Service, ServicePort, TargetPort,
+};
 
 use std::{collections::HashMap, net::IpAddr};
 
@@ -43,7 +45,13 @@ impl Inventory {
                 service_by_ip.entry(ip.to_canonical()).or_insert(i);
             }
         }
-        Self { pods, services, namespaces, pod_by_ip, service_by_ip }
+        Self {
+            pods,
+            services,
+            namespaces,
+            pod_by_ip,
+            service_by_ip,
+        }
     }
 
     pub fn pods(&self) -> &[Pod] {
@@ -70,14 +78,17 @@ impl Inventory {
 
     /// The Service with this cluster IP.
     pub fn service_by_ip(&self, ip: IpAddr) -> Option<&Service> {
-        self.services.get(*self.service_by_ip.get(&ip.to_canonical())?)
+        self.services
+            .get(*self.service_by_ip.get(&ip.to_canonical())?)
     }
 
     /// Services (with a selector) in the pod's namespace that select it.
     pub fn services_of<'a>(&'a self, pod: &'a Pod) -> impl Iterator<Item = &'a Service> + 'a {
         self.services.iter().filter(move |svc| {
             svc.meta.object.namespace == pod.meta.object.namespace
-                && svc.selector.as_ref().is_some_and(|sel| !sel.is_empty() && sel.iter().all(|(k, v)| pod.labels.get(k) == Some(v)))
+                && svc.selector.as_ref().is_some_and(|sel| {
+                    !sel.is_empty() && sel.iter().all(|(k, v)| pod.labels.get(k) == Some(v))
+                })
         })
     }
 
@@ -86,12 +97,18 @@ impl Inventory {
         self.pods.iter().filter(move |pod| {
             !pod.finished
                 && pod.meta.object.namespace == service.meta.object.namespace
-                && service.selector.as_ref().is_some_and(|sel| !sel.is_empty() && sel.iter().all(|(k, v)| pod.labels.get(k) == Some(v)))
+                && service.selector.as_ref().is_some_and(|sel| {
+                    !sel.is_empty() && sel.iter().all(|(k, v)| pod.labels.get(k) == Some(v))
+                })
         })
     }
 
     /// The Service port whose target is this container port of the pod.
-    pub fn service_port_of<'a>(&'a self, pod: &'a Pod, container_port: u16) -> Option<(&'a Service, &'a ServicePort)> {
+    pub fn service_port_of<'a>(
+        &'a self,
+        pod: &'a Pod,
+        container_port: u16,
+    ) -> Option<(&'a Service, &'a ServicePort)> {
         self.services_of(pod).find_map(|svc| {
             svc.ports
                 .iter()
@@ -103,17 +120,25 @@ impl Inventory {
     /// Whether a namespace is labelled for ambient mode.
     pub fn namespace_is_ambient(&self, namespace: &str) -> bool {
         self.namespaces.iter().any(|ns| {
-            ns.name == namespace && ns.labels.get("istio.io/dataplane-mode").map(String::as_str) == Some("ambient")
+            ns.name == namespace
+                && ns.labels.get("istio.io/dataplane-mode").map(String::as_str) == Some("ambient")
         })
     }
 
     /// SPIFFE identity of a pod that is in the mesh (sidecar or ambient), else `None`.
     pub fn identity(&self, pod: &Pod, trust_domain: &str) -> Option<String> {
         let meshed = pod.has_sidecar
-            || pod.labels.get("istio.io/dataplane-mode").map(String::as_str) == Some("ambient")
+            || pod
+                .labels
+                .get("istio.io/dataplane-mode")
+                .map(String::as_str)
+                == Some("ambient")
             || self.namespace_is_ambient(&pod.meta.object.namespace);
         meshed.then(|| {
-            format!("spiffe://{trust_domain}/ns/{}/sa/{}", pod.meta.object.namespace, pod.service_account)
+            format!(
+                "spiffe://{trust_domain}/ns/{}/sa/{}",
+                pod.meta.object.namespace, pod.service_account
+            )
         })
     }
 }

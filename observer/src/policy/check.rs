@@ -62,10 +62,16 @@ impl fmt::Display for Finding {
 fn all_tls(dr: &DestinationRule) -> Vec<(Option<u16>, Option<&str>, &ClientTls)> {
     fn level(policy: &super::TrafficPolicy) -> Vec<(Option<u16>, &ClientTls)> {
         let top = policy.tls.iter().map(|t| (None, t));
-        let ports = policy.port_level.iter().filter_map(|(p, t)| t.as_ref().map(|t| (Some(*p), t)));
+        let ports = policy
+            .port_level
+            .iter()
+            .filter_map(|(p, t)| t.as_ref().map(|t| (Some(*p), t)));
         top.chain(ports).collect()
     }
-    let mut out: Vec<_> = level(&dr.policy).into_iter().map(|(port, tls)| (port, None, tls)).collect();
+    let mut out: Vec<_> = level(&dr.policy)
+        .into_iter()
+        .map(|(port, tls)| (port, None, tls))
+        .collect();
     for subset in &dr.subsets {
         for (port, tls) in subset.policy.as_ref().map(level).unwrap_or_default() {
             out.push((port, Some(subset.name.as_str()), tls));
@@ -85,7 +91,11 @@ fn mode_name(mode: ClientTlsMode) -> &'static str {
 
 /// Expands a route destination host as Istio does (short names are in the route's namespace).
 fn expand_host(host: &str, namespace: &str) -> String {
-    if host.contains('.') { host.to_ascii_lowercase() } else { format!("{host}.{namespace}.{}", super::CLUSTER_DOMAIN) }
+    if host.contains('.') {
+        host.to_ascii_lowercase()
+    } else {
+        format!("{host}.{namespace}.{}", super::CLUSTER_DOMAIN)
+    }
 }
 
 /// All findings, in file and line order.
@@ -122,15 +132,28 @@ fn destination_rules(snapshot: &Snapshot, findings: &mut Vec<Finding>) {
                 findings.push(Finding {
                     origin: at.clone(),
                     kind: FindingKind::MutualWithoutClientCert,
-                    message: format!("{name}{scope}: tls.mode MUTUAL without clientCertificate or credentialName"),
+                    message: format!(
+                        "{name}{scope}: tls.mode MUTUAL without clientCertificate or credentialName"
+                    ),
                 });
             }
             if !tls.originates_custom_tls() {
                 continue;
             }
-            let Host::Exact(host) = &dr.host else { continue };
-            for svc in snapshot.inventory.services().iter().filter(|s| &s.fqdn() == host) {
-                for sp in svc.ports.iter().filter(|sp| port.is_none_or(|p| p == sp.port) && sp.declares_http()) {
+            let Host::Exact(host) = &dr.host else {
+                continue;
+            };
+            for svc in snapshot
+                .inventory
+                .services()
+                .iter()
+                .filter(|s| &s.fqdn() == host)
+            {
+                for sp in svc
+                    .ports
+                    .iter()
+                    .filter(|sp| port.is_none_or(|p| p == sp.port) && sp.declares_http())
+                {
                     findings.push(Finding {
                         origin: at.clone(),
                         kind: FindingKind::TlsToHttpPort,
@@ -157,13 +180,23 @@ fn peer_authentications(snapshot: &Snapshot, findings: &mut Vec<Finding>) {
             });
             continue;
         }
-        let Some(selector) = &pa.selector else { continue };
+        let Some(selector) = &pa.selector else {
+            continue;
+        };
         let namespace = &pa.meta.object.namespace;
         let disabled_ports: Vec<Option<u16>> = std::iter::once(None)
             .filter(|_| pa.mode == MtlsMode::Disable)
-            .chain(pa.port_modes.iter().filter(|(_, m)| **m == MtlsMode::Disable).map(|(p, _)| Some(*p)))
+            .chain(
+                pa.port_modes
+                    .iter()
+                    .filter(|(_, m)| **m == MtlsMode::Disable)
+                    .map(|(p, _)| Some(*p)),
+            )
             .collect();
-        if disabled_ports.is_empty() || policy.namespace_mtls(namespace).mode == MtlsMode::Disable || !policy.mesh.auto_mtls {
+        if disabled_ports.is_empty()
+            || policy.namespace_mtls(namespace).mode == MtlsMode::Disable
+            || !policy.mesh.auto_mtls
+        {
             continue;
         }
         // The Services in front of the selected workloads, and whether a rule disables TLS to them.
@@ -172,10 +205,16 @@ fn peer_authentications(snapshot: &Snapshot, findings: &mut Vec<Finding>) {
             .services()
             .iter()
             .filter(|s| &s.meta.object.namespace == namespace)
-            .filter(|s| s.selector.as_ref().is_some_and(|sel| sel.iter().all(|(k, v)| selector.0.get(k).is_none_or(|x| x == v))))
+            .filter(|s| {
+                s.selector.as_ref().is_some_and(|sel| {
+                    sel.iter()
+                        .all(|(k, v)| selector.0.get(k).is_none_or(|x| x == v))
+                })
+            })
             .collect();
         let disables = |dr: &DestinationRule, port: Option<u16>| {
-            dr.tls_for(port, None).is_some_and(|t| t.mode == ClientTlsMode::Disable)
+            dr.tls_for(port, None)
+                .is_some_and(|t| t.mode == ClientTlsMode::Disable)
         };
         let covered = |container_port: Option<u16>| {
             if services.is_empty() {
@@ -186,7 +225,12 @@ fn peer_authentications(snapshot: &Snapshot, findings: &mut Vec<Finding>) {
                         Host::Wildcard(s) => suffix.ends_with(s.as_str()),
                         Host::Any => true,
                     };
-                    hits && (disables(dr, None) || dr.policy.port_level.iter().any(|(p, _)| disables(dr, Some(*p))))
+                    hits && (disables(dr, None)
+                        || dr
+                            .policy
+                            .port_level
+                            .iter()
+                            .any(|(p, _)| disables(dr, Some(*p))))
                 });
             }
             services.iter().all(|svc| {
@@ -207,7 +251,10 @@ fn peer_authentications(snapshot: &Snapshot, findings: &mut Vec<Finding>) {
             if covered(port) {
                 continue;
             }
-            let scope = port.map_or_else(|| "mtls.mode DISABLE".to_owned(), |p| format!("portLevelMtls {p}: DISABLE"));
+            let scope = port.map_or_else(
+                || "mtls.mode DISABLE".to_owned(),
+                |p| format!("portLevelMtls {p}: DISABLE"),
+            );
             findings.push(Finding {
                 origin: pa.meta.origin.clone(),
                 kind: FindingKind::DisableIgnoredByAutoMtls,
@@ -224,7 +271,11 @@ fn gateways(snapshot: &Snapshot, findings: &mut Vec<Finding>) {
     for gw in &policy.gateways {
         let reference = gw.reference();
         let gw_ns = gw.meta.object.namespace.as_str();
-        let bound: Vec<_> = policy.virtual_services.iter().filter(|vs| vs.gateways.contains(&reference)).collect();
+        let bound: Vec<_> = policy
+            .virtual_services
+            .iter()
+            .filter(|vs| vs.gateways.contains(&reference))
+            .collect();
         for server in &gw.servers {
             let passthrough = server.tls.is_some_and(GatewayTlsMode::passes_through);
             let server_desc = match server.tls {
@@ -232,21 +283,36 @@ fn gateways(snapshot: &Snapshot, findings: &mut Vec<Finding>) {
                 None => "no TLS".to_owned(),
             };
             for vs in &bound {
-                if !vs.hosts.iter().any(|h| server.hosts.iter().any(|s| hosts_overlap(h, s))) {
+                if !vs
+                    .hosts
+                    .iter()
+                    .any(|h| server.hosts.iter().any(|s| hosts_overlap(h, s)))
+                {
                     continue;
                 }
                 let vs_name = vs.meta.object.to_string();
-                for route in vs.routes.iter().filter(|r| r.ports.is_empty() || r.ports.contains(&server.port)) {
+                for route in vs
+                    .routes
+                    .iter()
+                    .filter(|r| r.ports.is_empty() || r.ports.contains(&server.port))
+                {
                     let mismatch = match route.kind {
-                        RouteKind::Tls if !passthrough => Some("tls routes only match on PASSTHROUGH servers; this server terminates TLS, use http or tcp routes"),
-                        RouteKind::Http if passthrough => Some("http routes never match on a PASSTHROUGH server; use tls routes (sniHosts)"),
+                        RouteKind::Tls if !passthrough => Some(
+                            "tls routes only match on PASSTHROUGH servers; this server terminates TLS, use http or tcp routes",
+                        ),
+                        RouteKind::Http if passthrough => Some(
+                            "http routes never match on a PASSTHROUGH server; use tls routes (sniHosts)",
+                        ),
                         _ => None,
                     };
                     if let Some(why) = mismatch {
                         findings.push(Finding {
                             origin: vs.meta.origin.clone(),
                             kind: FindingKind::GatewayVirtualServiceMismatch,
-                            message: format!("{vs_name}: Gateway {reference} port {} ({server_desc}): {why}", server.port),
+                            message: format!(
+                                "{vs_name}: Gateway {reference} port {} ({server_desc}): {why}",
+                                server.port
+                            ),
                         });
                     }
                     if !passthrough || route.kind == RouteKind::Http {
@@ -254,8 +320,18 @@ fn gateways(snapshot: &Snapshot, findings: &mut Vec<Finding>) {
                     }
                     for (host, port) in &route.destinations {
                         let fqdn = expand_host(host, &vs.meta.object.namespace);
-                        let Some(dr) = policy.destination_rule_for(gw_ns, &gw.selector.0, &fqdn, fqdn.split('.').nth(1)) else { continue };
-                        if let Some(tls) = dr.tls_for(*port, None).filter(|t| t.originates_custom_tls()) {
+                        let Some(dr) = policy.destination_rule_for(
+                            gw_ns,
+                            &gw.selector.0,
+                            &fqdn,
+                            fqdn.split('.').nth(1),
+                        ) else {
+                            continue;
+                        };
+                        if let Some(tls) = dr
+                            .tls_for(*port, None)
+                            .filter(|t| t.originates_custom_tls())
+                        {
                             findings.push(Finding {
                                 origin: dr.meta.origin.at(tls.line),
                                 kind: FindingKind::DoubleTls,
@@ -274,7 +350,11 @@ fn gateways(snapshot: &Snapshot, findings: &mut Vec<Finding>) {
 
 fn services(snapshot: &Snapshot, findings: &mut Vec<Finding>) {
     for svc in snapshot.inventory.services() {
-        for sp in svc.ports.iter().filter(|sp| sp.declares_http() && TLS_PORTS.contains(&sp.port)) {
+        for sp in svc
+            .ports
+            .iter()
+            .filter(|sp| sp.declares_http() && TLS_PORTS.contains(&sp.port))
+        {
             findings.push(Finding {
                 origin: svc.meta.origin.at(sp.line),
                 kind: FindingKind::TlsToHttpPort,

@@ -69,7 +69,9 @@ pub enum InvalidGateway {
     #[error("server needs port.number 1-65535")]
     InvalidPort,
     /// `tls.mode` is not one of Istio's server TLS modes.
-    #[error("unknown server tls.mode {0:?} (expected PASSTHROUGH, SIMPLE, MUTUAL, AUTO_PASSTHROUGH, ISTIO_MUTUAL or OPTIONAL_MUTUAL)")]
+    #[error(
+        "unknown server tls.mode {0:?} (expected PASSTHROUGH, SIMPLE, MUTUAL, AUTO_PASSTHROUGH, ISTIO_MUTUAL or OPTIONAL_MUTUAL)"
+    )]
     UnknownTlsMode(String),
     /// A server without hosts.
     #[error("server needs at least one host")]
@@ -85,12 +87,21 @@ impl TryFrom<Doc<raw::RawGatewaySpec>> for Gateway {
         for server in &doc.spec.servers {
             let number = server.port.as_ref().and_then(|p| p.number.as_ref());
             let line = number.map_or(doc.meta.origin.line, |n| doc.line(n));
-            let Some(port) = number.and_then(|n| u16::try_from(n.value).ok()).filter(|p| *p > 0) else {
-                errors.push(At { line, error: InvalidGateway::InvalidPort });
+            let Some(port) = number
+                .and_then(|n| u16::try_from(n.value).ok())
+                .filter(|p| *p > 0)
+            else {
+                errors.push(At {
+                    line,
+                    error: InvalidGateway::InvalidPort,
+                });
                 continue;
             };
             if server.hosts.is_empty() {
-                errors.push(At { line, error: InvalidGateway::NoHosts });
+                errors.push(At {
+                    line,
+                    error: InvalidGateway::NoHosts,
+                });
             }
             let tls = match server.tls.as_ref().and_then(|t| t.mode.as_ref()) {
                 None if server.tls.is_some() => Some(GatewayTlsMode::Passthrough),
@@ -113,12 +124,23 @@ impl TryFrom<Doc<raw::RawGatewaySpec>> for Gateway {
                     .and_then(|p| p.protocol.as_ref())
                     .map(|p| p.value.to_ascii_uppercase())
                     .unwrap_or_default(),
-                hosts: server.hosts.iter().map(|h| strip_namespace(h).to_owned()).collect(),
+                hosts: server
+                    .hosts
+                    .iter()
+                    .map(|h| strip_namespace(h).to_owned())
+                    .collect(),
                 // `tls` with only httpsRedirect is not a TLS server.
                 tls: tls.filter(|_| {
-                    server.tls.as_ref().is_some_and(|t| t.mode.is_some() || t.https_redirect != Some(true))
+                    server
+                        .tls
+                        .as_ref()
+                        .is_some_and(|t| t.mode.is_some() || t.https_redirect != Some(true))
                 }),
-                https_redirect: server.tls.as_ref().and_then(|t| t.https_redirect).unwrap_or(false),
+                https_redirect: server
+                    .tls
+                    .as_ref()
+                    .and_then(|t| t.https_redirect)
+                    .unwrap_or(false),
                 line,
             });
         }
@@ -201,20 +223,34 @@ impl TryFrom<Doc<raw::RawVirtualServiceSpec>> for VirtualService {
         let spec = &doc.spec;
         let namespace = doc.meta.object.namespace.clone();
         if spec.hosts.is_empty() {
-            errors.push(At { line: doc.meta.origin.line, error: InvalidVirtualService::NoHosts });
+            errors.push(At {
+                line: doc.meta.origin.line,
+                error: InvalidVirtualService::NoHosts,
+            });
         }
         let qualify = |g: &String| {
-            if g == "mesh" || g.contains('/') { g.clone() } else { format!("{namespace}/{g}") }
+            if g == "mesh" || g.contains('/') {
+                g.clone()
+            } else {
+                format!("{namespace}/{g}")
+            }
         };
         let mut routes = Vec::new();
-        for (kind, list) in [(RouteKind::Http, &spec.http), (RouteKind::Tls, &spec.tls), (RouteKind::Tcp, &spec.tcp)] {
+        for (kind, list) in [
+            (RouteKind::Http, &spec.http),
+            (RouteKind::Tls, &spec.tls),
+            (RouteKind::Tcp, &spec.tcp),
+        ] {
             for route in list {
                 let mut destinations = Vec::new();
                 for dest in route.route.iter().filter_map(|r| r.destination.as_ref()) {
                     match &dest.host {
                         Some(h) => destinations.push((
                             h.value.clone(),
-                            dest.port.as_ref().and_then(|p| p.number.as_ref()).and_then(|n| u16::try_from(n.value).ok()),
+                            dest.port
+                                .as_ref()
+                                .and_then(|p| p.number.as_ref())
+                                .and_then(|n| u16::try_from(n.value).ok()),
                         )),
                         None => errors.push(At {
                             line: doc.meta.origin.line,
@@ -224,8 +260,17 @@ impl TryFrom<Doc<raw::RawVirtualServiceSpec>> for VirtualService {
                 }
                 routes.push(Route {
                     kind,
-                    ports: route.matches.iter().filter_map(|m| m.port).filter_map(|p| u16::try_from(p).ok()).collect(),
-                    sni_hosts: route.matches.iter().flat_map(|m| m.sni_hosts.iter().cloned()).collect(),
+                    ports: route
+                        .matches
+                        .iter()
+                        .filter_map(|m| m.port)
+                        .filter_map(|p| u16::try_from(p).ok())
+                        .collect(),
+                    sni_hosts: route
+                        .matches
+                        .iter()
+                        .flat_map(|m| m.sni_hosts.iter().cloned())
+                        .collect(),
                     destinations,
                 });
             }

@@ -5,7 +5,6 @@
 
 use std::{
     collections::HashMap,
-    fmt,
     path::{Path, PathBuf},
     sync::Arc,
 };
@@ -13,13 +12,14 @@ use std::{
 use serde::de::DeserializeOwned;
 use serde_saphyr::Spanned;
 
+pub(crate) use super::error::yaml_message;
 use super::{
-    At, DestinationRule, Expectation, Gateway, InvalidDestinationRule, InvalidExpectation,
-    InvalidGateway, InvalidMeshSettings, InvalidPeerAuthentication, InvalidVirtualService, Labels,
-    MeshSettings, Meta, ObjectRef, Origin, PeerAuthentication, Policy, VirtualService,
+    At, DestinationRule, Expectation, Gateway, MeshSettings, Meta, ObjectRef, Origin,
+    PeerAuthentication, Policy, VirtualService,
+    error::{LoadError, LoadErrorKind, LoadErrors},
     parse_timestamp, raw,
 };
-use crate::inventory::{self, Inventory, InvalidPod, InvalidService, Namespace, Pod, Service};
+use crate::inventory::{self, Inventory, Namespace, Pod, Service};
 
 /// Directory entries read as manifests.
 const MANIFEST_EXTENSIONS: [&str; 2] = ["yaml", "yml"];
@@ -30,8 +30,8 @@ pub const MAX_FILE_BYTES: u64 = 16 * 1024 * 1024;
 /// One document being converted: its metadata and the kind-specific body.
 pub struct Doc<S> {
     pub meta: Meta,
-    pub labels: Labels,
-    pub annotations: Labels,
+    pub labels: super::Labels,
+    pub annotations: super::Labels,
     /// Lines before the document in its file.
     pub line_offset: u32,
     pub spec: S,
@@ -53,96 +53,6 @@ pub struct Snapshot {
     pub files: Vec<PathBuf>,
 }
 
-/// One problem in the input.
-#[derive(Debug, thiserror::Error)]
-#[error("{}{}: {kind}", file.display(), if *line > 0 { format!(":{line}") } else { String::new() })]
-pub struct LoadError {
-    pub file: PathBuf,
-    /// 1-based; 0 when the problem is the file itself.
-    pub line: u32,
-    pub kind: LoadErrorKind,
-}
-
-/// What is wrong.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum LoadErrorKind {
-    /// The path could not be read.
-    #[error("cannot read: {0}")]
-    Io(#[from] std::io::Error),
-    /// A file larger than [`MAX_FILE_BYTES`].
-    #[error("file larger than {MAX_FILE_BYTES} bytes")]
-    TooLarge,
-    /// Not valid YAML, or not the shape the kind has.
-    #[error("{0}")]
-    Yaml(String),
-    /// A document without `apiVersion` or `kind`.
-    #[error("document has no apiVersion/kind")]
-    NotAnObject,
-    /// A kind the observer reads, at a version it does not know.
-    #[error("{kind} {api_version} is not supported (expected {expected})")]
-    UnsupportedVersion { api_version: String, kind: String, expected: &'static str },
-    /// `metadata.name` is missing.
-    #[error("metadata.name is required")]
-    MissingName,
-    /// `metadata.creationTimestamp` is not RFC 3339.
-    #[error("metadata.creationTimestamp {0:?} is not an RFC 3339 time")]
-    InvalidTimestamp(String),
-    /// The same object twice.
-    #[error("{object} is also defined at {first}")]
-    Duplicate { object: String, first: String },
-    #[error("PeerAuthentication: {0}")]
-    PeerAuthentication(#[from] InvalidPeerAuthentication),
-    #[error("DestinationRule: {0}")]
-    DestinationRule(#[from] InvalidDestinationRule),
-    #[error("Gateway: {0}")]
-    Gateway(#[from] InvalidGateway),
-    #[error("VirtualService: {0}")]
-    VirtualService(#[from] InvalidVirtualService),
-    #[error("Expectation: {0}")]
-    Expectation(#[from] InvalidExpectation),
-    #[error("mesh settings: {0}")]
-    MeshSettings(#[from] InvalidMeshSettings),
-    #[error("Pod: {0}")]
-    Pod(#[from] InvalidPod),
-    #[error("Service: {0}")]
-    Service(#[from] InvalidService),
-}
-
-/// Every problem found, in file and line order.
-#[derive(Debug, Default)]
-pub struct LoadErrors(pub Vec<LoadError>);
-
-impl fmt::Display for LoadErrors {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, error) in self.0.iter().enumerate() {
-            if i > 0 {
-                writeln!(f)?;
-            }
-            write!(f, "{error}")?;
-        }
-        Ok(())
-    }
-}
-
-impl std::error::Error for LoadErrors {}
-
-/// The message of a YAML error without its rendered snippet and position.
-pub(crate) fn yaml_message(error: &serde_saphyr::Error) -> String {
-    let text = error.without_snippet().to_string();
-    let first = text.lines().next().unwrap_or("").trim();
-    let first = first.strip_prefix("error: ").unwrap_or(first);
-    // "line 2 column 1: message" or "message at line 2, column 1".
-    let first = match first.strip_prefix("line ").and_then(|rest| rest.split_once(": ")) {
-        Some((_, message)) => message,
-        None => first,
-    };
-    match first.rfind(" at line ") {
-        Some(i) => first[..i].to_owned(),
-        None => first.to_owned(),
-    }
-}
-
 /// The YAML files a path stands for: itself, or the manifests under a directory, sorted.
 pub fn manifest_files(path: &Path) -> std::io::Result<Vec<PathBuf>> {
     if !path.is_dir() {
@@ -159,7 +69,11 @@ pub fn manifest_files(path: &Path) -> std::io::Result<Vec<PathBuf>> {
                 continue; // ConfigMap mounts keep old versions in ..data dirs
             } else if entry.file_type()?.is_dir() {
                 dirs.push(path);
-            } else if path.extension().and_then(|e| e.to_str()).is_some_and(|e| MANIFEST_EXTENSIONS.contains(&e)) {
+            } else if path
+                .extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| MANIFEST_EXTENSIONS.contains(&e))
+            {
                 files.push(path);
             }
         }
@@ -211,7 +125,10 @@ fn documents(text: &str) -> Vec<(String, u32)> {
     let mut start = 0u32;
     for (i, line) in text.lines().enumerate() {
         let n = u32::try_from(i).unwrap_or(u32::MAX);
-        let marker = |m: &str| line.strip_prefix(m).is_some_and(|rest| rest.is_empty() || rest.starts_with([' ', '\t']));
+        let marker = |m: &str| {
+            line.strip_prefix(m)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with([' ', '\t']))
+        };
         if marker("---") || marker("...") {
             docs.push((std::mem::take(&mut current), start));
             start = n.saturating_add(1);
@@ -252,18 +169,30 @@ enum Handler {
 fn handler(api_version: &str, kind: &str) -> Result<Option<Handler>, &'static str> {
     let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
     let check = |ok: &[&str], expected: &'static str, h: Handler| {
-        if ok.contains(&version) { Ok(Some(h)) } else { Err(expected) }
+        if ok.contains(&version) {
+            Ok(Some(h))
+        } else {
+            Err(expected)
+        }
     };
     const NET: [&str; 3] = ["v1", "v1beta1", "v1alpha3"];
     const NET_EXPECTED: &str = "networking.istio.io/v1, v1beta1 or v1alpha3";
     match (group, kind) {
-        ("security.istio.io", "PeerAuthentication") => {
-            check(&["v1", "v1beta1"], "security.istio.io/v1 or v1beta1", Handler::PeerAuthentication)
+        ("security.istio.io", "PeerAuthentication") => check(
+            &["v1", "v1beta1"],
+            "security.istio.io/v1 or v1beta1",
+            Handler::PeerAuthentication,
+        ),
+        ("networking.istio.io", "DestinationRule") => {
+            check(&NET, NET_EXPECTED, Handler::DestinationRule)
         }
-        ("networking.istio.io", "DestinationRule") => check(&NET, NET_EXPECTED, Handler::DestinationRule),
         ("networking.istio.io", "Gateway") => check(&NET, NET_EXPECTED, Handler::Gateway),
-        ("networking.istio.io", "VirtualService") => check(&NET, NET_EXPECTED, Handler::VirtualService),
-        ("observer.dev", "Expectation") => check(&["v1alpha1"], "observer.dev/v1alpha1", Handler::Expectation),
+        ("networking.istio.io", "VirtualService") => {
+            check(&NET, NET_EXPECTED, Handler::VirtualService)
+        }
+        ("observer.dev", "Expectation") => {
+            check(&["v1alpha1"], "observer.dev/v1alpha1", Handler::Expectation)
+        }
         ("", "Pod") => check(&["v1"], "v1", Handler::Pod),
         ("", "Service") => check(&["v1"], "v1", Handler::Service),
         ("", "Namespace") => check(&["v1"], "v1", Handler::Namespace),
@@ -280,7 +209,11 @@ struct SpecBody<S> {
 
 impl Loader {
     fn error(&mut self, file: &Path, line: u32, kind: LoadErrorKind) {
-        self.errors.push(LoadError { file: file.to_owned(), line, kind });
+        self.errors.push(LoadError {
+            file: file.to_owned(),
+            line,
+            kind,
+        });
     }
 
     fn add_text(&mut self, file: &Path, text: &str) {
@@ -295,17 +228,33 @@ impl Loader {
         match serde_saphyr::from_str::<T>(text) {
             Ok(value) => Some(value),
             Err(e) => {
-                let line = e.location().map_or(0, |l| u32::try_from(l.line()).unwrap_or(0));
-                self.error(file, offset + line.max(1), LoadErrorKind::Yaml(yaml_message(&e)));
+                let line = e
+                    .location()
+                    .map_or(0, |l| u32::try_from(l.line()).unwrap_or(0));
+                self.error(
+                    file,
+                    offset + line.max(1),
+                    LoadErrorKind::Yaml(yaml_message(&e)),
+                );
                 None
             }
         }
     }
 
     fn add_document(&mut self, file: &Arc<Path>, text: &str, offset: u32) {
-        let Some(head) = self.parse::<Option<raw::RawHeader>>(file, text, offset).flatten() else { return };
+        let Some(head) = self
+            .parse::<Option<raw::RawHeader>>(file, text, offset)
+            .flatten()
+        else {
+            return;
+        };
         let (Some(api_version), Some(kind)) = (&head.api_version, &head.kind) else {
-            let line = offset + 1 + text.lines().take_while(|l| l.trim().is_empty() || l.trim_start().starts_with('#')).count() as u32;
+            let line = offset
+                + 1
+                + text
+                    .lines()
+                    .take_while(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
+                    .count() as u32;
             self.error(file, line, LoadErrorKind::NotAnObject);
             return;
         };
@@ -323,7 +272,9 @@ impl Loader {
                 return;
             }
         };
-        let Some(meta) = self.meta(file, &head.metadata, offset, line, &handler) else { return };
+        let Some(meta) = self.meta(file, &head.metadata, offset, line, &handler) else {
+            return;
+        };
         fn doc<S>(meta: &Meta, head: &raw::RawHeader, offset: u32, spec: S) -> Doc<S> {
             Doc {
                 meta: meta.clone(),
@@ -333,34 +284,58 @@ impl Loader {
                 spec,
             }
         }
-                match handler {
+        match handler {
             Handler::PeerAuthentication => {
-                if let Some(body) = self.parse::<SpecBody<raw::RawPeerAuthenticationSpec>>(file, text, offset) {
-                    let v = self.convert::<PeerAuthentication, _, _>(file, doc(&meta, &head, offset, body.spec.unwrap_or_default()));
+                if let Some(body) =
+                    self.parse::<SpecBody<raw::RawPeerAuthenticationSpec>>(file, text, offset)
+                {
+                    let v = self.convert::<PeerAuthentication, _, _>(
+                        file,
+                        doc(&meta, &head, offset, body.spec.unwrap_or_default()),
+                    );
                     self.policy.peer_authentications.extend(v);
                 }
             }
             Handler::DestinationRule => {
-                if let Some(body) = self.parse::<SpecBody<raw::RawDestinationRuleSpec>>(file, text, offset) {
-                    let v = self.convert::<DestinationRule, _, _>(file, doc(&meta, &head, offset, body.spec.unwrap_or_default()));
+                if let Some(body) =
+                    self.parse::<SpecBody<raw::RawDestinationRuleSpec>>(file, text, offset)
+                {
+                    let v = self.convert::<DestinationRule, _, _>(
+                        file,
+                        doc(&meta, &head, offset, body.spec.unwrap_or_default()),
+                    );
                     self.policy.destination_rules.extend(v);
                 }
             }
             Handler::Gateway => {
-                if let Some(body) = self.parse::<SpecBody<raw::RawGatewaySpec>>(file, text, offset) {
-                    let v = self.convert::<Gateway, _, _>(file, doc(&meta, &head, offset, body.spec.unwrap_or_default()));
+                if let Some(body) = self.parse::<SpecBody<raw::RawGatewaySpec>>(file, text, offset)
+                {
+                    let v = self.convert::<Gateway, _, _>(
+                        file,
+                        doc(&meta, &head, offset, body.spec.unwrap_or_default()),
+                    );
                     self.policy.gateways.extend(v);
                 }
             }
             Handler::VirtualService => {
-                if let Some(body) = self.parse::<SpecBody<raw::RawVirtualServiceSpec>>(file, text, offset) {
-                    let v = self.convert::<VirtualService, _, _>(file, doc(&meta, &head, offset, body.spec.unwrap_or_default()));
+                if let Some(body) =
+                    self.parse::<SpecBody<raw::RawVirtualServiceSpec>>(file, text, offset)
+                {
+                    let v = self.convert::<VirtualService, _, _>(
+                        file,
+                        doc(&meta, &head, offset, body.spec.unwrap_or_default()),
+                    );
                     self.policy.virtual_services.extend(v);
                 }
             }
             Handler::Expectation => {
-                if let Some(body) = self.parse::<SpecBody<raw::RawExpectationSpec>>(file, text, offset) {
-                    let v = self.convert::<Expectation, _, _>(file, doc(&meta, &head, offset, body.spec.unwrap_or_default()));
+                if let Some(body) =
+                    self.parse::<SpecBody<raw::RawExpectationSpec>>(file, text, offset)
+                {
+                    let v = self.convert::<Expectation, _, _>(
+                        file,
+                        doc(&meta, &head, offset, body.spec.unwrap_or_default()),
+                    );
                     self.policy.expectations.extend(v);
                 }
             }
@@ -371,7 +346,8 @@ impl Loader {
                 }
             }
             Handler::Service => {
-                if let Some(body) = self.parse::<inventory::raw::RawServiceBody>(file, text, offset) {
+                if let Some(body) = self.parse::<inventory::raw::RawServiceBody>(file, text, offset)
+                {
                     let v = self.convert::<Service, _, _>(file, doc(&meta, &head, offset, body));
                     self.services.extend(v);
                 }
@@ -389,11 +365,18 @@ impl Loader {
         if meta.object.name != "istio" {
             return;
         }
-        let Some(map) = self.parse::<raw::RawConfigMap>(file, text, offset) else { return };
-        let Some(mesh) = map.data.get("mesh") else { return };
+        let Some(map) = self.parse::<raw::RawConfigMap>(file, text, offset) else {
+            return;
+        };
+        let Some(mesh) = map.data.get("mesh") else {
+            return;
+        };
         let line = offset + u32::try_from(mesh.referenced.line()).unwrap_or(0);
         if let Some(first) = &self.mesh_seen {
-            let kind = LoadErrorKind::Duplicate { object: "mesh settings (ConfigMap istio)".to_owned(), first: first.to_string() };
+            let kind = LoadErrorKind::Duplicate {
+                object: "mesh settings (ConfigMap istio)".to_owned(),
+                first: first.to_string(),
+            };
             self.error(file, line, kind);
             return;
         }
@@ -408,14 +391,25 @@ impl Loader {
         }
     }
 
-    fn meta(&mut self, file: &Arc<Path>, raw: &raw::RawMeta, offset: u32, line: u32, handler: &Handler) -> Option<Meta> {
+    fn meta(
+        &mut self,
+        file: &Arc<Path>,
+        raw: &raw::RawMeta,
+        offset: u32,
+        line: u32,
+        handler: &Handler,
+    ) -> Option<Meta> {
         let Some(name) = raw.name.clone().filter(|n| !n.is_empty()) else {
             self.error(file, line, LoadErrorKind::MissingName);
             return None;
         };
         let namespace = match handler {
             Handler::Namespace => String::new(),
-            _ => raw.namespace.clone().filter(|n| !n.is_empty()).unwrap_or_else(|| "default".to_owned()),
+            _ => raw
+                .namespace
+                .clone()
+                .filter(|n| !n.is_empty())
+                .unwrap_or_else(|| "default".to_owned()),
         };
         let created = match &raw.creation_timestamp {
             None => None,
@@ -439,15 +433,29 @@ impl Loader {
             Handler::Namespace => "Namespace",
             Handler::ConfigMap => "ConfigMap",
         };
-        let object = ObjectRef { kind, namespace, name };
-        let origin = Origin { file: Arc::clone(file), line };
+        let object = ObjectRef {
+            kind,
+            namespace,
+            name,
+        };
+        let origin = Origin {
+            file: Arc::clone(file),
+            line,
+        };
         if let Some(first) = self.seen.get(&object) {
-            let error = LoadErrorKind::Duplicate { object: object.to_string(), first: first.to_string() };
+            let error = LoadErrorKind::Duplicate {
+                object: object.to_string(),
+                first: first.to_string(),
+            };
             self.error(file, line, error);
             return None;
         }
         self.seen.insert(object.clone(), origin.clone());
-        Some(Meta { object, created, origin })
+        Some(Meta {
+            object,
+            created,
+            origin,
+        })
     }
 
     fn convert<T, S, E>(&mut self, file: &Path, doc: Doc<S>) -> Option<T>
@@ -468,7 +476,8 @@ impl Loader {
 
     fn finish(mut self) -> Result<Snapshot, LoadErrors> {
         if !self.errors.is_empty() {
-            self.errors.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
+            self.errors
+                .sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
             return Err(LoadErrors(self.errors));
         }
         self.policy.sort_by_age();

@@ -9,6 +9,7 @@
 
 mod check;
 mod destination_rule;
+mod error;
 mod expectation;
 mod gateway;
 pub(crate) mod load;
@@ -28,9 +29,10 @@ use std::{collections::BTreeMap, fmt, path::Path, sync::Arc};
 
 pub use check::{Finding, FindingKind, check};
 pub use destination_rule::{
-    CLUSTER_DOMAIN, ClientTls, ClientTlsMode, DestinationRule, ExportTo, Host, InvalidDestinationRule, Subset,
-    TlsOrigination, TrafficPolicy,
+    CLUSTER_DOMAIN, ClientTls, ClientTlsMode, DestinationRule, ExportTo, Host,
+    InvalidDestinationRule, Subset, TlsOrigination, TrafficPolicy,
 };
+pub use error::{LoadError, LoadErrorKind, LoadErrors};
 pub use expectation::{
     AllowPlaintext, Expectation, ExpectationRule, InvalidExpectation, IpNet, Peers, tls_minor,
 };
@@ -38,10 +40,7 @@ pub use gateway::{
     Gateway, GatewayServer, GatewayTlsMode, InvalidGateway, InvalidVirtualService, Route,
     RouteKind, VirtualService, host_matches, hosts_overlap,
 };
-pub use load::{
-    LoadError, LoadErrorKind, LoadErrors, MAX_FILE_BYTES, Snapshot, load_paths, load_str,
-    manifest_files,
-};
+pub use load::{MAX_FILE_BYTES, Snapshot, load_paths, load_str, manifest_files};
 pub use mesh::{InvalidMeshSettings, MeshSettings};
 pub use peer_authentication::{
     EffectiveMtls, InvalidPeerAuthentication, MtlsMode, PeerAuthentication,
@@ -170,14 +169,23 @@ pub(crate) fn parse_timestamp(text: &str) -> Option<i64> {
     let b = text.trim().as_bytes();
     let num = |r: std::ops::Range<usize>| -> Option<i64> {
         let s = std::str::from_utf8(b.get(r)?).ok()?;
-        if s.bytes().all(|c| c.is_ascii_digit()) { s.parse().ok() } else { None }
+        if s.bytes().all(|c| c.is_ascii_digit()) {
+            s.parse().ok()
+        } else {
+            None
+        }
     };
     if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
         return None;
     }
     let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
     let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
+    if !(1..=12).contains(&month)
+        || !(1..=31).contains(&day)
+        || hour > 23
+        || minute > 59
+        || second > 60
+    {
         return None;
     }
     let mut rest = &b[19..];
@@ -193,7 +201,11 @@ pub(crate) fn parse_timestamp(text: &str) -> Option<i64> {
                 return None;
             }
             let minutes = (d(h1) * 10 + d(h2)) * 60 + d(m1) * 10 + d(m2);
-            if *sign == b'+' { minutes * 60 } else { -minutes * 60 }
+            if *sign == b'+' {
+                minutes * 60
+            } else {
+                -minutes * 60
+            }
         }
         _ => return None,
     };

@@ -83,7 +83,10 @@ impl TryFrom<Doc<raw::RawPeerAuthenticationSpec>> for PeerAuthentication {
                     port_modes.insert(port, port_mode);
                 }
                 _ => errors.push(At {
-                    line: mtls.mode.as_ref().map_or(doc.meta.origin.line, |m| doc.line(m)),
+                    line: mtls
+                        .mode
+                        .as_ref()
+                        .map_or(doc.meta.origin.line, |m| doc.line(m)),
                     error: InvalidPeerAuthentication::InvalidPort(key.clone()),
                 }),
             }
@@ -147,7 +150,12 @@ impl Policy {
 
     /// What the sidecar of a workload (namespace, labels) enforces on a container port
     /// (`None` when the port is not known, e.g. the leg was seen only at 15006).
-    pub fn workload_mtls(&self, namespace: &str, labels: &Labels, port: Option<u16>) -> EffectiveMtls {
+    pub fn workload_mtls(
+        &self,
+        namespace: &str,
+        labels: &Labels,
+        port: Option<u16>,
+    ) -> EffectiveMtls {
         let mut effective = self.namespace_mtls(namespace);
         if let Some(pa) = self.oldest_pa(namespace, Some(labels)) {
             let mut set = |mode: MtlsMode| {

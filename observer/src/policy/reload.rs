@@ -12,7 +12,10 @@ use std::{
     time::{Duration, SystemTime},
 };
 
-use super::load::{LoadErrors, Snapshot, load_paths, manifest_files};
+use super::{
+    error::LoadErrors,
+    load::{Snapshot, load_paths, manifest_files},
+};
 
 /// Where policy and inventory come from.
 pub trait ConfigSource {
@@ -34,7 +37,10 @@ pub struct FileSource {
 
 impl FileSource {
     pub fn new(paths: Vec<PathBuf>) -> Self {
-        Self { paths, stamps: None }
+        Self {
+            paths,
+            stamps: None,
+        }
     }
 
     fn stamps(&self) -> Vec<Stamp> {
@@ -81,7 +87,9 @@ pub struct PolicyStore {
 
 impl PolicyStore {
     pub fn new(snapshot: Snapshot) -> Self {
-        Self { current: RwLock::new(Arc::new(snapshot)) }
+        Self {
+            current: RwLock::new(Arc::new(snapshot)),
+        }
     }
 
     /// The embedded default policy and an empty inventory.
@@ -124,7 +132,10 @@ impl PolicyStore {
                     for error in &errors.0 {
                         tracing::error!("{error}");
                     }
-                    tracing::error!("policy rejected ({} errors); the last good policy stays in force", errors.0.len());
+                    tracing::error!(
+                        "policy rejected ({} errors); the last good policy stays in force",
+                        errors.0.len()
+                    );
                 }
             }
             std::thread::sleep(interval);

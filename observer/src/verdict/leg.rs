@@ -36,7 +36,8 @@ pub struct EndFacts {
 
 impl EndFacts {
     fn is_proxy(&self) -> bool {
-        self.process.is_some_and(|(uid, proxy_comm)| uid == PROXY_UID || proxy_comm)
+        self.process
+            .is_some_and(|(uid, proxy_comm)| uid == PROXY_UID || proxy_comm)
     }
 }
 
@@ -56,8 +57,13 @@ pub fn is_gateway(pod: &Pod, snapshot: &Snapshot) -> bool {
         .gateways
         .iter()
         .any(|gw| !gw.selector.is_empty() && gw.selector.matches(&pod.labels))
-        || pod.labels.get("istio").is_some_and(|v| v.ends_with("gateway"))
-        || pod.labels.contains_key("gateway.networking.k8s.io/gateway-name")
+        || pod
+            .labels
+            .get("istio")
+            .is_some_and(|v| v.ends_with("gateway"))
+        || pod
+            .labels
+            .contains_key("gateway.networking.k8s.io/gateway-name")
 }
 
 impl LegFacts {
@@ -137,7 +143,11 @@ pub fn identify_leg(facts: &LegFacts) -> Leg {
         return Leg::ExternalInbound;
     }
     if client.sidecar == Some(true) {
-        return if client.process.is_some() { Leg::LocalOutbound } else { Leg::ExternalOutbound };
+        return if client.process.is_some() {
+            Leg::LocalOutbound
+        } else {
+            Leg::ExternalOutbound
+        };
     }
     if client.gateway {
         return Leg::GatewayUpstream;
