@@ -9,7 +9,7 @@ use std::{
     sync::Arc,
 };
 
-use serde::de::DeserializeOwned;
+use serde::de::{DeserializeOwned, DeserializeSeed};
 use serde_saphyr::Spanned;
 
 pub(crate) use super::error::yaml_message;
@@ -154,6 +154,7 @@ struct Loader {
 }
 
 /// How a document's kind is handled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Handler {
     PeerAuthentication,
     DestinationRule,
@@ -199,6 +200,15 @@ fn handler(api_version: &str, kind: &str) -> Result<Option<Handler>, &'static st
         ("", "ConfigMap") => check(&["v1"], "v1", Handler::ConfigMap),
         _ => Ok(None),
     }
+}
+
+/// A body nothing is read from (Namespaces: their metadata is all).
+#[derive(serde::Deserialize)]
+struct IgnoredBody {}
+
+/// The line of a spanned value within its document.
+fn span_line<T>(value: &Spanned<T>) -> u32 {
+    u32::try_from(value.referenced.line()).unwrap_or(0)
 }
 
 /// The body of a kind whose spec is under `spec`.
@@ -248,130 +258,229 @@ impl Loader {
         else {
             return;
         };
-        let (Some(api_version), Some(kind)) = (&head.api_version, &head.kind) else {
-            let line = offset
-                + 1
-                + text
-                    .lines()
-                    .take_while(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
-                    .count() as u32;
-            self.error(file, line, LoadErrorKind::NotAnObject);
+        let is_list = head.api_version.as_ref().is_some_and(|v| v.value == "v1")
+            && head.kind.as_ref().is_some_and(|k| k.value == "List");
+        if !is_list {
+            if let Some(handler) = self.handler_of(file, text, offset, &head) {
+                self.dispatch(file, text, offset, &[head], handler, None);
+            }
+            return;
+        }
+        #[derive(serde::Deserialize)]
+        struct ListHeads {
+            #[serde(default)]
+            items: Vec<raw::RawHeader>,
+        }
+        let Some(list) = self.parse::<ListHeads>(file, text, offset) else {
             return;
         };
-        let line = offset + u32::try_from(kind.referenced.line()).unwrap_or(1);
-        let handler = match handler(&api_version.value, &kind.value) {
-            Ok(Some(h)) => h,
-            Ok(None) => return,
+        let handlers: Vec<Option<Handler>> = list
+            .items
+            .iter()
+            .map(|item| self.handler_of(file, text, offset, item))
+            .collect();
+        let mut kinds: Vec<Handler> = handlers.iter().flatten().copied().collect();
+        kinds.sort_by_key(|h| *h as u8);
+        kinds.dedup();
+        for kind in kinds {
+            let wanted: Vec<bool> = handlers.iter().map(|h| *h == Some(kind)).collect();
+            self.dispatch(file, text, offset, &list.items, kind, Some(&wanted));
+        }
+    }
+
+    /// The handler of an object's kind; `None` for kinds the observer skips (or errors).
+    fn handler_of(
+        &mut self,
+        file: &Arc<Path>,
+        text: &str,
+        offset: u32,
+        head: &raw::RawHeader,
+    ) -> Option<Handler> {
+        let (Some(api_version), Some(kind)) = (&head.api_version, &head.kind) else {
+            let skipped = text
+                .lines()
+                .take_while(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
+                .count();
+            let line = offset + 1 + u32::try_from(skipped).unwrap_or(0);
+            self.error(file, line, LoadErrorKind::NotAnObject);
+            return None;
+        };
+        match handler(&api_version.value, &kind.value) {
+            Ok(h) => h,
             Err(expected) => {
-                let kind = LoadErrorKind::UnsupportedVersion {
+                let error = LoadErrorKind::UnsupportedVersion {
                     api_version: api_version.value.clone(),
                     kind: kind.value.clone(),
                     expected,
                 };
-                self.error(file, line, kind);
-                return;
+                self.error(file, offset + span_line(kind), error);
+                None
             }
-        };
-        let Some(meta) = self.meta(file, &head.metadata, offset, line, &handler) else {
-            return;
-        };
-        fn doc<S>(meta: &Meta, head: &raw::RawHeader, offset: u32, spec: S) -> Doc<S> {
-            Doc {
-                meta: meta.clone(),
-                labels: head.metadata.labels.clone(),
-                annotations: head.metadata.annotations.clone(),
-                line_offset: offset,
-                spec,
-            }
-        }
-        match handler {
-            Handler::PeerAuthentication => {
-                if let Some(body) =
-                    self.parse::<SpecBody<raw::RawPeerAuthenticationSpec>>(file, text, offset)
-                {
-                    let v = self.convert::<PeerAuthentication, _, _>(
-                        file,
-                        doc(&meta, &head, offset, body.spec.unwrap_or_default()),
-                    );
-                    self.policy.peer_authentications.extend(v);
-                }
-            }
-            Handler::DestinationRule => {
-                if let Some(body) =
-                    self.parse::<SpecBody<raw::RawDestinationRuleSpec>>(file, text, offset)
-                {
-                    let v = self.convert::<DestinationRule, _, _>(
-                        file,
-                        doc(&meta, &head, offset, body.spec.unwrap_or_default()),
-                    );
-                    self.policy.destination_rules.extend(v);
-                }
-            }
-            Handler::Gateway => {
-                if let Some(body) = self.parse::<SpecBody<raw::RawGatewaySpec>>(file, text, offset)
-                {
-                    let v = self.convert::<Gateway, _, _>(
-                        file,
-                        doc(&meta, &head, offset, body.spec.unwrap_or_default()),
-                    );
-                    self.policy.gateways.extend(v);
-                }
-            }
-            Handler::VirtualService => {
-                if let Some(body) =
-                    self.parse::<SpecBody<raw::RawVirtualServiceSpec>>(file, text, offset)
-                {
-                    let v = self.convert::<VirtualService, _, _>(
-                        file,
-                        doc(&meta, &head, offset, body.spec.unwrap_or_default()),
-                    );
-                    self.policy.virtual_services.extend(v);
-                }
-            }
-            Handler::Expectation => {
-                if let Some(body) =
-                    self.parse::<SpecBody<raw::RawExpectationSpec>>(file, text, offset)
-                {
-                    let v = self.convert::<Expectation, _, _>(
-                        file,
-                        doc(&meta, &head, offset, body.spec.unwrap_or_default()),
-                    );
-                    self.policy.expectations.extend(v);
-                }
-            }
-            Handler::Pod => {
-                if let Some(body) = self.parse::<inventory::raw::RawPodBody>(file, text, offset) {
-                    let v = self.convert::<Pod, _, _>(file, doc(&meta, &head, offset, body));
-                    self.pods.extend(v);
-                }
-            }
-            Handler::Service => {
-                if let Some(body) = self.parse::<inventory::raw::RawServiceBody>(file, text, offset)
-                {
-                    let v = self.convert::<Service, _, _>(file, doc(&meta, &head, offset, body));
-                    self.services.extend(v);
-                }
-            }
-            Handler::Namespace => self.namespaces.push(Namespace {
-                name: meta.object.name.clone(),
-                labels: head.metadata.labels.clone(),
-            }),
-            Handler::ConfigMap => self.add_config_map(file, text, offset, meta),
         }
     }
 
+    /// The bodies of type `T`: the document itself, or the wanted items of a List.
+    fn bodies<T: DeserializeOwned>(
+        &mut self,
+        file: &Path,
+        text: &str,
+        offset: u32,
+        wanted: Option<&[bool]>,
+    ) -> Vec<(usize, T)> {
+        let Some(wanted) = wanted else {
+            return self
+                .parse::<T>(file, text, offset)
+                .map(|b| vec![(0, b)])
+                .unwrap_or_default();
+        };
+        let seed = super::list::ListItems::<T> {
+            wanted,
+            item: std::marker::PhantomData,
+        };
+        match serde_saphyr::with_deserializer_from_str(text, |de| seed.deserialize(de)) {
+            Ok(items) => items,
+            Err(e) => {
+                let line = e
+                    .location()
+                    .map_or(0, |l| u32::try_from(l.line()).unwrap_or(0));
+                self.error(
+                    file,
+                    offset + line.max(1),
+                    LoadErrorKind::Yaml(yaml_message(&e)),
+                );
+                Vec::new()
+            }
+        }
+    }
+
+    /// The document of object `heads[index]`, if its metadata is valid.
+    fn doc<S>(
+        &mut self,
+        file: &Arc<Path>,
+        offset: u32,
+        head: Option<&raw::RawHeader>,
+        handler: Handler,
+        spec: S,
+    ) -> Option<Doc<S>> {
+        let head = head?;
+        let line = offset + head.kind.as_ref().map_or(1, span_line);
+        let meta = self.meta(file, &head.metadata, offset, line, &handler)?;
+        Some(Doc {
+            meta,
+            labels: head.metadata.labels.clone(),
+            annotations: head.metadata.annotations.clone(),
+            line_offset: offset,
+            spec,
+        })
+    }
+
+    fn dispatch(
+        &mut self,
+        file: &Arc<Path>,
+        text: &str,
+        offset: u32,
+        heads: &[raw::RawHeader],
+        handler: Handler,
+        wanted: Option<&[bool]>,
+    ) {
+        macro_rules! each {
+            ($body:ty, |$doc_body:ident| $spec:expr, $model:ty, $into:ident) => {
+                for (i, $doc_body) in self.bodies::<$body>(file, text, offset, wanted) {
+                    if let Some(doc) = self.doc(file, offset, heads.get(i), handler, $spec) {
+                        let converted = self.convert::<$model, _, _>(file, doc);
+                        self.$into(converted);
+                    }
+                }
+            };
+        }
+        match handler {
+            Handler::PeerAuthentication => each!(
+                SpecBody<raw::RawPeerAuthenticationSpec>,
+                |b| b.spec.unwrap_or_default(),
+                PeerAuthentication,
+                keep_pa
+            ),
+            Handler::DestinationRule => each!(
+                SpecBody<raw::RawDestinationRuleSpec>,
+                |b| b.spec.unwrap_or_default(),
+                DestinationRule,
+                keep_dr
+            ),
+            Handler::Gateway => each!(
+                SpecBody<raw::RawGatewaySpec>,
+                |b| b.spec.unwrap_or_default(),
+                Gateway,
+                keep_gw
+            ),
+            Handler::VirtualService => each!(
+                SpecBody<raw::RawVirtualServiceSpec>,
+                |b| b.spec.unwrap_or_default(),
+                VirtualService,
+                keep_vs
+            ),
+            Handler::Expectation => each!(
+                SpecBody<raw::RawExpectationSpec>,
+                |b| b.spec.unwrap_or_default(),
+                Expectation,
+                keep_expectation
+            ),
+            Handler::Pod => each!(inventory::raw::RawPodBody, |b| b, Pod, keep_pod),
+            Handler::Service => each!(inventory::raw::RawServiceBody, |b| b, Service, keep_service),
+            Handler::Namespace => {
+                for (i, ()) in self
+                    .bodies::<IgnoredBody>(file, text, offset, wanted)
+                    .into_iter()
+                    .map(|(i, _)| (i, ()))
+                {
+                    if let Some(doc) = self.doc(file, offset, heads.get(i), handler, ()) {
+                        self.namespaces.push(Namespace {
+                            name: doc.meta.object.name,
+                            labels: doc.labels,
+                        });
+                    }
+                }
+            }
+            Handler::ConfigMap => {
+                for (i, map) in self.bodies::<raw::RawConfigMap>(file, text, offset, wanted) {
+                    if let Some(doc) = self.doc(file, offset, heads.get(i), handler, map) {
+                        self.add_config_map(file, offset, doc);
+                    }
+                }
+            }
+        }
+    }
+
+    fn keep_pa(&mut self, v: Option<PeerAuthentication>) {
+        self.policy.peer_authentications.extend(v);
+    }
+    fn keep_dr(&mut self, v: Option<DestinationRule>) {
+        self.policy.destination_rules.extend(v);
+    }
+    fn keep_gw(&mut self, v: Option<Gateway>) {
+        self.policy.gateways.extend(v);
+    }
+    fn keep_vs(&mut self, v: Option<VirtualService>) {
+        self.policy.virtual_services.extend(v);
+    }
+    fn keep_expectation(&mut self, v: Option<Expectation>) {
+        self.policy.expectations.extend(v);
+    }
+    fn keep_pod(&mut self, v: Option<Pod>) {
+        self.pods.extend(v);
+    }
+    fn keep_service(&mut self, v: Option<Service>) {
+        self.services.extend(v);
+    }
+
     /// The `istio` ConfigMap carries the mesh settings; other ConfigMaps are not policy.
-    fn add_config_map(&mut self, file: &Arc<Path>, text: &str, offset: u32, meta: Meta) {
-        if meta.object.name != "istio" {
+    fn add_config_map(&mut self, file: &Arc<Path>, offset: u32, doc: Doc<raw::RawConfigMap>) {
+        if doc.meta.object.name != "istio" {
             return;
         }
-        let Some(map) = self.parse::<raw::RawConfigMap>(file, text, offset) else {
+        let Some(mesh) = doc.spec.data.get("mesh") else {
             return;
         };
-        let Some(mesh) = map.data.get("mesh") else {
-            return;
-        };
-        let line = offset + u32::try_from(mesh.referenced.line()).unwrap_or(0);
+        let line = offset + span_line(mesh);
         if let Some(first) = &self.mesh_seen {
             let kind = LoadErrorKind::Duplicate {
                 object: "mesh settings (ConfigMap istio)".to_owned(),
@@ -380,8 +489,8 @@ impl Loader {
             self.error(file, line, kind);
             return;
         }
-        self.mesh_seen = Some(meta.origin.clone());
-        match MeshSettings::from_mesh_yaml(&mesh.value, meta.origin, line) {
+        self.mesh_seen = Some(doc.meta.origin.clone());
+        match MeshSettings::from_mesh_yaml(&mesh.value, doc.meta.origin.clone(), line) {
             Ok(settings) => self.policy.mesh = settings,
             Err(errors) => {
                 for At { line, error } in errors {

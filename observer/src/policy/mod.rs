@@ -12,6 +12,7 @@ mod destination_rule;
 mod error;
 mod expectation;
 mod gateway;
+mod list;
 pub(crate) mod load;
 mod mesh;
 mod peer_authentication;

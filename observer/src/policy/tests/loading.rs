@@ -196,3 +196,54 @@ fn hostile_yaml_is_an_error_not_a_panic() {
         let _ = load_str(Path::new("hostile.yaml"), input);
     }
 }
+
+#[test]
+fn list_documents_load_every_item_with_its_line() {
+    let text = "\
+apiVersion: v1
+kind: List
+metadata: {resourceVersion: \"\"}
+items:
+- apiVersion: apps/v1
+  kind: Deployment
+  metadata: {name: d, namespace: shop}
+  spec: {selector: {matchLabels: {app: cart}}, template: {spec: {containers: [{name: c}]}}}
+- apiVersion: v1
+  kind: Pod
+  metadata: {name: cart-1, namespace: shop, labels: {app: cart}}
+  spec: {containers: [{name: app}, {name: istio-proxy}]}
+  status: {podIP: 10.0.0.7}
+- apiVersion: v1
+  kind: Service
+  metadata: {name: cart, namespace: shop}
+  spec: {clusterIP: 10.96.0.7, selector: {app: cart}, ports: [{port: 80}]}
+- apiVersion: v1
+  kind: Pod
+  metadata: {name: cart-2, namespace: shop}
+  status: {podIP: not-an-ip}
+";
+    let Err(errors) = load_str(Path::new("list.yaml"), text) else {
+        panic!("bad pod IP accepted")
+    };
+    assert_eq!(
+        errors.0.iter().map(|e| e.line).collect::<Vec<_>>(),
+        [21],
+        "{errors}"
+    );
+    let fixed = text.replace("not-an-ip", "10.0.0.8");
+    let snapshot = load_str(Path::new("list.yaml"), &fixed).unwrap_or_else(|e| panic!("{e}"));
+    let pods: Vec<_> = snapshot
+        .inventory
+        .pods()
+        .iter()
+        .map(|p| (p.workload(), p.meta.origin.line))
+        .collect();
+    assert_eq!(
+        pods,
+        [
+            ("shop/cart-1".to_owned(), 10),
+            ("shop/cart-2".to_owned(), 19)
+        ]
+    );
+    assert_eq!(snapshot.inventory.services().len(), 1);
+}
