@@ -11,6 +11,7 @@ mod check;
 mod destination_rule;
 mod error;
 mod expectation;
+mod files;
 mod gateway;
 mod list;
 pub(crate) mod load;
