@@ -123,7 +123,7 @@ mod tests {
             (code, findings(&out)),
             (
                 FINDINGS,
-                vec!["mesh.yaml:143: disable_ignored_by_auto_mtls".to_owned()]
+                vec!["mesh.yaml:147: disable_ignored_by_auto_mtls".to_owned()]
             )
         );
     }

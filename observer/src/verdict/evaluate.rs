@@ -208,7 +208,9 @@ fn decide(
             .unwrap_or(&default_want);
         let why = observed
             .reason
-            .map_or_else(|| "unknown".to_owned(), |r| format!("{r:?}"));
+            .and_then(|r| serde_json::to_value(r).ok())
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_else(|| "unknown".to_owned());
         return verdict(
             want,
             Status::Unevaluated,

@@ -389,3 +389,48 @@ fn enrich_fills_workloads_identities_leg_and_verdict() {
         "PeerAuthentication/default/b-strict"
     );
 }
+
+#[test]
+fn port_level_keys_are_the_container_ports_the_socket_sees() {
+    let s = fixture("mesh.yaml");
+    // Service port 8080 targets container port 9000, which is PERMISSIVE at port level; the
+    // socket of an inbound leg sees the container port.
+    let out = assessed(
+        &s,
+        peer("10.88.0.30:1", APP),
+        peer("10.88.0.20:9000", None),
+        plaintext(),
+    );
+    assert_eq!(
+        (out.1, out.2),
+        (Status::Ok, Some(DeviationKind::WouldBreakUnderStrict))
+    );
+    let out = assessed(
+        &s,
+        peer("10.88.0.30:1", APP),
+        peer("10.88.0.20:8080", None),
+        plaintext(),
+    );
+    assert_eq!(
+        (out.1, out.2),
+        (Status::Deviation, Some(DeviationKind::UnexpectedPlaintext))
+    );
+}
+
+#[test]
+fn without_auto_mtls_a_sidecar_sends_as_is() {
+    let mut s = fixture("mesh.yaml");
+    s.policy.mesh.auto_mtls = false;
+    // To pod-c (tlsMode=istio, PERMISSIVE): no DestinationRule tls, no auto mTLS: plaintext is ok
+    // for the client side; the PERMISSIVE server notes it would break under STRICT.
+    let out = assessed(
+        &s,
+        peer("10.88.0.10:1", PROXY),
+        peer("10.88.0.40:8080", None),
+        plaintext(),
+    );
+    assert_eq!(
+        (out.1, out.2),
+        (Status::Ok, Some(DeviationKind::WouldBreakUnderStrict))
+    );
+}
