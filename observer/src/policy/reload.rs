@@ -36,11 +36,22 @@ pub struct FileSource {
 }
 
 impl FileSource {
+    /// A source whose first poll loads.
     pub fn new(paths: Vec<PathBuf>) -> Self {
         Self {
             paths,
             stamps: None,
         }
+    }
+
+    /// Loads the paths once (for startup: reject bad configuration before anything
+    /// privileged happens) and returns a source whose polls report later changes only.
+    pub fn open(paths: Vec<PathBuf>) -> Result<(Self, Snapshot), LoadErrors> {
+        let mut source = Self::new(paths);
+        let stamps = source.stamps();
+        let snapshot = load_paths(&source.paths)?;
+        source.stamps = Some(stamps);
+        Ok((source, snapshot))
     }
 
     fn stamps(&self) -> Vec<Stamp> {

@@ -126,12 +126,9 @@ fn reload_keeps_the_last_good_policy() {
     let file = dir.join("pa.yaml");
     let good = "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {name: strict, namespace: prod}\nspec: {mtls: {mode: STRICT}}\n";
     std::fs::write(&file, good).unwrap_or_else(|e| panic!("{e}"));
-    let mut source = FileSource::new(vec![dir.clone()]);
-    let store = PolicyStore::embedded_default();
-    assert!(matches!(
-        store.reload_from(&mut source),
-        ReloadOutcome::Reloaded
-    ));
+    let (mut source, snapshot) =
+        FileSource::open(vec![dir.clone()]).unwrap_or_else(|e| panic!("{e}"));
+    let store = PolicyStore::new(snapshot);
     assert!(matches!(
         store.reload_from(&mut source),
         ReloadOutcome::Unchanged
