@@ -279,7 +279,7 @@ fn gateways(snapshot: &Snapshot, findings: &mut Vec<Finding>) {
         for server in &gw.servers {
             let passthrough = server.tls.is_some_and(GatewayTlsMode::passes_through);
             let server_desc = match server.tls {
-                Some(mode) => format!("{mode:?}").to_ascii_uppercase(),
+                Some(mode) => mode.name().to_owned(),
                 None => "no TLS".to_owned(),
             };
             for vs in &bound {

@@ -33,6 +33,18 @@ impl GatewayTlsMode {
         })
     }
 
+    /// The mode as Istio spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Passthrough => "PASSTHROUGH",
+            Self::Simple => "SIMPLE",
+            Self::Mutual => "MUTUAL",
+            Self::AutoPassthrough => "AUTO_PASSTHROUGH",
+            Self::IstioMutual => "ISTIO_MUTUAL",
+            Self::OptionalMutual => "OPTIONAL_MUTUAL",
+        }
+    }
+
     /// The gateway forwards the client's TLS rather than terminating it.
     pub fn passes_through(self) -> bool {
         matches!(self, Self::Passthrough | Self::AutoPassthrough)
