@@ -21,22 +21,14 @@ pub const FINDINGS: u8 = 1;
 pub const INVALID: u8 = 2;
 
 /// Checks the manifests under `paths`, writing findings to `out` and errors to `err`.
-pub fn check_paths(
-    paths: &[PathBuf],
-    out: &mut dyn Write,
-    err: &mut dyn Write,
-) -> std::io::Result<u8> {
+pub fn check_paths(paths: &[PathBuf], out: &mut dyn Write, err: &mut dyn Write) -> std::io::Result<u8> {
     let snapshot = match load_paths(paths) {
         Ok(snapshot) => snapshot,
         Err(errors) => {
             for error in &errors.0 {
                 writeln!(err, "{error}")?;
             }
-            writeln!(
-                err,
-                "observer check: {} error(s); nothing checked",
-                errors.0.len()
-            )?;
+            writeln!(err, "observer check: {} error(s); nothing checked", errors.0.len())?;
             return Ok(INVALID);
         }
     };
@@ -47,22 +39,13 @@ pub fn check_paths(
     if findings.is_empty() {
         Ok(CLEAN)
     } else {
-        writeln!(
-            err,
-            "observer check: {} finding(s) in {} file(s)",
-            findings.len(),
-            snapshot.files.len()
-        )?;
+        writeln!(err, "observer check: {} finding(s) in {} file(s)", findings.len(), snapshot.files.len())?;
         Ok(FINDINGS)
     }
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let code = check_paths(
-        &args.paths,
-        &mut std::io::stdout().lock(),
-        &mut std::io::stderr().lock(),
-    )?;
+    let code = check_paths(&args.paths, &mut std::io::stdout().lock(), &mut std::io::stderr().lock())?;
     Ok(ExitCode::from(code))
 }
 
@@ -119,13 +102,7 @@ mod tests {
         assert_eq!((code, out.as_str()), (CLEAN, ""), "{err}");
         // The mesh fixture keeps one real mistake: pod-d's DISABLE that auto mTLS clients ignore.
         let (code, out, _) = run_check(&[testdata("mesh.yaml")]);
-        assert_eq!(
-            (code, findings(&out)),
-            (
-                FINDINGS,
-                vec!["mesh.yaml:147: disable_ignored_by_auto_mtls".to_owned()]
-            )
-        );
+        assert_eq!((code, findings(&out)), (FINDINGS, vec!["mesh.yaml:147: disable_ignored_by_auto_mtls".to_owned()]));
     }
 
     #[test]
@@ -133,11 +110,7 @@ mod tests {
         let missing = testdata("check/does-not-exist.yaml");
         let (code, out, err) = run_check(&[testdata("invalid"), missing]);
         assert_eq!((code, out.as_str()), (INVALID, ""));
-        assert_eq!(
-            err.lines().filter(|l| l.contains(".yaml")).count(),
-            10,
-            "{err}"
-        );
+        assert_eq!(err.lines().filter(|l| l.contains(".yaml")).count(), 10, "{err}");
         assert!(err.contains("does-not-exist.yaml: cannot read"), "{err}");
     }
 }

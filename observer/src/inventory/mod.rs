@@ -7,9 +7,7 @@
 mod model;
 pub(crate) mod raw;
 
-pub use model::{
-    ContainerPort, InvalidPod, InvalidService, Namespace, Pod, Service, ServicePort, TargetPort,
-};
+pub use model::{ContainerPort, InvalidPod, InvalidService, Namespace, Pod, Service, ServicePort, TargetPort};
 
 use std::{collections::HashMap, net::IpAddr};
 
@@ -33,10 +31,7 @@ impl Inventory {
                 continue;
             }
             for ip in &pod.ips {
-                pod_by_ip
-                    .entry(ip.to_canonical())
-                    .and_modify(|slot| *slot = None)
-                    .or_insert(Some(i));
+                pod_by_ip.entry(ip.to_canonical()).and_modify(|slot| *slot = None).or_insert(Some(i));
             }
         }
         let mut service_by_ip = HashMap::new();
@@ -45,13 +40,7 @@ impl Inventory {
                 service_by_ip.entry(ip.to_canonical()).or_insert(i);
             }
         }
-        Self {
-            pods,
-            services,
-            namespaces,
-            pod_by_ip,
-            service_by_ip,
-        }
+        Self { pods, services, namespaces, pod_by_ip, service_by_ip }
     }
 
     pub fn pods(&self) -> &[Pod] {
@@ -78,17 +67,17 @@ impl Inventory {
 
     /// The Service with this cluster IP.
     pub fn service_by_ip(&self, ip: IpAddr) -> Option<&Service> {
-        self.services
-            .get(*self.service_by_ip.get(&ip.to_canonical())?)
+        self.services.get(*self.service_by_ip.get(&ip.to_canonical())?)
     }
 
     /// Services (with a selector) in the pod's namespace that select it.
     pub fn services_of<'a>(&'a self, pod: &'a Pod) -> impl Iterator<Item = &'a Service> + 'a {
         self.services.iter().filter(move |svc| {
             svc.meta.object.namespace == pod.meta.object.namespace
-                && svc.selector.as_ref().is_some_and(|sel| {
-                    !sel.is_empty() && sel.iter().all(|(k, v)| pod.labels.get(k) == Some(v))
-                })
+                && svc
+                    .selector
+                    .as_ref()
+                    .is_some_and(|sel| !sel.is_empty() && sel.iter().all(|(k, v)| pod.labels.get(k) == Some(v)))
         })
     }
 
@@ -97,49 +86,33 @@ impl Inventory {
         self.pods.iter().filter(move |pod| {
             !pod.finished
                 && pod.meta.object.namespace == service.meta.object.namespace
-                && service.selector.as_ref().is_some_and(|sel| {
-                    !sel.is_empty() && sel.iter().all(|(k, v)| pod.labels.get(k) == Some(v))
-                })
+                && service
+                    .selector
+                    .as_ref()
+                    .is_some_and(|sel| !sel.is_empty() && sel.iter().all(|(k, v)| pod.labels.get(k) == Some(v)))
         })
     }
 
     /// The Service port whose target is this container port of the pod.
-    pub fn service_port_of<'a>(
-        &'a self,
-        pod: &'a Pod,
-        container_port: u16,
-    ) -> Option<(&'a Service, &'a ServicePort)> {
+    pub fn service_port_of<'a>(&'a self, pod: &'a Pod, container_port: u16) -> Option<(&'a Service, &'a ServicePort)> {
         self.services_of(pod).find_map(|svc| {
-            svc.ports
-                .iter()
-                .find(|p| pod.resolve_target(&p.target, p.port) == Some(container_port))
-                .map(|p| (svc, p))
+            svc.ports.iter().find(|p| pod.resolve_target(&p.target, p.port) == Some(container_port)).map(|p| (svc, p))
         })
     }
 
     /// Whether a namespace is labelled for ambient mode.
     pub fn namespace_is_ambient(&self, namespace: &str) -> bool {
         self.namespaces.iter().any(|ns| {
-            ns.name == namespace
-                && ns.labels.get("istio.io/dataplane-mode").map(String::as_str) == Some("ambient")
+            ns.name == namespace && ns.labels.get("istio.io/dataplane-mode").map(String::as_str) == Some("ambient")
         })
     }
 
     /// SPIFFE identity of a pod that is in the mesh (sidecar or ambient), else `None`.
     pub fn identity(&self, pod: &Pod, trust_domain: &str) -> Option<String> {
         let meshed = pod.has_sidecar
-            || pod
-                .labels
-                .get("istio.io/dataplane-mode")
-                .map(String::as_str)
-                == Some("ambient")
+            || pod.labels.get("istio.io/dataplane-mode").map(String::as_str) == Some("ambient")
             || self.namespace_is_ambient(&pod.meta.object.namespace);
-        meshed.then(|| {
-            format!(
-                "spiffe://{trust_domain}/ns/{}/sa/{}",
-                pod.meta.object.namespace, pod.service_account
-            )
-        })
+        meshed.then(|| format!("spiffe://{trust_domain}/ns/{}/sa/{}", pod.meta.object.namespace, pod.service_account))
     }
 }
 

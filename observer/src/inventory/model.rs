@@ -52,11 +52,7 @@ impl Pod {
         match target {
             TargetPort::Number(n) => Some(*n),
             TargetPort::SamePort => Some(service_port),
-            TargetPort::Name(name) => self
-                .ports
-                .iter()
-                .find(|p| p.name.as_deref() == Some(name))
-                .map(|p| p.port),
+            TargetPort::Name(name) => self.ports.iter().find(|p| p.name.as_deref() == Some(name)).map(|p| p.port),
         }
     }
 }
@@ -86,17 +82,10 @@ impl ServicePort {
         let protocol = self
             .app_protocol
             .as_deref()
-            .or_else(|| {
-                self.name
-                    .as_deref()
-                    .map(|n| n.split('-').next().unwrap_or(n))
-            })
+            .or_else(|| self.name.as_deref().map(|n| n.split('-').next().unwrap_or(n)))
             .unwrap_or("")
             .to_ascii_lowercase();
-        matches!(
-            protocol.as_str(),
-            "http" | "http2" | "grpc" | "grpc-web" | "h2c" | "kubernetes.io/h2c"
-        )
+        matches!(protocol.as_str(), "http" | "http2" | "grpc" | "grpc-web" | "h2c" | "kubernetes.io/h2c")
     }
 }
 
@@ -113,12 +102,7 @@ pub struct Service {
 impl Service {
     /// `name.namespace.svc.cluster.local`.
     pub fn fqdn(&self) -> String {
-        format!(
-            "{}.{}.{}",
-            self.meta.object.name,
-            self.meta.object.namespace,
-            crate::policy::CLUSTER_DOMAIN
-        )
+        format!("{}.{}.{}", self.meta.object.name, self.meta.object.namespace, crate::policy::CLUSTER_DOMAIN)
     }
 }
 
@@ -153,19 +137,11 @@ pub enum InvalidService {
     InvalidPort,
 }
 
-fn ip<E>(
-    doc_line: u32,
-    text: &str,
-    errors: &mut Vec<At<E>>,
-    bad: impl Fn(String) -> E,
-) -> Option<IpAddr> {
+fn ip<E>(doc_line: u32, text: &str, errors: &mut Vec<At<E>>, bad: impl Fn(String) -> E) -> Option<IpAddr> {
     match text.trim().parse::<IpAddr>() {
         Ok(ip) => Some(ip),
         Err(_) => {
-            errors.push(At {
-                line: doc_line,
-                error: bad(text.to_owned()),
-            });
+            errors.push(At { line: doc_line, error: bad(text.to_owned()) });
             None
         }
     }
@@ -178,17 +154,10 @@ impl TryFrom<Doc<raw::RawPodBody>> for Pod {
         let mut errors = Vec::new();
         let (spec, status) = (&doc.spec.spec, &doc.spec.status);
         let mut ips = Vec::new();
-        let listed = status
-            .pod_ip
-            .iter()
-            .chain(status.pod_ips.iter().filter_map(|p| p.ip.as_ref()));
+        let listed = status.pod_ip.iter().chain(status.pod_ips.iter().filter_map(|p| p.ip.as_ref()));
         for text in listed {
-            if let Some(addr) = ip(
-                doc.line(text),
-                &text.value,
-                &mut errors,
-                InvalidPod::InvalidIp,
-            ) && !ips.contains(&addr)
+            if let Some(addr) = ip(doc.line(text), &text.value, &mut errors, InvalidPod::InvalidIp)
+                && !ips.contains(&addr)
             {
                 ips.push(addr);
             }
@@ -200,14 +169,8 @@ impl TryFrom<Doc<raw::RawPodBody>> for Pod {
                 continue;
             };
             match u16::try_from(number.value).ok().filter(|p| *p > 0) {
-                Some(p) => ports.push(ContainerPort {
-                    port: p,
-                    name: port.name.clone(),
-                }),
-                None => errors.push(At {
-                    line: doc.line(number),
-                    error: InvalidPod::InvalidPort(number.value),
-                }),
+                Some(p) => ports.push(ContainerPort { port: p, name: port.name.clone() }),
+                None => errors.push(At { line: doc.line(number), error: InvalidPod::InvalidPort(number.value) }),
             }
         }
         if !errors.is_empty() {
@@ -245,34 +208,21 @@ impl TryFrom<Doc<raw::RawServiceBody>> for Service {
             if text.value.is_empty() || text.value.eq_ignore_ascii_case("none") {
                 continue;
             }
-            if let Some(addr) = ip(
-                doc.line(text),
-                &text.value,
-                &mut errors,
-                InvalidService::InvalidIp,
-            ) && !cluster_ips.contains(&addr)
+            if let Some(addr) = ip(doc.line(text), &text.value, &mut errors, InvalidService::InvalidIp)
+                && !cluster_ips.contains(&addr)
             {
                 cluster_ips.push(addr);
             }
         }
         let mut ports = Vec::new();
         for raw in &spec.ports {
-            let line = raw
-                .port
-                .as_ref()
-                .map_or(doc.meta.origin.line, |p| doc.line(p));
-            let port = raw
-                .port
-                .as_ref()
-                .and_then(|p| u16::try_from(p.value).ok())
-                .filter(|p| *p > 0);
+            let line = raw.port.as_ref().map_or(doc.meta.origin.line, |p| doc.line(p));
+            let port = raw.port.as_ref().and_then(|p| u16::try_from(p.value).ok()).filter(|p| *p > 0);
             let target = match raw.target_port.as_deref().map(str::trim) {
                 None | Some("") => Some(TargetPort::SamePort),
-                Some(t) if t.bytes().all(|b| b.is_ascii_digit()) => t
-                    .parse::<u16>()
-                    .ok()
-                    .filter(|p| *p > 0)
-                    .map(TargetPort::Number),
+                Some(t) if t.bytes().all(|b| b.is_ascii_digit()) => {
+                    t.parse::<u16>().ok().filter(|p| *p > 0).map(TargetPort::Number)
+                }
                 Some(name) => Some(TargetPort::Name(name.to_owned())),
             };
             match (port, target) {
@@ -283,20 +233,12 @@ impl TryFrom<Doc<raw::RawServiceBody>> for Service {
                     app_protocol: raw.app_protocol.clone(),
                     line,
                 }),
-                _ => errors.push(At {
-                    line,
-                    error: InvalidService::InvalidPort,
-                }),
+                _ => errors.push(At { line, error: InvalidService::InvalidPort }),
             }
         }
         if !errors.is_empty() {
             return Err(errors);
         }
-        Ok(Self {
-            selector: spec.selector.clone(),
-            cluster_ips,
-            ports,
-            meta: doc.meta,
-        })
+        Ok(Self { selector: spec.selector.clone(), cluster_ips, ports, meta: doc.meta })
     }
 }

@@ -4,8 +4,8 @@
 use std::fmt;
 
 use super::{
-    ClientTls, ClientTlsMode, DestinationRule, GatewayTlsMode, Host, MtlsMode, Origin, RouteKind,
-    Snapshot, hosts_overlap,
+    ClientTls, ClientTlsMode, DestinationRule, GatewayTlsMode, Host, MtlsMode, Origin, RouteKind, Snapshot,
+    hosts_overlap,
 };
 use crate::verdict::TLS_PORTS;
 
@@ -62,16 +62,10 @@ impl fmt::Display for Finding {
 fn all_tls(dr: &DestinationRule) -> Vec<(Option<u16>, Option<&str>, &ClientTls)> {
     fn level(policy: &super::TrafficPolicy) -> Vec<(Option<u16>, &ClientTls)> {
         let top = policy.tls.iter().map(|t| (None, t));
-        let ports = policy
-            .port_level
-            .iter()
-            .filter_map(|(p, t)| t.as_ref().map(|t| (Some(*p), t)));
+        let ports = policy.port_level.iter().filter_map(|(p, t)| t.as_ref().map(|t| (Some(*p), t)));
         top.chain(ports).collect()
     }
-    let mut out: Vec<_> = level(&dr.policy)
-        .into_iter()
-        .map(|(port, tls)| (port, None, tls))
-        .collect();
+    let mut out: Vec<_> = level(&dr.policy).into_iter().map(|(port, tls)| (port, None, tls)).collect();
     for subset in &dr.subsets {
         for (port, tls) in subset.policy.as_ref().map(level).unwrap_or_default() {
             out.push((port, Some(subset.name.as_str()), tls));
@@ -91,11 +85,7 @@ fn mode_name(mode: ClientTlsMode) -> &'static str {
 
 /// Expands a route destination host as Istio does (short names are in the route's namespace).
 fn expand_host(host: &str, namespace: &str) -> String {
-    if host.contains('.') {
-        host.to_ascii_lowercase()
-    } else {
-        format!("{host}.{namespace}.{}", super::CLUSTER_DOMAIN)
-    }
+    if host.contains('.') { host.to_ascii_lowercase() } else { format!("{host}.{namespace}.{}", super::CLUSTER_DOMAIN) }
 }
 
 /// All findings, in file and line order.
@@ -132,9 +122,7 @@ fn destination_rules(snapshot: &Snapshot, findings: &mut Vec<Finding>) {
                 findings.push(Finding {
                     origin: at.clone(),
                     kind: FindingKind::MutualWithoutClientCert,
-                    message: format!(
-                        "{name}{scope}: tls.mode MUTUAL without clientCertificate or credentialName"
-                    ),
+                    message: format!("{name}{scope}: tls.mode MUTUAL without clientCertificate or credentialName"),
                 });
             }
             if !tls.originates_custom_tls() {
@@ -143,17 +131,8 @@ fn destination_rules(snapshot: &Snapshot, findings: &mut Vec<Finding>) {
             let Host::Exact(host) = &dr.host else {
                 continue;
             };
-            for svc in snapshot
-                .inventory
-                .services()
-                .iter()
-                .filter(|s| &s.fqdn() == host)
-            {
-                for sp in svc
-                    .ports
-                    .iter()
-                    .filter(|sp| port.is_none_or(|p| p == sp.port) && sp.declares_http())
-                {
+            for svc in snapshot.inventory.services().iter().filter(|s| &s.fqdn() == host) {
+                for sp in svc.ports.iter().filter(|sp| port.is_none_or(|p| p == sp.port) && sp.declares_http()) {
                     findings.push(Finding {
                         origin: at.clone(),
                         kind: FindingKind::TlsToHttpPort,
@@ -186,12 +165,7 @@ fn peer_authentications(snapshot: &Snapshot, findings: &mut Vec<Finding>) {
         let namespace = &pa.meta.object.namespace;
         let disabled_ports: Vec<Option<u16>> = std::iter::once(None)
             .filter(|_| pa.mode == MtlsMode::Disable)
-            .chain(
-                pa.port_modes
-                    .iter()
-                    .filter(|(_, m)| **m == MtlsMode::Disable)
-                    .map(|(p, _)| Some(*p)),
-            )
+            .chain(pa.port_modes.iter().filter(|(_, m)| **m == MtlsMode::Disable).map(|(p, _)| Some(*p)))
             .collect();
         if disabled_ports.is_empty()
             || policy.namespace_mtls(namespace).mode == MtlsMode::Disable
@@ -206,15 +180,11 @@ fn peer_authentications(snapshot: &Snapshot, findings: &mut Vec<Finding>) {
             .iter()
             .filter(|s| &s.meta.object.namespace == namespace)
             .filter(|s| {
-                s.selector.as_ref().is_some_and(|sel| {
-                    sel.iter()
-                        .all(|(k, v)| selector.0.get(k).is_none_or(|x| x == v))
-                })
+                s.selector.as_ref().is_some_and(|sel| sel.iter().all(|(k, v)| selector.0.get(k).is_none_or(|x| x == v)))
             })
             .collect();
         let disables = |dr: &DestinationRule, port: Option<u16>| {
-            dr.tls_for(port, None)
-                .is_some_and(|t| t.mode == ClientTlsMode::Disable)
+            dr.tls_for(port, None).is_some_and(|t| t.mode == ClientTlsMode::Disable)
         };
         let covered = |container_port: Option<u16>| {
             if services.is_empty() {
@@ -225,25 +195,29 @@ fn peer_authentications(snapshot: &Snapshot, findings: &mut Vec<Finding>) {
                         Host::Wildcard(s) => suffix.ends_with(s.as_str()),
                         Host::Any => true,
                     };
-                    hits && (disables(dr, None)
-                        || dr
-                            .policy
-                            .port_level
-                            .iter()
-                            .any(|(p, _)| disables(dr, Some(*p))))
+                    hits && (disables(dr, None) || dr.policy.port_level.iter().any(|(p, _)| disables(dr, Some(*p))))
                 });
             }
             services.iter().all(|svc| {
                 let ports: Vec<u16> = svc
                     .ports
                     .iter()
-                    .filter(|sp| container_port.is_none_or(|cp| matches!(&sp.target, crate::inventory::TargetPort::Number(n) if *n == cp) || (sp.target == crate::inventory::TargetPort::SamePort && sp.port == cp)))
+                    .filter(|sp| {
+                        container_port.is_none_or(|cp| {
+                            matches!(&sp.target, crate::inventory::TargetPort::Number(n) if *n == cp)
+                                || (sp.target == crate::inventory::TargetPort::SamePort && sp.port == cp)
+                        })
+                    })
                     .map(|sp| sp.port)
                     .collect();
                 let host = svc.fqdn();
                 policy.destination_rules.iter().any(|dr| {
                     dr.host.specificity(&host).is_some()
-                        && (if ports.is_empty() { disables(dr, None) } else { ports.iter().all(|p| disables(dr, Some(*p))) })
+                        && (if ports.is_empty() {
+                            disables(dr, None)
+                        } else {
+                            ports.iter().all(|p| disables(dr, Some(*p)))
+                        })
                 })
             })
         };
@@ -251,10 +225,7 @@ fn peer_authentications(snapshot: &Snapshot, findings: &mut Vec<Finding>) {
             if covered(port) {
                 continue;
             }
-            let scope = port.map_or_else(
-                || "mtls.mode DISABLE".to_owned(),
-                |p| format!("portLevelMtls {p}: DISABLE"),
-            );
+            let scope = port.map_or_else(|| "mtls.mode DISABLE".to_owned(), |p| format!("portLevelMtls {p}: DISABLE"));
             findings.push(Finding {
                 origin: pa.meta.origin.clone(),
                 kind: FindingKind::DisableIgnoredByAutoMtls,
@@ -271,11 +242,7 @@ fn gateways(snapshot: &Snapshot, findings: &mut Vec<Finding>) {
     for gw in &policy.gateways {
         let reference = gw.reference();
         let gw_ns = gw.meta.object.namespace.as_str();
-        let bound: Vec<_> = policy
-            .virtual_services
-            .iter()
-            .filter(|vs| vs.gateways.contains(&reference))
-            .collect();
+        let bound: Vec<_> = policy.virtual_services.iter().filter(|vs| vs.gateways.contains(&reference)).collect();
         for server in &gw.servers {
             let passthrough = server.tls.is_some_and(GatewayTlsMode::passes_through);
             let server_desc = match server.tls {
@@ -283,26 +250,18 @@ fn gateways(snapshot: &Snapshot, findings: &mut Vec<Finding>) {
                 None => "no TLS".to_owned(),
             };
             for vs in &bound {
-                if !vs
-                    .hosts
-                    .iter()
-                    .any(|h| server.hosts.iter().any(|s| hosts_overlap(h, s)))
-                {
+                if !vs.hosts.iter().any(|h| server.hosts.iter().any(|s| hosts_overlap(h, s))) {
                     continue;
                 }
                 let vs_name = vs.meta.object.to_string();
-                for route in vs
-                    .routes
-                    .iter()
-                    .filter(|r| r.ports.is_empty() || r.ports.contains(&server.port))
-                {
+                for route in vs.routes.iter().filter(|r| r.ports.is_empty() || r.ports.contains(&server.port)) {
                     let mismatch = match route.kind {
                         RouteKind::Tls if !passthrough => Some(
                             "tls routes only match on PASSTHROUGH servers; this server terminates TLS, use http or tcp routes",
                         ),
-                        RouteKind::Http if passthrough => Some(
-                            "http routes never match on a PASSTHROUGH server; use tls routes (sniHosts)",
-                        ),
+                        RouteKind::Http if passthrough => {
+                            Some("http routes never match on a PASSTHROUGH server; use tls routes (sniHosts)")
+                        }
                         _ => None,
                     };
                     if let Some(why) = mismatch {
@@ -320,18 +279,12 @@ fn gateways(snapshot: &Snapshot, findings: &mut Vec<Finding>) {
                     }
                     for (host, port) in &route.destinations {
                         let fqdn = expand_host(host, &vs.meta.object.namespace);
-                        let Some(dr) = policy.destination_rule_for(
-                            gw_ns,
-                            &gw.selector.0,
-                            &fqdn,
-                            fqdn.split('.').nth(1),
-                        ) else {
+                        let Some(dr) =
+                            policy.destination_rule_for(gw_ns, &gw.selector.0, &fqdn, fqdn.split('.').nth(1))
+                        else {
                             continue;
                         };
-                        if let Some(tls) = dr
-                            .tls_for(*port, None)
-                            .filter(|t| t.originates_custom_tls())
-                        {
+                        if let Some(tls) = dr.tls_for(*port, None).filter(|t| t.originates_custom_tls()) {
                             findings.push(Finding {
                                 origin: dr.meta.origin.at(tls.line),
                                 kind: FindingKind::DoubleTls,
@@ -350,11 +303,7 @@ fn gateways(snapshot: &Snapshot, findings: &mut Vec<Finding>) {
 
 fn services(snapshot: &Snapshot, findings: &mut Vec<Finding>) {
     for svc in snapshot.inventory.services() {
-        for sp in svc
-            .ports
-            .iter()
-            .filter(|sp| sp.declares_http() && TLS_PORTS.contains(&sp.port))
-        {
+        for sp in svc.ports.iter().filter(|sp| sp.declares_http() && TLS_PORTS.contains(&sp.port)) {
             findings.push(Finding {
                 origin: svc.meta.origin.at(sp.line),
                 kind: FindingKind::TlsToHttpPort,

@@ -201,27 +201,16 @@ fn traffic_policy(
     object_line: u32,
     errors: &mut Vec<At<InvalidDestinationRule>>,
 ) -> TrafficPolicy {
-    let tls = raw
-        .tls
-        .as_ref()
-        .and_then(|t| client_tls(t, doc_line, object_line, errors));
+    let tls = raw.tls.as_ref().and_then(|t| client_tls(t, doc_line, object_line, errors));
     let mut port_level = Vec::new();
     for entry in &raw.port_level_settings {
         let number = entry.port.as_ref().and_then(|p| p.number.as_ref());
-        let port = number
-            .and_then(|n| u16::try_from(n.value).ok())
-            .filter(|p| *p > 0);
+        let port = number.and_then(|n| u16::try_from(n.value).ok()).filter(|p| *p > 0);
         let Some(port) = port else {
-            errors.push(At {
-                line: object_line,
-                error: InvalidDestinationRule::InvalidPort,
-            });
+            errors.push(At { line: object_line, error: InvalidDestinationRule::InvalidPort });
             continue;
         };
-        let tls = entry
-            .tls
-            .as_ref()
-            .and_then(|t| client_tls(t, doc_line, object_line, errors));
+        let tls = entry.tls.as_ref().and_then(|t| client_tls(t, doc_line, object_line, errors));
         port_level.push((port, tls));
     }
     TrafficPolicy { tls, port_level }
@@ -238,32 +227,20 @@ impl TryFrom<Doc<raw::RawDestinationRuleSpec>> for DestinationRule {
         let namespace = doc.meta.object.namespace.clone();
         let host = match &spec.host {
             None => {
-                errors.push(At {
-                    line,
-                    error: InvalidDestinationRule::MissingHost,
-                });
+                errors.push(At { line, error: InvalidDestinationRule::MissingHost });
                 None
             }
             Some(h) => Host::parse(&h.value, &namespace).or_else(|| {
-                errors.push(At {
-                    line: doc.line(h),
-                    error: InvalidDestinationRule::InvalidHost(h.value.clone()),
-                });
+                errors.push(At { line: doc.line(h), error: InvalidDestinationRule::InvalidHost(h.value.clone()) });
                 None
             }),
         };
-        let policy = spec
-            .traffic_policy
-            .as_ref()
-            .map(|p| traffic_policy(p, &doc_line, line, &mut errors))
-            .unwrap_or_default();
+        let policy =
+            spec.traffic_policy.as_ref().map(|p| traffic_policy(p, &doc_line, line, &mut errors)).unwrap_or_default();
         let mut subsets: Vec<Subset> = Vec::new();
         for raw_subset in &spec.subsets {
             let Some(name) = raw_subset.name.as_ref().filter(|n| !n.value.is_empty()) else {
-                errors.push(At {
-                    line,
-                    error: InvalidDestinationRule::UnnamedSubset,
-                });
+                errors.push(At { line, error: InvalidDestinationRule::UnnamedSubset });
                 continue;
             };
             if subsets.iter().any(|s| s.name == name.value) {
@@ -282,17 +259,9 @@ impl TryFrom<Doc<raw::RawDestinationRuleSpec>> for DestinationRule {
             });
         }
         let export_to = if spec.export_to.is_empty() {
-            ExportTo {
-                all: true,
-                own_namespace: false,
-                namespaces: BTreeSet::new(),
-            }
+            ExportTo { all: true, own_namespace: false, namespaces: BTreeSet::new() }
         } else {
-            let mut export = ExportTo {
-                all: false,
-                own_namespace: false,
-                namespaces: BTreeSet::new(),
-            };
+            let mut export = ExportTo { all: false, own_namespace: false, namespaces: BTreeSet::new() };
             for target in &spec.export_to {
                 match target.as_str() {
                     "*" => export.all = true,
@@ -308,11 +277,7 @@ impl TryFrom<Doc<raw::RawDestinationRuleSpec>> for DestinationRule {
         match host {
             Some(host) if errors.is_empty() => Ok(Self {
                 host,
-                host_text: spec
-                    .host
-                    .as_ref()
-                    .map(|h| h.value.clone())
-                    .unwrap_or_default(),
+                host_text: spec.host.as_ref().map(|h| h.value.clone()).unwrap_or_default(),
                 export_to,
                 workload_selector: spec
                     .workload_selector
@@ -342,19 +307,14 @@ impl DestinationRule {
     pub fn tls_for(&self, port: Option<u16>, subset: Option<&str>) -> Option<&ClientTls> {
         fn port_level(policy: &TrafficPolicy, port: Option<u16>) -> Option<Option<&ClientTls>> {
             let port = port?;
-            policy
-                .port_level
-                .iter()
-                .find(|(n, _)| *n == port)
-                .map(|(_, tls)| tls.as_ref())
+            policy.port_level.iter().find(|(n, _)| *n == port).map(|(_, tls)| tls.as_ref())
         }
         let mut tls = self.policy.tls.as_ref();
         if let Some(port_tls) = port_level(&self.policy, port) {
             tls = port_tls;
         }
-        let subset_policy = subset
-            .and_then(|name| self.subsets.iter().find(|s| s.name == name))
-            .and_then(|s| s.policy.as_ref());
+        let subset_policy =
+            subset.and_then(|name| self.subsets.iter().find(|s| s.name == name)).and_then(|s| s.policy.as_ref());
         if let Some(policy) = subset_policy {
             if policy.tls.is_some() {
                 tls = policy.tls.as_ref();
@@ -420,14 +380,8 @@ impl Policy {
         subset: Option<&str>,
     ) -> TlsOrigination {
         match self.destination_rule_for(client_namespace, client_labels, host, service_namespace) {
-            None => TlsOrigination {
-                rule: None,
-                tls: None,
-            },
-            Some(dr) => TlsOrigination {
-                rule: Some(dr.meta.object.clone()),
-                tls: dr.tls_for(port, subset).cloned(),
-            },
+            None => TlsOrigination { rule: None, tls: None },
+            Some(dr) => TlsOrigination { rule: Some(dr.meta.object.clone()), tls: dr.tls_for(port, subset).cloned() },
         }
     }
 }

@@ -3,8 +3,8 @@
 use std::{fmt, path::PathBuf};
 
 use super::{
-    InvalidDestinationRule, InvalidExpectation, InvalidGateway, InvalidMeshSettings,
-    InvalidPeerAuthentication, InvalidVirtualService, load::MAX_FILE_BYTES,
+    InvalidDestinationRule, InvalidExpectation, InvalidGateway, InvalidMeshSettings, InvalidPeerAuthentication,
+    InvalidVirtualService, load::MAX_FILE_BYTES,
 };
 use crate::inventory::{InvalidPod, InvalidService};
 
@@ -36,11 +36,7 @@ pub enum LoadErrorKind {
     NotAnObject,
     /// A kind the observer reads, at a version it does not know.
     #[error("{kind} {api_version} is not supported (expected {expected})")]
-    UnsupportedVersion {
-        api_version: String,
-        kind: String,
-        expected: &'static str,
-    },
+    UnsupportedVersion { api_version: String, kind: String, expected: &'static str },
     /// `metadata.name` is missing.
     #[error("metadata.name is required")]
     MissingName,
@@ -92,10 +88,7 @@ pub(crate) fn yaml_message(error: &serde_saphyr::Error) -> String {
     let first = text.lines().next().unwrap_or("").trim();
     let first = first.strip_prefix("error: ").unwrap_or(first);
     // "line 2 column 1: message" or "message at line 2, column 1".
-    let first = match first
-        .strip_prefix("line ")
-        .and_then(|rest| rest.split_once(": "))
-    {
+    let first = match first.strip_prefix("line ").and_then(|rest| rest.split_once(": ")) {
         Some((_, message)) => message,
         None => first,
     };

@@ -24,24 +24,17 @@ impl IpNet {
         };
         let max = if addr.is_ipv4() { 32 } else { 128 };
         let prefix = prefix.unwrap_or(max);
-        (prefix <= max).then_some(Self {
-            addr: addr.to_canonical(),
-            prefix,
-        })
+        (prefix <= max).then_some(Self { addr: addr.to_canonical(), prefix })
     }
 
     pub fn contains(&self, ip: IpAddr) -> bool {
         match (self.addr, ip.to_canonical()) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = u32::MAX
-                    .checked_shl(32 - u32::from(self.prefix))
-                    .unwrap_or(0);
+                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
                 u32::from(net) & mask == u32::from(ip) & mask
             }
             (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = u128::MAX
-                    .checked_shl(128 - u32::from(self.prefix))
-                    .unwrap_or(0);
+                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
                 u128::from(net) & mask == u128::from(ip) & mask
             }
             _ => false,
@@ -63,10 +56,7 @@ impl Peers {
     pub fn specificity(&self, ip: IpAddr, workload: Option<(&str, &Labels)>) -> Option<u8> {
         let mut score = 0;
         if !self.addresses.is_empty() {
-            self.addresses
-                .iter()
-                .any(|n| n.contains(ip))
-                .then_some(())?;
+            self.addresses.iter().any(|n| n.contains(ip)).then_some(())?;
             score += 1;
         }
         if !self.namespaces.is_empty() {
@@ -146,19 +136,12 @@ pub fn tls_minor(version: &str) -> Option<u8> {
 
 type Errors = Vec<At<InvalidExpectation>>;
 
-fn ports(
-    doc: &Doc<raw::RawExpectationSpec>,
-    raw: &[serde_saphyr::Spanned<u32>],
-    errors: &mut Errors,
-) -> Vec<u16> {
+fn ports(doc: &Doc<raw::RawExpectationSpec>, raw: &[serde_saphyr::Spanned<u32>], errors: &mut Errors) -> Vec<u16> {
     raw.iter()
         .filter_map(|p| match u16::try_from(p.value).ok().filter(|p| *p > 0) {
             Some(port) => Some(port),
             None => {
-                errors.push(At {
-                    line: doc.line(p),
-                    error: InvalidExpectation::InvalidPort(p.value),
-                });
+                errors.push(At { line: doc.line(p), error: InvalidExpectation::InvalidPort(p.value) });
                 None
             }
         })
@@ -170,17 +153,10 @@ fn peers(doc: &Doc<raw::RawExpectationSpec>, raw: &raw::RawPeers, errors: &mut E
     for a in &raw.addresses {
         match IpNet::parse(&a.value) {
             Some(net) => addresses.push(net),
-            None => errors.push(At {
-                line: doc.line(a),
-                error: InvalidExpectation::InvalidAddress(a.value.clone()),
-            }),
+            None => errors.push(At { line: doc.line(a), error: InvalidExpectation::InvalidAddress(a.value.clone()) }),
         }
     }
-    Peers {
-        namespaces: raw.namespaces.clone(),
-        labels: Selector(raw.match_labels.clone()),
-        addresses,
-    }
+    Peers { namespaces: raw.namespaces.clone(), labels: Selector(raw.match_labels.clone()), addresses }
 }
 
 impl TryFrom<Doc<raw::RawExpectationSpec>> for Expectation {
@@ -197,10 +173,7 @@ impl TryFrom<Doc<raw::RawExpectationSpec>> for Expectation {
                 "plaintext" => Expected::Plaintext,
                 "any" => Expected::Any,
                 other => {
-                    errors.push(At {
-                        line,
-                        error: InvalidExpectation::UnknownSecurity(other.to_owned()),
-                    });
+                    errors.push(At { line, error: InvalidExpectation::UnknownSecurity(other.to_owned()) });
                     continue;
                 }
             };
@@ -219,13 +192,7 @@ impl TryFrom<Doc<raw::RawExpectationSpec>> for Expectation {
             };
             let to = peers(&doc, &rule.to, &mut errors);
             let ports = ports(&doc, &rule.ports, &mut errors);
-            rules.push(ExpectationRule {
-                to,
-                ports,
-                security,
-                min_tls_minor,
-                line,
-            });
+            rules.push(ExpectationRule { to, ports, security, min_tls_minor, line });
         }
         let mut allow_plaintext = Vec::new();
         for allow in &doc.spec.allow_plaintext {
@@ -244,18 +211,11 @@ impl TryFrom<Doc<raw::RawExpectationSpec>> for Expectation {
             });
         }
         if doc.spec.rules.is_empty() && doc.spec.allow_plaintext.is_empty() {
-            errors.push(At {
-                line: doc.meta.origin.line,
-                error: InvalidExpectation::Empty,
-            });
+            errors.push(At { line: doc.meta.origin.line, error: InvalidExpectation::Empty });
         }
         if !errors.is_empty() {
             return Err(errors);
         }
-        Ok(Self {
-            meta: doc.meta,
-            rules,
-            allow_plaintext,
-        })
+        Ok(Self { meta: doc.meta, rules, allow_plaintext })
     }
 }

@@ -27,11 +27,7 @@ pub fn manifest_files(path: &Path) -> std::io::Result<Vec<PathBuf>> {
                 continue; // ConfigMap mounts keep old versions in ..data dirs
             } else if entry.file_type()?.is_dir() {
                 dirs.push(path);
-            } else if path
-                .extension()
-                .and_then(|e| e.to_str())
-                .is_some_and(|e| MANIFEST_EXTENSIONS.contains(&e))
-            {
+            } else if path.extension().and_then(|e| e.to_str()).is_some_and(|e| MANIFEST_EXTENSIONS.contains(&e)) {
                 files.push(path);
             }
         }
@@ -55,10 +51,8 @@ pub(crate) fn documents(text: &str) -> Vec<(String, u32)> {
     let mut start = 0u32;
     for (i, line) in text.lines().enumerate() {
         let n = u32::try_from(i).unwrap_or(u32::MAX);
-        let marker = |m: &str| {
-            line.strip_prefix(m)
-                .is_some_and(|rest| rest.is_empty() || rest.starts_with([' ', '\t']))
-        };
+        let marker =
+            |m: &str| line.strip_prefix(m).is_some_and(|rest| rest.is_empty() || rest.starts_with([' ', '\t']));
         if marker("---") || marker("...") {
             docs.push((std::mem::take(&mut current), start));
             start = n.saturating_add(1);

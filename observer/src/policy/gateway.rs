@@ -99,21 +99,12 @@ impl TryFrom<Doc<raw::RawGatewaySpec>> for Gateway {
         for server in &doc.spec.servers {
             let number = server.port.as_ref().and_then(|p| p.number.as_ref());
             let line = number.map_or(doc.meta.origin.line, |n| doc.line(n));
-            let Some(port) = number
-                .and_then(|n| u16::try_from(n.value).ok())
-                .filter(|p| *p > 0)
-            else {
-                errors.push(At {
-                    line,
-                    error: InvalidGateway::InvalidPort,
-                });
+            let Some(port) = number.and_then(|n| u16::try_from(n.value).ok()).filter(|p| *p > 0) else {
+                errors.push(At { line, error: InvalidGateway::InvalidPort });
                 continue;
             };
             if server.hosts.is_empty() {
-                errors.push(At {
-                    line,
-                    error: InvalidGateway::NoHosts,
-                });
+                errors.push(At { line, error: InvalidGateway::NoHosts });
             }
             let tls = match server.tls.as_ref().and_then(|t| t.mode.as_ref()) {
                 None if server.tls.is_some() => Some(GatewayTlsMode::Passthrough),
@@ -121,10 +112,7 @@ impl TryFrom<Doc<raw::RawGatewaySpec>> for Gateway {
                 Some(m) => match GatewayTlsMode::parse(&m.value) {
                     Some(mode) => Some(mode),
                     None => {
-                        errors.push(At {
-                            line: doc.line(m),
-                            error: InvalidGateway::UnknownTlsMode(m.value.clone()),
-                        });
+                        errors.push(At { line: doc.line(m), error: InvalidGateway::UnknownTlsMode(m.value.clone()) });
                         None
                     }
                 },
@@ -136,34 +124,19 @@ impl TryFrom<Doc<raw::RawGatewaySpec>> for Gateway {
                     .and_then(|p| p.protocol.as_ref())
                     .map(|p| p.value.to_ascii_uppercase())
                     .unwrap_or_default(),
-                hosts: server
-                    .hosts
-                    .iter()
-                    .map(|h| strip_namespace(h).to_owned())
-                    .collect(),
+                hosts: server.hosts.iter().map(|h| strip_namespace(h).to_owned()).collect(),
                 // `tls` with only httpsRedirect is not a TLS server.
                 tls: tls.filter(|_| {
-                    server
-                        .tls
-                        .as_ref()
-                        .is_some_and(|t| t.mode.is_some() || t.https_redirect != Some(true))
+                    server.tls.as_ref().is_some_and(|t| t.mode.is_some() || t.https_redirect != Some(true))
                 }),
-                https_redirect: server
-                    .tls
-                    .as_ref()
-                    .and_then(|t| t.https_redirect)
-                    .unwrap_or(false),
+                https_redirect: server.tls.as_ref().and_then(|t| t.https_redirect).unwrap_or(false),
                 line,
             });
         }
         if !errors.is_empty() {
             return Err(errors);
         }
-        Ok(Self {
-            selector: Selector(doc.spec.selector.clone()),
-            servers,
-            meta: doc.meta,
-        })
+        Ok(Self { selector: Selector(doc.spec.selector.clone()), servers, meta: doc.meta })
     }
 }
 
@@ -235,24 +208,13 @@ impl TryFrom<Doc<raw::RawVirtualServiceSpec>> for VirtualService {
         let spec = &doc.spec;
         let namespace = doc.meta.object.namespace.clone();
         if spec.hosts.is_empty() {
-            errors.push(At {
-                line: doc.meta.origin.line,
-                error: InvalidVirtualService::NoHosts,
-            });
+            errors.push(At { line: doc.meta.origin.line, error: InvalidVirtualService::NoHosts });
         }
         let qualify = |g: &String| {
-            if g == "mesh" || g.contains('/') {
-                g.clone()
-            } else {
-                format!("{namespace}/{g}")
-            }
+            if g == "mesh" || g.contains('/') { g.clone() } else { format!("{namespace}/{g}") }
         };
         let mut routes = Vec::new();
-        for (kind, list) in [
-            (RouteKind::Http, &spec.http),
-            (RouteKind::Tls, &spec.tls),
-            (RouteKind::Tcp, &spec.tcp),
-        ] {
+        for (kind, list) in [(RouteKind::Http, &spec.http), (RouteKind::Tls, &spec.tls), (RouteKind::Tcp, &spec.tcp)] {
             for route in list {
                 let mut destinations = Vec::new();
                 for dest in route.route.iter().filter_map(|r| r.destination.as_ref()) {
@@ -272,17 +234,8 @@ impl TryFrom<Doc<raw::RawVirtualServiceSpec>> for VirtualService {
                 }
                 routes.push(Route {
                     kind,
-                    ports: route
-                        .matches
-                        .iter()
-                        .filter_map(|m| m.port)
-                        .filter_map(|p| u16::try_from(p).ok())
-                        .collect(),
-                    sni_hosts: route
-                        .matches
-                        .iter()
-                        .flat_map(|m| m.sni_hosts.iter().cloned())
-                        .collect(),
+                    ports: route.matches.iter().filter_map(|m| m.port).filter_map(|p| u16::try_from(p).ok()).collect(),
+                    sni_hosts: route.matches.iter().flat_map(|m| m.sni_hosts.iter().cloned()).collect(),
                     destinations,
                 });
             }

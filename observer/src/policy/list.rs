@@ -3,9 +3,7 @@
 
 use std::marker::PhantomData;
 
-use serde::de::{
-    DeserializeOwned, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor,
-};
+use serde::de::{DeserializeOwned, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 /// Deserializes `items[i]` as `T` where `wanted[i]`, skipping the others.
 struct Items<'w, T> {
@@ -61,10 +59,7 @@ impl<'de, T: DeserializeOwned> Visitor<'de> for ListItems<'_, T> {
         let mut out = Vec::new();
         while let Some(key) = map.next_key::<String>()? {
             if key == "items" {
-                out = map.next_value_seed(Items::<T> {
-                    wanted: self.wanted,
-                    item: PhantomData,
-                })?;
+                out = map.next_value_seed(Items::<T> { wanted: self.wanted, item: PhantomData })?;
             } else {
                 map.next_value::<IgnoredAny>()?;
             }

@@ -16,8 +16,8 @@ pub(crate) use super::error::yaml_message;
 pub use super::files::{MAX_FILE_BYTES, manifest_files};
 use super::files::{documents, read_bounded};
 use super::{
-    At, DestinationRule, Expectation, Gateway, MeshSettings, Meta, ObjectRef, Origin,
-    PeerAuthentication, Policy, VirtualService,
+    At, DestinationRule, Expectation, Gateway, MeshSettings, Meta, ObjectRef, Origin, PeerAuthentication, Policy,
+    VirtualService,
     error::{LoadError, LoadErrorKind, LoadErrors},
     parse_timestamp, raw,
 };
@@ -106,30 +106,18 @@ enum Handler {
 fn handler(api_version: &str, kind: &str) -> Result<Option<Handler>, &'static str> {
     let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
     let check = |ok: &[&str], expected: &'static str, h: Handler| {
-        if ok.contains(&version) {
-            Ok(Some(h))
-        } else {
-            Err(expected)
-        }
+        if ok.contains(&version) { Ok(Some(h)) } else { Err(expected) }
     };
     const NET: [&str; 3] = ["v1", "v1beta1", "v1alpha3"];
     const NET_EXPECTED: &str = "networking.istio.io/v1, v1beta1 or v1alpha3";
     match (group, kind) {
-        ("security.istio.io", "PeerAuthentication") => check(
-            &["v1", "v1beta1"],
-            "security.istio.io/v1 or v1beta1",
-            Handler::PeerAuthentication,
-        ),
-        ("networking.istio.io", "DestinationRule") => {
-            check(&NET, NET_EXPECTED, Handler::DestinationRule)
+        ("security.istio.io", "PeerAuthentication") => {
+            check(&["v1", "v1beta1"], "security.istio.io/v1 or v1beta1", Handler::PeerAuthentication)
         }
+        ("networking.istio.io", "DestinationRule") => check(&NET, NET_EXPECTED, Handler::DestinationRule),
         ("networking.istio.io", "Gateway") => check(&NET, NET_EXPECTED, Handler::Gateway),
-        ("networking.istio.io", "VirtualService") => {
-            check(&NET, NET_EXPECTED, Handler::VirtualService)
-        }
-        ("observer.dev", "Expectation") => {
-            check(&["v1alpha1"], "observer.dev/v1alpha1", Handler::Expectation)
-        }
+        ("networking.istio.io", "VirtualService") => check(&NET, NET_EXPECTED, Handler::VirtualService),
+        ("observer.dev", "Expectation") => check(&["v1alpha1"], "observer.dev/v1alpha1", Handler::Expectation),
         ("", "Pod") => check(&["v1"], "v1", Handler::Pod),
         ("", "Service") => check(&["v1"], "v1", Handler::Service),
         ("", "Namespace") => check(&["v1"], "v1", Handler::Namespace),
@@ -155,11 +143,7 @@ struct SpecBody<S> {
 
 impl Loader {
     fn error(&mut self, file: &Path, line: u32, kind: LoadErrorKind) {
-        self.errors.push(LoadError {
-            file: file.to_owned(),
-            line,
-            kind,
-        });
+        self.errors.push(LoadError { file: file.to_owned(), line, kind });
     }
 
     fn add_text(&mut self, file: &Path, text: &str) {
@@ -174,24 +158,15 @@ impl Loader {
         match serde_saphyr::from_str::<T>(text) {
             Ok(value) => Some(value),
             Err(e) => {
-                let line = e
-                    .location()
-                    .map_or(0, |l| u32::try_from(l.line()).unwrap_or(0));
-                self.error(
-                    file,
-                    offset + line.max(1),
-                    LoadErrorKind::Yaml(yaml_message(&e)),
-                );
+                let line = e.location().map_or(0, |l| u32::try_from(l.line()).unwrap_or(0));
+                self.error(file, offset + line.max(1), LoadErrorKind::Yaml(yaml_message(&e)));
                 None
             }
         }
     }
 
     fn add_document(&mut self, file: &Arc<Path>, text: &str, offset: u32) {
-        let Some(head) = self
-            .parse::<Option<raw::RawHeader>>(file, text, offset)
-            .flatten()
-        else {
+        let Some(head) = self.parse::<Option<raw::RawHeader>>(file, text, offset).flatten() else {
             return;
         };
         let is_list = head.api_version.as_ref().is_some_and(|v| v.value == "v1")
@@ -210,11 +185,8 @@ impl Loader {
         let Some(list) = self.parse::<ListHeads>(file, text, offset) else {
             return;
         };
-        let handlers: Vec<Option<Handler>> = list
-            .items
-            .iter()
-            .map(|item| self.handler_of(file, text, offset, item))
-            .collect();
+        let handlers: Vec<Option<Handler>> =
+            list.items.iter().map(|item| self.handler_of(file, text, offset, item)).collect();
         let mut kinds: Vec<Handler> = handlers.iter().flatten().copied().collect();
         kinds.sort_by_key(|h| *h as u8);
         kinds.dedup();
@@ -225,18 +197,9 @@ impl Loader {
     }
 
     /// The handler of an object's kind; `None` for kinds the observer skips (or errors).
-    fn handler_of(
-        &mut self,
-        file: &Arc<Path>,
-        text: &str,
-        offset: u32,
-        head: &raw::RawHeader,
-    ) -> Option<Handler> {
+    fn handler_of(&mut self, file: &Arc<Path>, text: &str, offset: u32, head: &raw::RawHeader) -> Option<Handler> {
         let (Some(api_version), Some(kind)) = (&head.api_version, &head.kind) else {
-            let skipped = text
-                .lines()
-                .take_while(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
-                .count();
+            let skipped = text.lines().take_while(|l| l.trim().is_empty() || l.trim_start().starts_with('#')).count();
             let line = offset + 1 + u32::try_from(skipped).unwrap_or(0);
             self.error(file, line, LoadErrorKind::NotAnObject);
             return None;
@@ -264,26 +227,14 @@ impl Loader {
         wanted: Option<&[bool]>,
     ) -> Vec<(usize, T)> {
         let Some(wanted) = wanted else {
-            return self
-                .parse::<T>(file, text, offset)
-                .map(|b| vec![(0, b)])
-                .unwrap_or_default();
+            return self.parse::<T>(file, text, offset).map(|b| vec![(0, b)]).unwrap_or_default();
         };
-        let seed = super::list::ListItems::<T> {
-            wanted,
-            item: std::marker::PhantomData,
-        };
+        let seed = super::list::ListItems::<T> { wanted, item: std::marker::PhantomData };
         match serde_saphyr::with_deserializer_from_str(text, |de| seed.deserialize(de)) {
             Ok(items) => items,
             Err(e) => {
-                let line = e
-                    .location()
-                    .map_or(0, |l| u32::try_from(l.line()).unwrap_or(0));
-                self.error(
-                    file,
-                    offset + line.max(1),
-                    LoadErrorKind::Yaml(yaml_message(&e)),
-                );
+                let line = e.location().map_or(0, |l| u32::try_from(l.line()).unwrap_or(0));
+                self.error(file, offset + line.max(1), LoadErrorKind::Yaml(yaml_message(&e)));
                 Vec::new()
             }
         }
@@ -336,43 +287,23 @@ impl Loader {
                 PeerAuthentication,
                 keep_pa
             ),
-            Handler::DestinationRule => each!(
-                SpecBody<raw::RawDestinationRuleSpec>,
-                |b| b.spec.unwrap_or_default(),
-                DestinationRule,
-                keep_dr
-            ),
-            Handler::Gateway => each!(
-                SpecBody<raw::RawGatewaySpec>,
-                |b| b.spec.unwrap_or_default(),
-                Gateway,
-                keep_gw
-            ),
-            Handler::VirtualService => each!(
-                SpecBody<raw::RawVirtualServiceSpec>,
-                |b| b.spec.unwrap_or_default(),
-                VirtualService,
-                keep_vs
-            ),
-            Handler::Expectation => each!(
-                SpecBody<raw::RawExpectationSpec>,
-                |b| b.spec.unwrap_or_default(),
-                Expectation,
-                keep_expectation
-            ),
+            Handler::DestinationRule => {
+                each!(SpecBody<raw::RawDestinationRuleSpec>, |b| b.spec.unwrap_or_default(), DestinationRule, keep_dr)
+            }
+            Handler::Gateway => each!(SpecBody<raw::RawGatewaySpec>, |b| b.spec.unwrap_or_default(), Gateway, keep_gw),
+            Handler::VirtualService => {
+                each!(SpecBody<raw::RawVirtualServiceSpec>, |b| b.spec.unwrap_or_default(), VirtualService, keep_vs)
+            }
+            Handler::Expectation => {
+                each!(SpecBody<raw::RawExpectationSpec>, |b| b.spec.unwrap_or_default(), Expectation, keep_expectation)
+            }
             Handler::Pod => each!(inventory::raw::RawPodBody, |b| b, Pod, keep_pod),
             Handler::Service => each!(inventory::raw::RawServiceBody, |b| b, Service, keep_service),
             Handler::Namespace => {
-                for (i, ()) in self
-                    .bodies::<IgnoredBody>(file, text, offset, wanted)
-                    .into_iter()
-                    .map(|(i, _)| (i, ()))
+                for (i, ()) in self.bodies::<IgnoredBody>(file, text, offset, wanted).into_iter().map(|(i, _)| (i, ()))
                 {
                     if let Some(doc) = self.doc(file, offset, heads.get(i), handler, ()) {
-                        self.namespaces.push(Namespace {
-                            name: doc.meta.object.name,
-                            labels: doc.labels,
-                        });
+                        self.namespaces.push(Namespace { name: doc.meta.object.name, labels: doc.labels });
                     }
                 }
             }
@@ -450,11 +381,7 @@ impl Loader {
         };
         let namespace = match handler {
             Handler::Namespace => String::new(),
-            _ => raw
-                .namespace
-                .clone()
-                .filter(|n| !n.is_empty())
-                .unwrap_or_else(|| "default".to_owned()),
+            _ => raw.namespace.clone().filter(|n| !n.is_empty()).unwrap_or_else(|| "default".to_owned()),
         };
         let created = match &raw.creation_timestamp {
             None => None,
@@ -478,29 +405,15 @@ impl Loader {
             Handler::Namespace => "Namespace",
             Handler::ConfigMap => "ConfigMap",
         };
-        let object = ObjectRef {
-            kind,
-            namespace,
-            name,
-        };
-        let origin = Origin {
-            file: Arc::clone(file),
-            line,
-        };
+        let object = ObjectRef { kind, namespace, name };
+        let origin = Origin { file: Arc::clone(file), line };
         if let Some(first) = self.seen.get(&object) {
-            let error = LoadErrorKind::Duplicate {
-                object: object.to_string(),
-                first: first.to_string(),
-            };
+            let error = LoadErrorKind::Duplicate { object: object.to_string(), first: first.to_string() };
             self.error(file, line, error);
             return None;
         }
         self.seen.insert(object.clone(), origin.clone());
-        Some(Meta {
-            object,
-            created,
-            origin,
-        })
+        Some(Meta { object, created, origin })
     }
 
     fn convert<T, S, E>(&mut self, file: &Path, doc: Doc<S>) -> Option<T>
@@ -521,8 +434,7 @@ impl Loader {
 
     fn finish(mut self) -> Result<Snapshot, LoadErrors> {
         if !self.errors.is_empty() {
-            self.errors
-                .sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
+            self.errors.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
             return Err(LoadErrors(self.errors));
         }
         self.policy.sort_by_age();

@@ -45,18 +45,12 @@ pub enum InvalidMeshSettings {
 
 impl MeshSettings {
     /// Reads `data.mesh` of the `istio` ConfigMap; `line` is where `mesh:` is written.
-    pub(crate) fn from_mesh_yaml(
-        text: &str,
-        origin: Origin,
-        line: u32,
-    ) -> Result<Self, Vec<At<InvalidMeshSettings>>> {
+    pub(crate) fn from_mesh_yaml(text: &str, origin: Origin, line: u32) -> Result<Self, Vec<At<InvalidMeshSettings>>> {
         let parsed: Result<Option<raw::RawMeshConfig>, _> = serde_saphyr::from_str(text);
         let config = match parsed {
             Ok(config) => config.unwrap_or_default(),
             Err(e) => {
-                let inner = e
-                    .location()
-                    .map_or(0, |l| u32::try_from(l.line()).unwrap_or(0));
+                let inner = e.location().map_or(0, |l| u32::try_from(l.line()).unwrap_or(0));
                 return Err(vec![At {
                     line: line + inner,
                     error: InvalidMeshSettings::MeshYaml(super::load::yaml_message(&e)),
@@ -72,21 +66,11 @@ impl MeshSettings {
         };
         let mut errors = Vec::new();
         if settings.root_namespace.is_empty() {
-            errors.push(At {
-                line,
-                error: InvalidMeshSettings::Empty("rootNamespace"),
-            });
+            errors.push(At { line, error: InvalidMeshSettings::Empty("rootNamespace") });
         }
         if settings.trust_domain.is_empty() {
-            errors.push(At {
-                line,
-                error: InvalidMeshSettings::Empty("trustDomain"),
-            });
+            errors.push(At { line, error: InvalidMeshSettings::Empty("trustDomain") });
         }
-        if errors.is_empty() {
-            Ok(settings)
-        } else {
-            Err(errors)
-        }
+        if errors.is_empty() { Ok(settings) } else { Err(errors) }
     }
 }

@@ -31,22 +31,18 @@ use std::{collections::BTreeMap, fmt, path::Path, sync::Arc};
 
 pub use check::{Finding, FindingKind, check};
 pub use destination_rule::{
-    CLUSTER_DOMAIN, ClientTls, ClientTlsMode, DestinationRule, ExportTo, Host,
-    InvalidDestinationRule, Subset, TlsOrigination, TrafficPolicy,
+    CLUSTER_DOMAIN, ClientTls, ClientTlsMode, DestinationRule, ExportTo, Host, InvalidDestinationRule, Subset,
+    TlsOrigination, TrafficPolicy,
 };
 pub use error::{LoadError, LoadErrorKind, LoadErrors};
-pub use expectation::{
-    AllowPlaintext, Expectation, ExpectationRule, InvalidExpectation, IpNet, Peers, tls_minor,
-};
+pub use expectation::{AllowPlaintext, Expectation, ExpectationRule, InvalidExpectation, IpNet, Peers, tls_minor};
 pub use gateway::{
-    Gateway, GatewayServer, GatewayTlsMode, InvalidGateway, InvalidVirtualService, Route,
-    RouteKind, VirtualService, host_matches, hosts_overlap,
+    Gateway, GatewayServer, GatewayTlsMode, InvalidGateway, InvalidVirtualService, Route, RouteKind, VirtualService,
+    host_matches, hosts_overlap,
 };
 pub use load::{MAX_FILE_BYTES, Snapshot, load_paths, load_str, manifest_files};
 pub use mesh::{InvalidMeshSettings, MeshSettings};
-pub use peer_authentication::{
-    EffectiveMtls, InvalidPeerAuthentication, MtlsMode, PeerAuthentication,
-};
+pub use peer_authentication::{EffectiveMtls, InvalidPeerAuthentication, MtlsMode, PeerAuthentication};
 pub use reload::{ConfigSource, FileSource, PolicyStore, ReloadOutcome};
 
 /// A validation problem and the line (1-based, in the file) it was found on.
@@ -69,10 +65,7 @@ pub struct Origin {
 impl Origin {
     /// The same file at another line.
     pub fn at(&self, line: u32) -> Self {
-        Self {
-            file: Arc::clone(&self.file),
-            line,
-        }
+        Self { file: Arc::clone(&self.file), line }
     }
 }
 
@@ -108,12 +101,7 @@ pub struct Meta {
 impl Meta {
     /// Sort key for "the oldest wins": creation time (unknown last), then name.
     pub fn age_key(&self) -> (bool, i64, &str, &str) {
-        (
-            self.created.is_none(),
-            self.created.unwrap_or(0),
-            &self.object.namespace,
-            &self.object.name,
-        )
+        (self.created.is_none(), self.created.unwrap_or(0), &self.object.namespace, &self.object.name)
     }
 }
 
@@ -153,16 +141,11 @@ impl Policy {
 
     /// Orders objects so that "the oldest wins" is "the first wins".
     pub(crate) fn sort_by_age(&mut self) {
-        self.peer_authentications
-            .sort_by(|a, b| a.meta.age_key().cmp(&b.meta.age_key()));
-        self.destination_rules
-            .sort_by(|a, b| a.meta.age_key().cmp(&b.meta.age_key()));
-        self.gateways
-            .sort_by(|a, b| a.meta.age_key().cmp(&b.meta.age_key()));
-        self.virtual_services
-            .sort_by(|a, b| a.meta.age_key().cmp(&b.meta.age_key()));
-        self.expectations
-            .sort_by(|a, b| a.meta.age_key().cmp(&b.meta.age_key()));
+        self.peer_authentications.sort_by(|a, b| a.meta.age_key().cmp(&b.meta.age_key()));
+        self.destination_rules.sort_by(|a, b| a.meta.age_key().cmp(&b.meta.age_key()));
+        self.gateways.sort_by(|a, b| a.meta.age_key().cmp(&b.meta.age_key()));
+        self.virtual_services.sort_by(|a, b| a.meta.age_key().cmp(&b.meta.age_key()));
+        self.expectations.sort_by(|a, b| a.meta.age_key().cmp(&b.meta.age_key()));
     }
 }
 
@@ -171,23 +154,14 @@ pub(crate) fn parse_timestamp(text: &str) -> Option<i64> {
     let b = text.trim().as_bytes();
     let num = |r: std::ops::Range<usize>| -> Option<i64> {
         let s = std::str::from_utf8(b.get(r)?).ok()?;
-        if s.bytes().all(|c| c.is_ascii_digit()) {
-            s.parse().ok()
-        } else {
-            None
-        }
+        if s.bytes().all(|c| c.is_ascii_digit()) { s.parse().ok() } else { None }
     };
     if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
         return None;
     }
     let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
     let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&month)
-        || !(1..=31).contains(&day)
-        || hour > 23
-        || minute > 59
-        || second > 60
-    {
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
         return None;
     }
     let mut rest = &b[19..];
@@ -203,11 +177,7 @@ pub(crate) fn parse_timestamp(text: &str) -> Option<i64> {
                 return None;
             }
             let minutes = (d(h1) * 10 + d(h2)) * 60 + d(m1) * 10 + d(m2);
-            if *sign == b'+' {
-                minutes * 60
-            } else {
-                -minutes * 60
-            }
+            if *sign == b'+' { minutes * 60 } else { -minutes * 60 }
         }
         _ => return None,
     };

@@ -63,18 +63,12 @@ impl TryFrom<Doc<raw::RawPeerAuthenticationSpec>> for PeerAuthentication {
         let mode_of = |mtls: &raw::RawMtls, errors: &mut Vec<_>| match &mtls.mode {
             None => MtlsMode::Unset,
             Some(m) => MtlsMode::parse(&m.value).unwrap_or_else(|| {
-                errors.push(At {
-                    line: doc.line(m),
-                    error: InvalidPeerAuthentication::UnknownMode(m.value.clone()),
-                });
+                errors.push(At { line: doc.line(m), error: InvalidPeerAuthentication::UnknownMode(m.value.clone()) });
                 MtlsMode::Unset
             }),
         };
         let spec = &doc.spec;
-        let mode = spec
-            .mtls
-            .as_ref()
-            .map_or(MtlsMode::Unset, |m| mode_of(m, &mut errors));
+        let mode = spec.mtls.as_ref().map_or(MtlsMode::Unset, |m| mode_of(m, &mut errors));
         let mut port_modes = BTreeMap::new();
         for (key, mtls) in spec.port_level_mtls.iter().flatten() {
             let port_mode = mode_of(mtls, &mut errors);
@@ -83,10 +77,7 @@ impl TryFrom<Doc<raw::RawPeerAuthenticationSpec>> for PeerAuthentication {
                     port_modes.insert(port, port_mode);
                 }
                 _ => errors.push(At {
-                    line: mtls
-                        .mode
-                        .as_ref()
-                        .map_or(doc.meta.origin.line, |m| doc.line(m)),
+                    line: mtls.mode.as_ref().map_or(doc.meta.origin.line, |m| doc.line(m)),
                     error: InvalidPeerAuthentication::InvalidPort(key.clone()),
                 }),
             }
@@ -94,17 +85,8 @@ impl TryFrom<Doc<raw::RawPeerAuthenticationSpec>> for PeerAuthentication {
         if !errors.is_empty() {
             return Err(errors);
         }
-        let selector = spec
-            .selector
-            .as_ref()
-            .map(|s| Selector(s.match_labels.clone()))
-            .filter(|s| !s.is_empty());
-        Ok(Self {
-            meta: doc.meta,
-            selector,
-            mode,
-            port_modes,
-        })
+        let selector = spec.selector.as_ref().map(|s| Selector(s.match_labels.clone())).filter(|s| !s.is_empty());
+        Ok(Self { meta: doc.meta, selector, mode, port_modes })
     }
 }
 
@@ -131,18 +113,12 @@ impl Policy {
 
     /// The mesh-wide and namespace-wide mode only: what auto mTLS clients infer (DESIGN §2).
     pub fn namespace_mtls(&self, namespace: &str) -> EffectiveMtls {
-        let mut effective = EffectiveMtls {
-            mode: MtlsMode::Permissive,
-            set_by: None,
-        };
+        let mut effective = EffectiveMtls { mode: MtlsMode::Permissive, set_by: None };
         let mesh = self.oldest_pa(&self.mesh.root_namespace, None);
         let ns = self.oldest_pa(namespace, None);
         for pa in [mesh, ns].into_iter().flatten() {
             if pa.mode != MtlsMode::Unset {
-                effective = EffectiveMtls {
-                    mode: pa.mode,
-                    set_by: Some(pa.meta.object.clone()),
-                };
+                effective = EffectiveMtls { mode: pa.mode, set_by: Some(pa.meta.object.clone()) };
             }
         }
         effective
@@ -150,20 +126,12 @@ impl Policy {
 
     /// What the sidecar of a workload (namespace, labels) enforces on a container port
     /// (`None` when the port is not known, e.g. the leg was seen only at 15006).
-    pub fn workload_mtls(
-        &self,
-        namespace: &str,
-        labels: &Labels,
-        port: Option<u16>,
-    ) -> EffectiveMtls {
+    pub fn workload_mtls(&self, namespace: &str, labels: &Labels, port: Option<u16>) -> EffectiveMtls {
         let mut effective = self.namespace_mtls(namespace);
         if let Some(pa) = self.oldest_pa(namespace, Some(labels)) {
             let mut set = |mode: MtlsMode| {
                 if mode != MtlsMode::Unset {
-                    effective = EffectiveMtls {
-                        mode,
-                        set_by: Some(pa.meta.object.clone()),
-                    };
+                    effective = EffectiveMtls { mode, set_by: Some(pa.meta.object.clone()) };
                 }
             };
             set(pa.mode);

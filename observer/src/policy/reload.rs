@@ -38,10 +38,7 @@ pub struct FileSource {
 impl FileSource {
     /// A source whose first poll loads.
     pub fn new(paths: Vec<PathBuf>) -> Self {
-        Self {
-            paths,
-            stamps: None,
-        }
+        Self { paths, stamps: None }
     }
 
     /// Loads the paths once (for startup: reject bad configuration before anything
@@ -98,9 +95,7 @@ pub struct PolicyStore {
 
 impl PolicyStore {
     pub fn new(snapshot: Snapshot) -> Self {
-        Self {
-            current: RwLock::new(Arc::new(snapshot)),
-        }
+        Self { current: RwLock::new(Arc::new(snapshot)) }
     }
 
     /// The embedded default policy and an empty inventory.
@@ -143,10 +138,7 @@ impl PolicyStore {
                     for error in &errors.0 {
                         tracing::error!("{error}");
                     }
-                    tracing::error!(
-                        "policy rejected ({} errors); the last good policy stays in force",
-                        errors.0.len()
-                    );
+                    tracing::error!("policy rejected ({} errors); the last good policy stays in force", errors.0.len());
                 }
             }
             std::thread::sleep(interval);

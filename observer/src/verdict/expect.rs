@@ -39,11 +39,7 @@ pub struct Want {
 }
 
 impl Want {
-    pub(crate) fn new(
-        expected: Expected,
-        policy: Option<&ObjectRef>,
-        reason: impl Into<String>,
-    ) -> Self {
+    pub(crate) fn new(expected: Expected, policy: Option<&ObjectRef>, reason: impl Into<String>) -> Self {
         Self {
             expected,
             policy: policy.map_or_else(|| "default".to_owned(), ToString::to_string),
@@ -76,29 +72,18 @@ pub fn parse_istio_sni(sni: &str) -> Option<(u16, Option<String>, String)> {
     let port = parts.next()?.parse().ok()?;
     let subset = parts.next()?;
     let host = parts.next()?;
-    Some((
-        port,
-        (!subset.is_empty()).then(|| subset.to_owned()),
-        host.to_owned(),
-    ))
+    Some((port, (!subset.is_empty()).then(|| subset.to_owned()), host.to_owned()))
 }
 
 /// Resolves the server address (and SNI) of a leg to a destination.
-pub fn resolve_destination<'a>(
-    server: SocketAddr,
-    sni: Option<&str>,
-    snapshot: &'a Snapshot,
-) -> Destination<'a> {
+pub fn resolve_destination<'a>(server: SocketAddr, sni: Option<&str>, snapshot: &'a Snapshot) -> Destination<'a> {
     let inventory = &snapshot.inventory;
     let mut dest = Destination::default();
     if let Some(svc) = inventory.service_by_ip(server.ip()) {
         dest.host = Some(svc.fqdn());
         dest.service_namespace = Some(svc.meta.object.namespace.clone());
         dest.service_port = Some(server.port());
-        dest.port_declares_http = svc
-            .ports
-            .iter()
-            .any(|p| p.port == server.port() && p.declares_http());
+        dest.port_declares_http = svc.ports.iter().any(|p| p.port == server.port() && p.declares_http());
         dest.pods = inventory.pods_of(svc).collect();
     } else if let Some(pod) = inventory.pod_by_ip(server.ip()) {
         dest.pods = vec![pod];
@@ -122,24 +107,14 @@ pub fn resolve_destination<'a>(
 
 /// What the server's sidecar accepts (its PeerAuthentication), for a server pod with a sidecar.
 pub fn server_want(pod: &Pod, port: Option<u16>, snapshot: &Snapshot) -> Want {
-    let effective = snapshot
-        .policy
-        .workload_mtls(&pod.meta.object.namespace, &pod.labels, port);
+    let effective = snapshot.policy.workload_mtls(&pod.meta.object.namespace, &pod.labels, port);
     let by = effective.set_by.as_ref();
     match effective.mode {
         MtlsMode::Strict => Want::new(Expected::Mtls, by, "STRICT: the sidecar accepts mTLS only"),
-        MtlsMode::Disable => Want::new(
-            Expected::Plaintext,
-            by,
-            "DISABLE: the sidecar accepts plaintext only",
-        ),
+        MtlsMode::Disable => Want::new(Expected::Plaintext, by, "DISABLE: the sidecar accepts plaintext only"),
         MtlsMode::Permissive | MtlsMode::Unset => Want {
             permissive: true,
-            ..Want::new(
-                Expected::Any,
-                by,
-                "PERMISSIVE: the sidecar accepts mTLS and plaintext",
-            )
+            ..Want::new(Expected::Any, by, "PERMISSIVE: the sidecar accepts mTLS and plaintext")
         },
     }
 }
@@ -166,45 +141,24 @@ pub fn client_want(client: Option<&Pod>, dest: &Destination<'_>, snapshot: &Snap
     {
         let by = origination.rule.as_ref();
         let mut want = match tls.mode {
-            ClientTlsMode::Disable => Want::new(
-                Expected::Any,
-                by,
-                "DISABLE: sent as the application wrote it",
-            ),
-            ClientTlsMode::Simple => {
-                Want::new(Expected::Tls, by, "SIMPLE: the proxy originates TLS")
+            ClientTlsMode::Disable => Want::new(Expected::Any, by, "DISABLE: sent as the application wrote it"),
+            ClientTlsMode::Simple => Want::new(Expected::Tls, by, "SIMPLE: the proxy originates TLS"),
+            ClientTlsMode::Mutual => Want::new(Expected::Mtls, by, "MUTUAL: the proxy originates mTLS"),
+            ClientTlsMode::IstioMutual => {
+                Want::new(Expected::Mtls, by, "ISTIO_MUTUAL: the proxy originates Istio mTLS")
             }
-            ClientTlsMode::Mutual => {
-                Want::new(Expected::Mtls, by, "MUTUAL: the proxy originates mTLS")
-            }
-            ClientTlsMode::IstioMutual => Want::new(
-                Expected::Mtls,
-                by,
-                "ISTIO_MUTUAL: the proxy originates Istio mTLS",
-            ),
         };
         want.originates_custom_tls = tls.originates_custom_tls();
         return want;
     }
     let rule = origination.as_ref().and_then(|o| o.rule.as_ref());
     if !policy.mesh.auto_mtls {
-        return Want::new(
-            Expected::Any,
-            rule,
-            "no DestinationRule tls and auto mTLS is off: sent as-is",
-        );
+        return Want::new(Expected::Any, rule, "no DestinationRule tls and auto mTLS is off: sent as-is");
     }
     if dest.pods.is_empty() {
-        return Want::new(
-            Expected::Any,
-            rule,
-            "auto mTLS: destination not in the inventory",
-        );
+        return Want::new(Expected::Any, rule, "auto mTLS: destination not in the inventory");
     }
-    let server_ns = dest
-        .pods
-        .first()
-        .map_or("", |p| p.meta.object.namespace.as_str());
+    let server_ns = dest.pods.first().map_or("", |p| p.meta.object.namespace.as_str());
     let inferred = policy.namespace_mtls(server_ns);
     if inferred.mode == MtlsMode::Disable {
         return Want::new(
@@ -214,47 +168,24 @@ pub fn client_want(client: Option<&Pod>, dest: &Destination<'_>, snapshot: &Snap
         );
     }
     if dest.pods.iter().all(|p| p.accepts_istio_mtls()) {
-        Want::new(
-            Expected::Mtls,
-            rule.or(inferred.set_by.as_ref()),
-            "auto mTLS: the destination has an Istio sidecar",
-        )
+        Want::new(Expected::Mtls, rule.or(inferred.set_by.as_ref()), "auto mTLS: the destination has an Istio sidecar")
     } else {
-        Want::new(
-            Expected::Any,
-            rule,
-            "auto mTLS: the destination is not in the mesh, sent as-is",
-        )
+        Want::new(Expected::Any, rule, "auto mTLS: the destination is not in the mesh, sent as-is")
     }
 }
 
 /// What a gateway pod accepts on a port: the Gateway servers there (the SNI picks among
 /// several); one that the observed security satisfies is preferred.
-pub fn gateway_want(
-    pod: &Pod,
-    port: u16,
-    observed: &Classification,
-    snapshot: &Snapshot,
-) -> Option<Want> {
+pub fn gateway_want(pod: &Pod, port: u16, observed: &Classification, snapshot: &Snapshot) -> Option<Want> {
     let inventory = &snapshot.inventory;
     // A Gateway's port is the Service port; the pod listens on its target.
     let mut ports = vec![port];
     for svc in inventory.services_of(pod) {
-        ports.extend(
-            svc.ports
-                .iter()
-                .filter(|p| pod.resolve_target(&p.target, p.port) == Some(port))
-                .map(|p| p.port),
-        );
+        ports.extend(svc.ports.iter().filter(|p| pod.resolve_target(&p.target, p.port) == Some(port)).map(|p| p.port));
     }
     let sni = observed.tls.as_ref().and_then(|t| t.sni.as_deref());
     let mut candidates = Vec::new();
-    for gw in snapshot
-        .policy
-        .gateways
-        .iter()
-        .filter(|gw| !gw.selector.is_empty() && gw.selector.matches(&pod.labels))
-    {
+    for gw in snapshot.policy.gateways.iter().filter(|gw| !gw.selector.is_empty() && gw.selector.matches(&pod.labels)) {
         for server in gw.servers.iter().filter(|s| ports.contains(&s.port)) {
             if let Some(sni) = sni
                 && !server.hosts.iter().any(|h| host_matches(h, sni))
@@ -274,9 +205,7 @@ pub fn gateway_want(
             candidates.push(Want::new(expected, Some(&gw.meta.object), reason));
         }
     }
-    let satisfied = candidates
-        .iter()
-        .position(|w| super::evaluate::judge(w, observed).0.is_none());
+    let satisfied = candidates.iter().position(|w| super::evaluate::judge(w, observed).0.is_none());
     let index = satisfied.unwrap_or(0);
     (index < candidates.len()).then(|| candidates.swap_remove(index))
 }
@@ -296,16 +225,8 @@ pub fn istio_wants(
     // The container port, unless the leg was seen only at the redirect target.
     let container_port = (server_port != super::leg::INBOUND_CAPTURE_PORT).then_some(server_port);
     match leg {
-        Leg::Hbone => wants.push(Want::new(
-            Expected::Mtls,
-            None,
-            "ambient HBONE is always mTLS",
-        )),
-        Leg::LocalInbound => wants.push(Want::new(
-            Expected::Any,
-            None,
-            "local inbound: forwarded as-is",
-        )),
+        Leg::Hbone => wants.push(Want::new(Expected::Mtls, None, "ambient HBONE is always mTLS")),
+        Leg::LocalInbound => wants.push(Want::new(Expected::Any, None, "local inbound: forwarded as-is")),
         Leg::LocalOutbound => {
             let mut want = client_want(client, dest, snapshot);
             // The application's own choice; only the origination mistakes are checked.
@@ -318,8 +239,8 @@ pub fn istio_wants(
             wants.push(want);
         }
         Leg::ExternalOutbound | Leg::GatewayUpstream | Leg::ExternalInbound | Leg::Direct => {
-            let client_is_meshed = client.is_some_and(|p| p.has_sidecar)
-                || matches!(leg, Leg::ExternalOutbound | Leg::GatewayUpstream);
+            let client_is_meshed =
+                client.is_some_and(|p| p.has_sidecar) || matches!(leg, Leg::ExternalOutbound | Leg::GatewayUpstream);
             if client_is_meshed {
                 wants.push(client_want(client, dest, snapshot));
             }

@@ -36,8 +36,7 @@ pub struct EndFacts {
 
 impl EndFacts {
     fn is_proxy(&self) -> bool {
-        self.process
-            .is_some_and(|(uid, proxy_comm)| uid == PROXY_UID || proxy_comm)
+        self.process.is_some_and(|(uid, proxy_comm)| uid == PROXY_UID || proxy_comm)
     }
 }
 
@@ -52,18 +51,9 @@ pub struct LegFacts {
 
 /// Whether a pod is a gateway: selected by a Gateway, or labelled as Istio's gateways are.
 pub fn is_gateway(pod: &Pod, snapshot: &Snapshot) -> bool {
-    snapshot
-        .policy
-        .gateways
-        .iter()
-        .any(|gw| !gw.selector.is_empty() && gw.selector.matches(&pod.labels))
-        || pod
-            .labels
-            .get("istio")
-            .is_some_and(|v| v.ends_with("gateway"))
-        || pod
-            .labels
-            .contains_key("gateway.networking.k8s.io/gateway-name")
+    snapshot.policy.gateways.iter().any(|gw| !gw.selector.is_empty() && gw.selector.matches(&pod.labels))
+        || pod.labels.get("istio").is_some_and(|v| v.ends_with("gateway"))
+        || pod.labels.contains_key("gateway.networking.k8s.io/gateway-name")
 }
 
 impl LegFacts {
@@ -72,10 +62,7 @@ impl LegFacts {
         let end = |peer: &crate::flows::Peer| {
             let pod = snapshot.inventory.pod_by_ip(peer.addr.ip());
             EndFacts {
-                process: peer
-                    .process
-                    .as_ref()
-                    .map(|p| (p.uid, PROXY_COMMS.contains(&p.comm.as_str()))),
+                process: peer.process.as_ref().map(|p| (p.uid, PROXY_COMMS.contains(&p.comm.as_str()))),
                 sidecar: pod.map(|p| p.has_sidecar),
                 gateway: pod.is_some_and(|p| is_gateway(p, snapshot)),
             }
@@ -143,11 +130,7 @@ pub fn identify_leg(facts: &LegFacts) -> Leg {
         return Leg::ExternalInbound;
     }
     if client.sidecar == Some(true) {
-        return if client.process.is_some() {
-            Leg::LocalOutbound
-        } else {
-            Leg::ExternalOutbound
-        };
+        return if client.process.is_some() { Leg::LocalOutbound } else { Leg::ExternalOutbound };
     }
     if client.gateway {
         return Leg::GatewayUpstream;

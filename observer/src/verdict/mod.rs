@@ -11,13 +11,10 @@ mod tests;
 
 pub use enrich::enrich;
 pub use evaluate::{Assessment, assess, judge};
-pub use expect::{
-    DEFAULT_MIN_TLS_MINOR, Destination, Source, TLS_PORTS, Want, parse_istio_sni,
-    resolve_destination,
-};
+pub use expect::{DEFAULT_MIN_TLS_MINOR, Destination, Source, TLS_PORTS, Want, parse_istio_sni, resolve_destination};
 pub use leg::{
-    EndFacts, HBONE_PORT, INBOUND_CAPTURE_PORT, LOCAL_INBOUND_V4, LOCAL_INBOUND_V6, LegFacts,
-    OUTBOUND_CAPTURE_PORT, PROXY_COMMS, PROXY_UID, identify_leg, is_gateway,
+    EndFacts, HBONE_PORT, INBOUND_CAPTURE_PORT, LOCAL_INBOUND_V4, LOCAL_INBOUND_V6, LegFacts, OUTBOUND_CAPTURE_PORT,
+    PROXY_COMMS, PROXY_UID, identify_leg, is_gateway,
 };
 
 use serde::Serialize;
