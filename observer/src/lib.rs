@@ -8,4 +8,6 @@ pub mod cli;
 pub mod dissect;
 pub mod export;
 pub mod flows;
+pub mod inventory;
+pub mod policy;
 pub mod verdict;

@@ -1,6 +1,7 @@
 //! Command line: `observer run`, `observer replay`, `observer check`.
 
 mod check;
+pub mod policy;
 mod replay;
 mod run;
 

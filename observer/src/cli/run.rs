@@ -5,6 +5,7 @@ use std::{
     io::Write,
     path::PathBuf,
     process::ExitCode,
+    sync::Arc,
     time::{Duration, Instant, SystemTime},
 };
 
@@ -21,6 +22,8 @@ use crate::{
         serve::{self, Exposition},
     },
     flows::{self, Output, Tracker, TrackerConfig},
+    policy::PolicyStore,
+    verdict,
 };
 
 /// The embedded kernel programs (empty when built with AYA_BUILD_SKIP).
@@ -51,12 +54,16 @@ pub struct Args {
     /// Serve Prometheus metrics on this address (e.g. 0.0.0.0:9464) at /metrics.
     #[arg(long, value_name = "ADDR")]
     pub metrics_addr: Option<std::net::SocketAddr>,
+    #[command(flatten)]
+    pub policy: super::policy::PolicyArgs,
     /// Most legs held at once; more are counted as lost.
     #[arg(long, value_name = "N", default_value_t = 100_000)]
     pub max_legs: usize,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    // Configuration is validated before anything privileged happens.
+    let policy = args.policy.load()?;
     let cgroup = capture::preflight(EBPF_OBJECT, args.cgroup.as_deref())?;
     let (capture, ring) = LiveCapture::attach(EBPF_OBJECT, &cgroup)
         .with_context(|| format!("attaching the eBPF programs at {}", cgroup.display()))?;
@@ -68,7 +75,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         ..TrackerConfig::default()
     };
     let printer = Printer::new(args.output, std::io::stdout().lock());
-    let mut session = Session::new(capture, config, printer);
+    let mut session = Session::new(capture, config, printer, policy.store.clone());
     runtime.block_on(async {
         if let Some(addr) = args.metrics_addr {
             let bound = serve::spawn(addr, session.exposition.clone())
@@ -97,10 +104,11 @@ struct Session<W: Write> {
     records: u64,
     metrics: Metrics,
     exposition: Exposition,
+    policy: Arc<PolicyStore>,
 }
 
 impl<W: Write> Session<W> {
-    fn new(capture: LiveCapture, config: TrackerConfig, printer: Printer<W>) -> Self {
+    fn new(capture: LiveCapture, config: TrackerConfig, printer: Printer<W>, policy: Arc<PolicyStore>) -> Self {
         Self {
             capture,
             sockets: Sockets::new(boot_wall_clock()),
@@ -112,6 +120,7 @@ impl<W: Write> Session<W> {
             records: 0,
             metrics: Metrics::default(),
             exposition: Exposition::default(),
+            policy,
         }
     }
 
@@ -174,7 +183,8 @@ impl<W: Write> Session<W> {
                 }
                 Output::Record(leg) => {
                     self.sockets.reported(leg.leg);
-                    let record = ConnectionRecord::from_leg(&leg, &self.node);
+                    let mut record = ConnectionRecord::from_leg(&leg, &self.node);
+                    verdict::enrich(&mut record, &leg, &self.policy.current());
                     self.records += 1;
                     self.metrics.record(&record);
                     if let Err(error) = self.printer.print(&record) {

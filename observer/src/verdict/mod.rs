@@ -1,5 +1,21 @@
 //! What a leg should be and whether it is: the leg kind (DESIGN §2), the expected security set by
-//! a policy object, and `ok` or a deviation. Values only; evaluation lives with the policy.
+//! a policy object, and `ok` or a deviation. `leg` identifies the leg, `expect` derives what the
+//! policy expects of it, `evaluate` judges it, `enrich` fills a JSON record.
+
+mod enrich;
+mod evaluate;
+mod expect;
+mod leg;
+#[cfg(test)]
+mod tests;
+
+pub use enrich::enrich;
+pub use evaluate::{Assessment, assess, judge};
+pub use expect::{DEFAULT_MIN_TLS_MINOR, Destination, Source, TLS_PORTS, Want, parse_istio_sni, resolve_destination};
+pub use leg::{
+    EndFacts, HBONE_PORT, INBOUND_CAPTURE_PORT, LOCAL_INBOUND_V4, LOCAL_INBOUND_V6, LegFacts, OUTBOUND_CAPTURE_PORT,
+    PROXY_COMMS, PROXY_UID, identify_leg, is_gateway,
+};
 
 use serde::Serialize;
 
@@ -51,7 +67,8 @@ pub enum DeviationKind {
     TlsOnPlaintextPort,
     PlaintextOnTlsPort,
     WeakTlsVersion,
-    /// Plaintext to a PERMISSIVE workload: fine today, refused once the workload is STRICT.
+    /// Plaintext (or TLS without a client certificate) to a PERMISSIVE workload: fine today,
+    /// refused once the workload is STRICT. Reported with status `ok`, not as an alert.
     WouldBreakUnderStrict,
 }
 
@@ -67,6 +84,7 @@ pub struct Verdict {
 }
 
 impl Verdict {
+    /// No policy applied (yet).
     pub fn unevaluated() -> Self {
         Self { status: Status::Unevaluated, expected: None, kind: None, policy: None, reason: None }
     }
