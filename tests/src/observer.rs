@@ -106,6 +106,21 @@ impl ObserverProcess {
         Records::new(complete.lines().filter_map(|l| serde_json::from_str::<Value>(l).ok()).collect())
     }
 
+    /// Polls its log until a line contains `needle` after the first `skip` matching lines
+    /// (count them first to wait for the next one); returns that line.
+    pub fn wait_for_log(&self, needle: &str, skip: usize, timeout: Duration) -> anyhow::Result<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(line) = self.stderr().lines().filter(|l| l.contains(needle)).nth(skip) {
+                return Ok(line.to_owned());
+            }
+            if Instant::now() >= deadline {
+                bail!("no log line containing {needle:?} within {timeout:?}:\n{}", self.stderr());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Polls [`ObserverProcess::records_so_far`] until `found` picks a non-empty set, or `timeout`.
     pub fn wait_for_records(&self, timeout: Duration, found: impl Fn(&Records) -> Records) -> Option<Records> {
         let deadline = Instant::now() + timeout;

@@ -139,3 +139,56 @@ fn the_healthy_mesh_path_has_no_deviation() {
         check_legs_and_verdicts(true);
     }
 }
+
+#[test]
+fn an_edited_policy_is_reloaded_live_and_a_broken_one_is_rejected() {
+    let _serial = serial();
+    if !require_root() {
+        return;
+    }
+    let mesh = Mesh::builder().pod("pod-b", Sidecar::Strict).pod("legacy", Sidecar::None).build().expect("mesh");
+    let policy = mesh.manifests_dir().to_string_lossy().into_owned();
+    let observer =
+        ObserverProcess::start_with(Duration::from_secs(120), &["--policy", &policy]).expect("observer attaches");
+    let target = (mesh.pod("legacy").ns().to_owned(), IpAddr::V4(mesh.pod("pod-b").ipv4()), mesh.app_port());
+    let plaintext = || {
+        let run = Curl::http(&target.0, target.1, target.2).run().expect("curl");
+        assert_eq!(run.code(), Some(52), "HAProxy stays STRICT whatever the policy says: {run}");
+        run
+    };
+    let server = SocketAddr::new(target.1, target.2);
+    let legacy_ip = IpAddr::V4(mesh.pod("legacy").ipv4());
+    let pa = format!("PeerAuthentication/{}/{}", mesh.namespace(), peer_authentication_name("pod-b"));
+
+    let under_strict = plaintext();
+    mesh.set_peer_authentication("pod-b", Sidecar::Permissive).expect("edit policy");
+    observer.wait_for_log("policy reloaded", 0, Duration::from_secs(15)).expect("reload");
+    let under_permissive = plaintext();
+    mesh.write_manifest("broken.yaml", "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: [\n")
+        .expect("write broken file");
+    let rejected = observer.wait_for_log("broken.yaml", 0, Duration::from_secs(15)).expect("rejection logged");
+    let after_broken = plaintext();
+    let run = observer.stop_after(Duration::from_millis(1500)).expect("observer stops");
+
+    assert!(rejected.contains("broken.yaml:"), "the rejection names no file:line: {rejected}");
+    let want: Vec<ExpectedConn> = [
+        ("under STRICT", &under_strict, "deviation", "unexpected_plaintext"),
+        ("after the edit to PERMISSIVE", &under_permissive, "ok", "would_break_under_strict"),
+        ("with a broken file beside it", &after_broken, "ok", "would_break_under_strict"),
+    ]
+    .into_iter()
+    .map(|(label, curl, status, kind)| {
+        let mut c = leg(label, legacy_ip, curl.pid(), "curl", server)
+            .field("/verdict/status", status)
+            .field("/verdict/kind", kind)
+            .field("/verdict/policy", pa.as_str());
+        c.server_pid = mesh.mesh_pod("pod-b").proxy_pid().expect("sidecar");
+        c.server_comm = "haproxy".into();
+        c
+    })
+    .collect();
+    let mut checks = Checks::new();
+    checks.check("observer exit", run.expect_clean_exit());
+    check_connections(&run.records, &want, &mut checks);
+    run.assert_passed("live policy reload", checks);
+}

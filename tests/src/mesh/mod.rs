@@ -133,6 +133,27 @@ impl Mesh {
         self.manifests.path()
     }
 
+    /// Writes (or replaces) a manifest file in [`Mesh::manifests_dir`], as an operator editing
+    /// policy would; the observer reloads it live.
+    pub fn write_manifest(&self, file: &str, yaml: &str) -> anyhow::Result<()> {
+        self.manifests.write(file, yaml.as_bytes()).map(drop)
+    }
+
+    /// Rewrites the pod's PeerAuthentication to the mode of `mode` (the sidecar itself keeps
+    /// enforcing what it was built with: this changes what policy says, not what HAProxy does).
+    pub fn set_peer_authentication(&self, pod: &str, mode: Sidecar) -> anyhow::Result<()> {
+        let pm = manifests::PodManifest {
+            name: pod,
+            namespace: &self.namespace,
+            service_account: pod,
+            ips: Vec::new(),
+            app_port: self.app_port,
+            sidecar: mode,
+        };
+        let yaml = manifests::peer_authentication(&pm).context("a pod without sidecar has no PeerAuthentication")?;
+        self.write_manifest(&format!("peerauthentication-{pod}.yaml"), &yaml)
+    }
+
     /// Istio's SNI for the pod's service port.
     pub fn sni(&self, pod: &str) -> String {
         sidecar::istio_sni(self.app_port, pod, &self.namespace)
