@@ -192,3 +192,28 @@ fn an_edited_policy_is_reloaded_live_and_a_broken_one_is_rejected() {
     check_connections(&run.records, &want, &mut checks);
     run.assert_passed("live policy reload", checks);
 }
+
+#[test]
+fn the_testbed_manifests_pass_observer_check() {
+    if !require_root() {
+        return;
+    }
+    let mesh = Mesh::builder()
+        .pod("pod-a", Sidecar::Strict)
+        .pod("pod-c", Sidecar::Permissive)
+        .pod("legacy", Sidecar::None)
+        .build()
+        .expect("mesh");
+    let out = std::process::Command::new(observer_e2e::observer::binary())
+        .arg("check")
+        .arg(mesh.manifests_dir())
+        .output()
+        .expect("observer check");
+    assert!(
+        out.status.success(),
+        "observer check found problems in the testbed's own manifests ({}):\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
