@@ -1,6 +1,7 @@
 //! What the dissector reads from live handshakes beyond the basic matrix: TLS 1.3 session
-//! resumption (no certificate exchanged: `client_cert: resumed`, not a guess) and HTTP/2 with
-//! prior knowledge (the `PRI * HTTP/2.0` preface). One observer run covers both.
+//! resumption (no certificate exchanged: `client_cert: resumed`, not a guess), HTTP/2 with
+//! prior knowledge (the `PRI * HTTP/2.0` preface), and a ClientHello dribbled out in 64-byte
+//! writes with pauses (reassembly across many segments and time, not only an MTU split).
 
 use std::{
     net::{IpAddr, SocketAddr},
@@ -8,8 +9,8 @@ use std::{
 };
 
 use observer_e2e::{
-    Checks, ExpectedConn, ObserverProcess, TempDir, Topology, check_connections,
-    peers::{ClientAuth, Curl, HttpServer, SClient, TlsServer, TlsVersion},
+    Checks, ExpectedConn, ObserverProcess, Spawn, TempDir, Topology, check_connections,
+    peers::{ClientAuth, Curl, HttpServer, PYTHON, SClient, TlsServer, TlsVersion},
     pki::{KeyType, Pki},
     require_root, serial,
 };
@@ -107,4 +108,78 @@ fn resumption_and_http2_prior_knowledge_are_recognised() {
     checks.check("observer exit", run.expect_clean_exit());
     check_connections(&run.records, &want, &mut checks);
     run.assert_passed("resumption and h2", checks);
+}
+
+/// A python3 relay: accepts on 127.0.0.1:<listen>, connects to <host>:<port>, and forwards the
+/// client's first 2 KiB in 64-byte writes 20 ms apart (TCP_NODELAY: one segment each), the
+/// rest as it comes. Prints its upstream local port.
+const DRIBBLE_RELAY: &str = r#"
+import socket, sys, threading, time
+listen, host, port = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+srv = socket.create_server(("127.0.0.1", listen))
+print("ready", flush=True)
+down, _ = srv.accept()
+up = socket.create_connection((host, port))
+up.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+print(up.getsockname()[1], flush=True)
+def back():
+    while (data := up.recv(65536)):
+        down.sendall(data)
+    down.close()
+threading.Thread(target=back, daemon=True).start()
+sent = 0
+while (data := down.recv(65536)):
+    while data and sent < 2048:
+        up.sendall(data[:64]); sent += len(data[:64]); data = data[64:]; time.sleep(0.02)
+    if data:
+        up.sendall(data)
+up.shutdown(socket.SHUT_WR)
+time.sleep(1)
+"#;
+
+#[test]
+#[ignore = "needs the dissector (issue 3)"]
+fn a_client_hello_dribbled_in_small_writes_is_reassembled() {
+    let _serial = serial();
+    if !require_root() {
+        return;
+    }
+    const RELAY_PORT: u16 = 18084;
+    let observer = ObserverProcess::start(RUN_CAP).expect("observer attaches");
+    let topo = Topology::builder().pod("a").pod("b").build().expect("topology");
+    let (a, b) = (topo.pod("a"), topo.pod("b"));
+    let pki = Pki::new().expect("pki");
+    let leaf = pki.issue("b", KeyType::EcdsaP256, &["dribble.b.e2e.test"], None).expect("cert");
+    let tls = TlsServer::start(b.ns(), TLS_PORT, &leaf, pki.ca_cert(), TlsVersion::Tls12, ClientAuth::None)
+        .expect("s_server");
+    let mut relay = Spawn::new(a.ns(), PYTHON)
+        .args(["-c", DRIBBLE_RELAY, &RELAY_PORT.to_string(), &b.ipv4().to_string(), &TLS_PORT.to_string()])
+        .start()
+        .expect("relay");
+    relay.wait_listening(RELAY_PORT).expect("relay listens");
+    let client = SClient::new(a.ns(), IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), RELAY_PORT)
+        .servername("dribble.b.e2e.test")
+        .run()
+        .expect("s_client");
+    assert!(client.stdout.contains("HTTP/1.0 200"), "{client}\n{}", relay.logs());
+    let upstream_port: Option<u16> = relay.stdout().lines().nth(1).and_then(|l| l.trim().parse().ok());
+    let run = observer.stop_after(DRAIN).expect("observer stops");
+    let mut relayed = conn(
+        "dribbled ClientHello",
+        IpAddr::V4(a.ipv4()),
+        relay.pid(),
+        "python3",
+        SocketAddr::new(IpAddr::V4(b.ipv4()), TLS_PORT),
+        tls.pid(),
+        "openssl",
+    )
+    .field("/security", "tls")
+    .field("/tls/sni", "dribble.b.e2e.test")
+    .field("/tls/version", "1.2")
+    .field("/tls/client_cert", "not_requested");
+    relayed.client_port = upstream_port;
+    let mut checks = Checks::new();
+    checks.check("observer exit", run.expect_clean_exit());
+    check_connections(&run.records, &[relayed], &mut checks);
+    run.assert_passed("dribbled ClientHello", checks);
 }
