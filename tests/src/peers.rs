@@ -21,15 +21,18 @@ pub fn host_port(ip: IpAddr, port: u16) -> String {
     }
 }
 
-/// An ALPN list of about `bytes` bytes: the real `h2`, `http/1.1` first, then filler protocol
-/// names, to make a ClientHello that spans several segments on a small MTU (OpenSSL 3.0 has no
+/// An ALPN list of about `bytes` bytes: the real `h2`, `http/1.1` first, then long filler
+/// protocol names (120 bytes each, so that 1.4 KB stays within the 16 entries a dissector may
+/// keep), to make a ClientHello that spans several segments on a small MTU (OpenSSL 3.0 has no
 /// post-quantum key share, which would do the same).
 pub fn padding_alpn(bytes: usize) -> Vec<String> {
+    const NAME_LEN: usize = 120;
     let mut list = vec!["h2".to_owned(), "http/1.1".to_owned()];
     let mut size = 12;
     let mut i = 0;
     while size < bytes {
-        let name = format!("observer-e2e-padding-{i:04}-{}", "x".repeat(40));
+        let prefix = format!("observer-e2e-padding-{i:02}-");
+        let name = format!("{prefix}{}", "x".repeat(NAME_LEN - prefix.len()));
         size += name.len() + 1;
         list.push(name);
         i += 1;
