@@ -8,4 +8,5 @@ pub mod cli;
 pub mod dissect;
 pub mod export;
 pub mod flows;
+pub mod replay;
 pub mod verdict;
