@@ -73,6 +73,10 @@ fn decide(input: &Input<'_>, handshake: &Handshake, starttls: Option<Protocol>) 
         Stage::Broken(e) => return broken(details, e),
     };
     match auth {
+        // The chain is known to be non-empty; wait for the leaf if its subject can still arrive.
+        ClientAuth::Tls12Certificate(cert) if !cert.leaf_whole && !input.client_final() => {
+            Progress::NeedMore
+        }
         ClientAuth::Tls12Certificate(cert) => {
             details.client_cert_subject = cert.subject.clone();
             details.client_spiffe_id = cert.spiffe_id.clone();

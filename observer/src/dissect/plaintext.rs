@@ -126,7 +126,15 @@ fn http1(client: &[u8]) -> Parse<Plain> {
             }
         }
         None if client.len() >= MAX_LINE => Parse::NotThis,
-        None if window.iter().any(|b| !(0x20..0x7f).contains(b)) => Parse::NotThis,
+        // Only printable bytes can precede the CRLF (a lone trailing CR is its first half).
+        None if window
+            .strip_suffix(b"\r")
+            .unwrap_or(window)
+            .iter()
+            .any(|b| !(0x20..0x7f).contains(b)) =>
+        {
+            Parse::NotThis
+        }
         None => Parse::Incomplete,
     }
 }

@@ -3,6 +3,7 @@
 
 mod capture;
 pub mod packet;
+mod pieces;
 mod tcp;
 
 use std::{
@@ -10,6 +11,7 @@ use std::{
     time::{Duration, Instant, SystemTime},
 };
 
+pub use pieces::{LegPieces, Piece, leg_pieces};
 pub use tcp::{MAX_CONNECTIONS, TcpStats};
 
 use crate::flows::{Event, LegRecord, Output, Tracker, TrackerConfig, TrackerStats};

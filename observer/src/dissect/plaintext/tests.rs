@@ -8,6 +8,8 @@ fn protocol(client: &[u8], server: &[u8]) -> Parse<Plain> {
 fn http1_needs_a_whole_request_line() {
     assert_eq!(protocol(b"GE", b""), Parse::Incomplete);
     assert_eq!(protocol(b"GET /index.html", b""), Parse::Incomplete);
+    assert_eq!(protocol(b"GET / HTTP/1.1\r", b""), Parse::Incomplete);
+    assert_eq!(protocol(b"GET /\x00", b""), Parse::NotThis);
     assert_eq!(
         protocol(b"GET / HTTP/1.1\r\nHost: a\r\n", b""),
         Parse::Parsed(Plain::Protocol(Protocol::Http1))

@@ -12,6 +12,8 @@ pub struct ClientCertificate {
     pub subject: Option<String>,
     /// The first `spiffe://` URI SAN of the leaf.
     pub spiffe_id: Option<String>,
+    /// The leaf's bytes were all there (else more bytes could still name its subject).
+    pub leaf_whole: bool,
 }
 
 /// Read a Certificate message body (possibly cut short): `None` if its first three bytes (the
@@ -28,7 +30,9 @@ pub fn read(body: &[u8]) -> Option<ClientCertificate> {
     // The leaf: a 3-byte length and its DER, only when entirely present.
     if let [c0, c1, c2, der @ ..] = rest {
         let len = usize::from(*c0) << 16 | usize::from(*c1) << 8 | usize::from(*c2);
-        if let Some(der) = der.get(..len)
+        let leaf = der.get(..len);
+        cert.leaf_whole = leaf.is_some();
+        if let Some(der) = leaf
             && let Ok((_, x509)) = parse_x509_certificate(der)
         {
             cert.subject = Some(x509.subject().to_string());
@@ -50,6 +54,7 @@ mod tests {
     #[test]
     fn an_empty_list_and_a_cut_list_are_read_from_the_length() {
         assert_eq!(read(&[0, 0, 0]).map(|c| c.chain_len), Some(0));
+        assert!(!read(&[0, 0, 9, 0, 0, 6, 1]).expect("length present").leaf_whole);
         let cut = read(&[0, 4, 0, 0, 3, 0xff, 0x30]).expect("length present");
         assert_eq!(cut.chain_len, 1024);
         assert_eq!(cut.subject, None);
