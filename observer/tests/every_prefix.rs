@@ -110,3 +110,39 @@ fn the_live_sampling_budget_does_not_change_tls_answers() {
         }
     }
 }
+
+/// Writes the fixtures' legs as seeds for the fuzz targets (`fuzz/corpus/<target>/`):
+/// `OBSERVER_FUZZ_SEEDS=fuzz/corpus cargo test -p observer --test every_prefix -- --ignored`.
+#[test]
+#[ignore = "writes fuzz seeds when asked"]
+fn write_fuzz_seeds() {
+    let root = PathBuf::from(std::env::var("OBSERVER_FUZZ_SEEDS").expect("OBSERVER_FUZZ_SEEDS=dir"));
+    let (dissect, pipeline) = (root.join("dissect"), root.join("pipeline"));
+    std::fs::create_dir_all(&dissect).expect("seed dir");
+    std::fs::create_dir_all(&pipeline).expect("seed dir");
+    for file in fixtures() {
+        let stem = file.file_name().expect("name").to_string_lossy().into_owned();
+        for leg in leg_pieces(&file).expect("fixture reads") {
+            let (c, s) = whole(&leg);
+            let (client, server) = (&c.bytes()[..c.bytes().len().min(0xffff)], s.bytes());
+            let mut seed = vec![(client.len() >> 8) as u8, client.len() as u8, 0];
+            seed.extend(client);
+            seed.extend(server);
+            std::fs::write(dissect.join(format!("{stem}-{}", leg.leg)), seed).expect("write seed");
+            // Pipeline seeds: the pieces as [flags, offset hi, offset lo, len, bytes] segments.
+            let mut seed = Vec::new();
+            for p in &leg.pieces {
+                for (i, chunk) in p.bytes.chunks(255).enumerate() {
+                    let offset = p.offset as usize + i * 255;
+                    if offset > 0xffff {
+                        break;
+                    }
+                    let flags = u8::from(p.direction == Direction::ServerToClient);
+                    seed.extend([flags, (offset >> 8) as u8, offset as u8, chunk.len() as u8]);
+                    seed.extend(chunk);
+                }
+            }
+            std::fs::write(pipeline.join(format!("{stem}-{}", leg.leg)), seed).expect("write seed");
+        }
+    }
+}

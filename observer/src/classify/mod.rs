@@ -76,6 +76,10 @@ fn short_reason(end: StreamEnd, gap: bool) -> UnknownReason {
 
 /// The answer of [`classify`].
 #[derive(Clone, Debug, PartialEq)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "returned by value once per call and moved once into the leg; boxing would allocate on every decision"
+)]
 pub enum Progress {
     /// The bytes so far do not decide; call again with more.
     NeedMore,
@@ -113,9 +117,9 @@ pub fn classify(input: &Input<'_>) -> Progress {
             Some(upgrade.protocol),
         ),
         Parse::Incomplete if ended => {
-            let reason = if input.client.is_empty() {
-                input.client_short()
-            } else if input.client_gap || input.client_end == StreamEnd::BudgetSpent {
+            // The client's bytes decide a plaintext protocol unless it sent none or all of them.
+            let client_cut = input.client_gap || input.client_end == StreamEnd::BudgetSpent;
+            let reason = if input.client.is_empty() || client_cut {
                 input.client_short()
             } else {
                 input.server_short()

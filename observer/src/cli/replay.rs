@@ -24,23 +24,24 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let stdout = std::io::stdout().lock();
     let mut printer = Printer::new(args.output, std::io::BufWriter::new(stdout));
     let mut write_error: Option<std::io::Error> = None;
-    let mut print = |leg: LegRecord| {
-        if write_error.is_none()
-            && let Err(e) = printer.print(&ConnectionRecord::from_leg(&leg, &node))
-        {
-            write_error = Some(e);
-        }
-    };
-    let mut replay = Replay::new(TrackerConfig::default());
     let mut failed = 0;
-    for path in &args.files {
-        if let Err(error) = replay.file(path, &mut print) {
-            tracing::error!("{error}");
-            failed += 1;
+    let (stats, tracker) = {
+        let mut print = |leg: LegRecord| {
+            if write_error.is_none()
+                && let Err(e) = printer.print(&ConnectionRecord::from_leg(&leg, &node))
+            {
+                write_error = Some(e);
+            }
+        };
+        let mut replay = Replay::new(TrackerConfig::default());
+        for path in &args.files {
+            if let Err(error) = replay.file(path, &mut print) {
+                tracing::error!("{error}");
+                failed += 1;
+            }
         }
-    }
-    let (stats, tracker) = replay.finish(&mut print);
-    drop(print);
+        replay.finish(&mut print)
+    };
     if let Some(e) = write_error
         && e.kind() != std::io::ErrorKind::BrokenPipe
     {

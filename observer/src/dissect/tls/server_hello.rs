@@ -68,10 +68,8 @@ impl ServerHello {
                     hello.alpn = protocols.first().map(|p| name_string(p));
                 }
                 TlsExtension::PreSharedKey(_) => hello.psk = true,
-                TlsExtension::KeyShare(share) => {
-                    if let [g0, g1, ..] = share {
-                        hello.key_share_group = Some(u16::from_be_bytes([*g0, *g1]));
-                    }
+                TlsExtension::KeyShare([g0, g1, ..]) => {
+                    hello.key_share_group = Some(u16::from_be_bytes([*g0, *g1]));
                 }
                 _ => {}
             }
