@@ -10,4 +10,5 @@ pub mod export;
 pub mod flows;
 pub mod inventory;
 pub mod policy;
+pub mod replay;
 pub mod verdict;

@@ -61,6 +61,10 @@ pub enum Evidence {
     ClientHello,
     /// A recognised plaintext protocol.
     PlaintextProtocol,
+    /// TLS 1.2: ClientKeyExchange with no Certificate before it (none was requested).
+    Tls12ClientKeyExchange,
+    /// TLS 1.2: an abbreviated handshake (session id or ticket resumption): no certificates.
+    SessionResumption,
 }
 
 /// Why a leg is `unknown` (or why part of it could not be seen).
@@ -82,6 +86,11 @@ pub enum UnknownReason {
     CaptureGap,
     /// The observer stopped before the connection decided.
     ObserverStopped,
+    /// The bytes were all there but fit no answer (e.g. TLS 1.3 flight sizes of an unknown
+    /// stack, record padding): no guess is made.
+    Inconclusive,
+    /// The handshake failed (an alert instead of the next handshake message).
+    HandshakeFailed,
 }
 
 /// TLS details of a leg.
@@ -105,6 +114,12 @@ pub struct TlsDetails {
     /// SPIFFE URI SAN of the client certificate, when sent in cleartext (TLS 1.2).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_spiffe_id: Option<String>,
+    /// Groups of the key shares the client sent (`X25519MLKEM768`, `x25519`, ...).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub key_share_groups: Vec<String>,
+    /// The server answered the first ClientHello with a HelloRetryRequest.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub hello_retry: bool,
 }
 
 /// The classification of one leg.

@@ -2,7 +2,12 @@
 
 use std::{path::PathBuf, process::ExitCode};
 
-use crate::export::Format;
+use crate::{
+    export::{ConnectionRecord, Format, Printer},
+    flows::{LegRecord, TrackerConfig},
+    replay::Replay,
+    verdict,
+};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -11,8 +16,73 @@ pub struct Args {
     pub files: Vec<PathBuf>,
     #[arg(long, value_enum, default_value = "json")]
     pub output: Format,
+    #[command(flatten)]
+    pub policy: super::policy::PolicyArgs,
 }
 
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("replay is not implemented yet")
+/// Replay every file; a file that cannot be read is reported (naming it) and makes the exit
+/// status non-zero, the others are still replayed.
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let policy = args.policy.load()?;
+    let node = super::node_name();
+    let stdout = std::io::stdout().lock();
+    let mut printer = Printer::new(args.output, std::io::BufWriter::new(stdout));
+    let mut write_error: Option<std::io::Error> = None;
+    let mut failed = 0;
+    let (stats, tracker) = {
+        let mut print = |leg: LegRecord| {
+            if write_error.is_none()
+                && let Err(e) = printer.print(&{
+                    let mut record = ConnectionRecord::from_leg(&leg, &node);
+                    verdict::enrich(&mut record, &leg, &policy.store.current());
+                    record
+                })
+            {
+                write_error = Some(e);
+            }
+        };
+        let mut replay = Replay::new(TrackerConfig::default());
+        for path in &args.files {
+            if let Err(error) = replay.file(path, &mut print) {
+                tracing::error!("{error}");
+                failed += 1;
+            }
+        }
+        replay.finish(&mut print)
+    };
+    if let Some(e) = write_error
+        && e.kind() != std::io::ErrorKind::BrokenPipe
+    {
+        return Err(anyhow::Error::new(e).context("writing records"));
+    }
+    tracing::info!(
+        files = stats.files,
+        frames = stats.frames,
+        tcp_segments = stats.tcp_segments,
+        connections = stats.tcp.connections,
+        joined_midstream = stats.tcp.midstream,
+        "replay done"
+    );
+    let skipped = stats.damaged
+        + stats.fragments
+        + stats.unsupported_link
+        + stats.truncated_payloads
+        + stats.orphan_packets
+        + stats.truncated_files
+        + stats.tcp.dropped
+        + tracker.legs_dropped_full;
+    if skipped > 0 {
+        tracing::warn!(
+            damaged = stats.damaged,
+            ip_fragments = stats.fragments,
+            unsupported_link = stats.unsupported_link,
+            truncated_payloads = stats.truncated_payloads,
+            orphan_packets = stats.orphan_packets,
+            truncated_files = stats.truncated_files,
+            connections_dropped = stats.tcp.dropped,
+            legs_dropped = tracker.legs_dropped_full,
+            "replay skipped packets"
+        );
+    }
+    Ok(if failed > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }

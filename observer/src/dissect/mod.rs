@@ -1,26 +1,21 @@
-//! Protocol dissection of handshake samples (TLS and plaintext protocols).
+//! Parsers of handshake samples: TLS (record layer, hellos, client authentication) and the
+//! plaintext protocols the observer recognises (with their in-protocol upgrades to TLS).
 //!
-//! Placeholder until the dissector lands: recognises a TLS handshake record or plaintext bytes
-//! without looking inside.
+//! Every parser takes untrusted bytes and answers explicitly with [`Parse`]: more bytes needed,
+//! not this protocol, or what it found; broken bytes that claim a protocol are an error of that
+//! protocol's domain. Nothing here panics on any input, allocates without a cap, or does I/O.
+//! The decisions built on these facts live in [`crate::classify`].
 
-use crate::classify::{Classification, Input, Progress, Protocol, Security, StreamEnd, UnknownReason};
+pub mod plaintext;
+pub mod tls;
 
-pub fn classify(input: &Input<'_>) -> Progress {
-    let ended = input.client_end != StreamEnd::Open && input.server_end != StreamEnd::Open;
-    match input.client.first() {
-        None if ended => Progress::Done(Classification::unknown(UnknownReason::NoData)),
-        None => Progress::NeedMore,
-        Some(0x16) => Progress::Done(Classification {
-            security: Security::Tls,
-            protocol: Protocol::Tls,
-            reason: None,
-            tls: Some(Default::default()),
-        }),
-        Some(_) => Progress::Done(Classification {
-            security: Security::Plaintext,
-            protocol: Protocol::Unknown,
-            reason: None,
-            tls: None,
-        }),
-    }
+/// What a parser made of the bytes it was given.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Parse<T> {
+    /// The bytes so far are a valid beginning of the protocol: more are needed to decide.
+    Incomplete,
+    /// The bytes are not this protocol.
+    NotThis,
+    /// The bytes are this protocol; here is what they say.
+    Parsed(T),
 }

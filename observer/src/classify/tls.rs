@@ -1,0 +1,182 @@
+//! The verdict on a TLS leg from the handshake facts, evidence strongest first (DESIGN §5):
+//! the TLS 1.2 client Certificate, the TLS 1.3 client flight size, PSK or session resumption,
+//! and only when those cannot decide, Istio's ALPN.
+
+use super::{Classification, ClientCert, Evidence, Input, Progress, Protocol, Security, TlsDetails, UnknownReason};
+use crate::dissect::{
+    Parse,
+    tls::{
+        self, Handshake, Stage, TLS13, TlsError,
+        client_auth::{ClientAuth, Flight13},
+        client_hello::ClientHello,
+        ja4::ja4,
+        server_hello::ServerHello,
+    },
+};
+
+/// Classify the TLS handshake that starts at these offsets of each direction (0 unless an
+/// in-protocol upgrade preceded it).
+pub fn classify(input: &Input<'_>, client_offset: usize, server_offset: usize, starttls: Option<Protocol>) -> Progress {
+    let client = input.client.get(client_offset..).unwrap_or_default();
+    let server = input.server.get(server_offset..).unwrap_or_default();
+    let bare = |reason| {
+        Progress::Done(Classification {
+            security: Security::Unknown,
+            protocol: Protocol::Tls,
+            reason: Some(reason),
+            tls: Some(TlsDetails { starttls, ..Default::default() }),
+        })
+    };
+    match tls::dissect(client, server) {
+        Err(_) => bare(UnknownReason::Malformed),
+        Ok(Parse::NotThis) if starttls.is_some() => bare(UnknownReason::Malformed),
+        Ok(Parse::NotThis) => Progress::Done(Classification::unknown(UnknownReason::UnrecognisedProtocol)),
+        Ok(Parse::Incomplete) if input.client_final() => bare(input.client_short()),
+        Ok(Parse::Incomplete) => Progress::NeedMore,
+        Ok(Parse::Parsed(handshake)) => decide(input, &handshake, starttls),
+    }
+}
+
+fn decide(input: &Input<'_>, handshake: &Handshake, starttls: Option<Protocol>) -> Progress {
+    let mut details = details(handshake);
+    details.starttls = starttls;
+    let server_hello = match &handshake.server_hello {
+        Stage::Seen(sh) => sh,
+        Stage::Pending if input.server_final() => {
+            return fallback(details, &handshake.client_hello, input.server_short());
+        }
+        Stage::Pending => return Progress::NeedMore,
+        Stage::Broken(e) => return broken(details, e),
+    };
+    if server_hello.version() >= TLS13 && server_hello.psk {
+        return done(details, Security::Tls, ClientCert::Resumed, Evidence::PskResumption);
+    }
+    let auth = match &handshake.client_auth {
+        Stage::Seen(auth) => auth,
+        Stage::Pending if input.client_final() => {
+            return fallback(details, &handshake.client_hello, input.client_short());
+        }
+        Stage::Pending => return Progress::NeedMore,
+        Stage::Broken(e) => return broken(details, e),
+    };
+    match auth {
+        // The chain is known to be non-empty; wait for the leaf if its subject can still arrive.
+        ClientAuth::Tls12Certificate(cert) if !cert.leaf_whole && !input.client_final() => Progress::NeedMore,
+        ClientAuth::Tls12Certificate(cert) => {
+            details.client_cert_subject = cert.subject.clone();
+            details.client_spiffe_id = cert.spiffe_id.clone();
+            done(details, Security::Mtls, ClientCert::Presented, Evidence::Tls12Certificate)
+        }
+        ClientAuth::Tls12EmptyCertificate => {
+            done(details, Security::Tls, ClientCert::RequestedNotPresented, Evidence::Tls12CertificateRequest)
+        }
+        ClientAuth::Tls12NoCertificate => {
+            done(details, Security::Tls, ClientCert::NotRequested, Evidence::Tls12ClientKeyExchange)
+        }
+        ClientAuth::Tls12Abbreviated => done(details, Security::Tls, ClientCert::Resumed, Evidence::SessionResumption),
+        ClientAuth::Tls13(Flight13::FinishedOnly) => {
+            done(details, Security::Tls, ClientCert::NotRequested, Evidence::Tls13FlightSize)
+        }
+        ClientAuth::Tls13(Flight13::EmptyCertificate) => {
+            done(details, Security::Tls, ClientCert::RequestedNotPresented, Evidence::Tls13FlightSize)
+        }
+        ClientAuth::Tls13(Flight13::CertificateChain { .. }) => {
+            done(details, Security::Mtls, ClientCert::Presented, Evidence::Tls13FlightSize)
+        }
+        ClientAuth::Tls13(Flight13::Undecidable) => {
+            fallback(details, &handshake.client_hello, UnknownReason::Inconclusive)
+        }
+    }
+}
+
+fn done(mut details: TlsDetails, security: Security, cert: ClientCert, evidence: Evidence) -> Progress {
+    details.client_cert = Some(cert);
+    details.evidence = Some(evidence);
+    Progress::Done(Classification { security, protocol: Protocol::Tls, reason: None, tls: Some(details) })
+}
+
+/// The strong evidence is missing for `reason`: Istio's ALPN still says mTLS (ISTIO_MUTUAL is
+/// only completed with a client certificate); otherwise the leg is unknown, with what was seen.
+fn fallback(mut details: TlsDetails, hello: &ClientHello, reason: UnknownReason) -> Progress {
+    let istio = hello.alpn.iter().any(|p| p.starts_with("istio"));
+    let (security, cert, evidence) = if istio {
+        (Security::Mtls, ClientCert::Presented, Evidence::IstioAlpn)
+    } else {
+        (Security::Unknown, ClientCert::Unknown, Evidence::ClientHello)
+    };
+    details.client_cert = Some(cert);
+    details.evidence = Some(evidence);
+    Progress::Done(Classification { security, protocol: Protocol::Tls, reason: Some(reason), tls: Some(details) })
+}
+
+fn broken(mut details: TlsDetails, error: &TlsError) -> Progress {
+    let reason = match error {
+        TlsError::Alert => UnknownReason::HandshakeFailed,
+        _ => UnknownReason::Malformed,
+    };
+    details.client_cert = Some(ClientCert::Unknown);
+    details.evidence = Some(Evidence::ClientHello);
+    Progress::Done(Classification {
+        security: Security::Unknown,
+        protocol: Protocol::Tls,
+        reason: Some(reason),
+        tls: Some(details),
+    })
+}
+
+/// The TLS details the hellos show.
+fn details(handshake: &Handshake) -> TlsDetails {
+    let hello = &handshake.client_hello;
+    let server = handshake.server_hello.seen();
+    TlsDetails {
+        version: version_name(server.map_or(hello.highest_version(), ServerHello::version)),
+        sni: hello.sni.clone(),
+        alpn_offered: hello.alpn.clone(),
+        alpn_selected: server.and_then(|s| s.alpn.clone()),
+        cipher: server.map(|s| cipher_name(s.cipher)),
+        ja4: (!hello.sslv2).then(|| ja4(hello)),
+        key_share_groups: hello.key_share_groups.iter().map(|g| group_name(*g)).collect(),
+        hello_retry: handshake.hello_retry,
+        ..Default::default()
+    }
+}
+
+/// "1.3", "1.2", ...: the spelling of the JSON contract.
+pub fn version_name(version: u16) -> Option<String> {
+    Some(
+        match version {
+            0x0304 => "1.3",
+            0x0303 => "1.2",
+            0x0302 => "1.1",
+            0x0301 => "1.0",
+            0x0300 => "ssl3",
+            0x0002 => "ssl2",
+            _ => return None,
+        }
+        .to_owned(),
+    )
+}
+
+/// IANA name of a cipher suite, or its number.
+pub fn cipher_name(id: u16) -> String {
+    tls_parser::TlsCipherSuite::from_id(id).map_or_else(|| format!("0x{id:04x}"), |s| s.name.to_owned())
+}
+
+/// IANA name of a named group (key exchange), or its number.
+pub fn group_name(id: u16) -> String {
+    match id {
+        0x0017 => "secp256r1".to_owned(),
+        0x0018 => "secp384r1".to_owned(),
+        0x0019 => "secp521r1".to_owned(),
+        0x001d => "x25519".to_owned(),
+        0x001e => "x448".to_owned(),
+        0x0100 => "ffdhe2048".to_owned(),
+        0x0101 => "ffdhe3072".to_owned(),
+        0x0102 => "ffdhe4096".to_owned(),
+        0x11eb => "SecP256r1MLKEM768".to_owned(),
+        0x11ec => "X25519MLKEM768".to_owned(),
+        0x11ed => "SecP384r1MLKEM1024".to_owned(),
+        0x6399 => "X25519Kyber768Draft00".to_owned(),
+        other => format!("0x{other:04x}"),
+    }
+}

@@ -1,0 +1,60 @@
+//! The client certificate of a TLS 1.2 handshake (sent in cleartext): whether the chain is empty,
+//! and the subject and SPIFFE ID of the leaf when its bytes are all there.
+
+use x509_parser::{extensions::GeneralName, parse_x509_certificate};
+
+/// What a TLS 1.2 client Certificate message shows.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ClientCertificate {
+    /// Declared length of the certificate_list (0: no certificate).
+    pub chain_len: usize,
+    /// Subject of the leaf certificate (RFC 4514 form).
+    pub subject: Option<String>,
+    /// The first `spiffe://` URI SAN of the leaf.
+    pub spiffe_id: Option<String>,
+    /// The leaf's bytes were all there (else more bytes could still name its subject).
+    pub leaf_whole: bool,
+}
+
+/// Read a Certificate message body (possibly cut short): `None` if its first three bytes (the
+/// list length) are not there yet.
+pub fn read(body: &[u8]) -> Option<ClientCertificate> {
+    let [l0, l1, l2, rest @ ..] = body else {
+        return None;
+    };
+    let chain_len = usize::from(*l0) << 16 | usize::from(*l1) << 8 | usize::from(*l2);
+    let mut cert = ClientCertificate { chain_len, ..Default::default() };
+    // The leaf: a 3-byte length and its DER, only when entirely present.
+    if let [c0, c1, c2, der @ ..] = rest {
+        let len = usize::from(*c0) << 16 | usize::from(*c1) << 8 | usize::from(*c2);
+        let leaf = der.get(..len);
+        cert.leaf_whole = leaf.is_some();
+        if let Some(der) = leaf
+            && let Ok((_, x509)) = parse_x509_certificate(der)
+        {
+            cert.subject = Some(x509.subject().to_string());
+            if let Ok(Some(san)) = x509.subject_alternative_name() {
+                cert.spiffe_id = san.value.general_names.iter().find_map(|name| match name {
+                    GeneralName::URI(uri) if uri.starts_with("spiffe://") => Some((*uri).to_owned()),
+                    _ => None,
+                });
+            }
+        }
+    }
+    Some(cert)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_list_and_a_cut_list_are_read_from_the_length() {
+        assert_eq!(read(&[0, 0, 0]).map(|c| c.chain_len), Some(0));
+        assert!(!read(&[0, 0, 9, 0, 0, 6, 1]).expect("length present").leaf_whole);
+        let cut = read(&[0, 4, 0, 0, 3, 0xff, 0x30]).expect("length present");
+        assert_eq!(cut.chain_len, 1024);
+        assert_eq!(cut.subject, None);
+        assert_eq!(read(&[0, 4]), None);
+    }
+}

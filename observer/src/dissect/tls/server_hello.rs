@@ -1,0 +1,76 @@
+//! The ServerHello (and HelloRetryRequest, a ServerHello with a fixed random): the chosen
+//! version, cipher suite and ALPN, and whether a pre-shared key resumed a session.
+
+use tls_parser::{
+    TlsExtension, TlsMessage, TlsMessageHandshake, parse_tls_message_handshake, parse_tls_server_hello_extensions,
+};
+
+use super::{TlsError, client_hello::name_string, handshake::Message};
+
+/// The `random` of a HelloRetryRequest: SHA-256("HelloRetryRequest") (RFC 8446 §4.1.3).
+pub const HELLO_RETRY_RANDOM: [u8; 32] = [
+    0xcf, 0x21, 0xad, 0x74, 0xe5, 0x9a, 0x61, 0x11, 0xbe, 0x1d, 0x8c, 0x02, 0x1e, 0x65, 0xb8, 0x91, 0xc2, 0xa2, 0x11,
+    0x16, 0x7a, 0xbb, 0x8c, 0x5e, 0x07, 0x9e, 0x09, 0xe2, 0xc8, 0xa8, 0x33, 0x9c,
+];
+
+/// What a ServerHello chose.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ServerHello {
+    pub legacy_version: u16,
+    /// From supported_versions (TLS 1.3).
+    pub selected_version: Option<u16>,
+    pub cipher: u16,
+    /// ALPN in the ServerHello (TLS 1.2; TLS 1.3 sends it encrypted).
+    pub alpn: Option<String>,
+    /// pre_shared_key accepted: a resumed (or external-PSK) session, no certificates.
+    pub psk: bool,
+    /// This is a HelloRetryRequest.
+    pub hello_retry: bool,
+    /// The key share group chosen (or asked for, in a HelloRetryRequest).
+    pub key_share_group: Option<u16>,
+    /// The session id echoed back (TLS 1.2 resumption by id echoes the client's).
+    pub session_id: Vec<u8>,
+}
+
+impl ServerHello {
+    /// The negotiated version.
+    pub fn version(&self) -> u16 {
+        self.selected_version.unwrap_or(self.legacy_version)
+    }
+
+    /// Parse a whole ServerHello handshake message.
+    pub fn parse(message: &Message<'_>) -> Result<Self, TlsError> {
+        let malformed = || TlsError::Malformed { kind: message.kind };
+        let sh = match parse_tls_message_handshake(message.bytes) {
+            Ok((_, TlsMessage::Handshake(TlsMessageHandshake::ServerHello(sh)))) => sh,
+            _ => return Err(malformed()),
+        };
+        let mut hello = ServerHello {
+            legacy_version: sh.version.0,
+            cipher: sh.cipher.0,
+            hello_retry: sh.random == HELLO_RETRY_RANDOM,
+            session_id: sh.session_id.unwrap_or_default().to_vec(),
+            ..Default::default()
+        };
+        let Some(ext_bytes) = sh.ext else {
+            return Ok(hello);
+        };
+        let (_, extensions) = parse_tls_server_hello_extensions(ext_bytes).map_err(|_| malformed())?;
+        for extension in &extensions {
+            match extension {
+                TlsExtension::SupportedVersions(versions) => {
+                    hello.selected_version = versions.first().map(|v| v.0);
+                }
+                TlsExtension::ALPN(protocols) => {
+                    hello.alpn = protocols.first().map(|p| name_string(p));
+                }
+                TlsExtension::PreSharedKey(_) => hello.psk = true,
+                TlsExtension::KeyShare([g0, g1, ..]) => {
+                    hello.key_share_group = Some(u16::from_be_bytes([*g0, *g1]));
+                }
+                _ => {}
+            }
+        }
+        Ok(hello)
+    }
+}

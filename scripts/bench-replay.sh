@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Compares `observer replay` with `tshark -r FILE -Y tls.handshake` on the same generated capture
+# of thousands of connections (DESIGN §8: replay must be faster), as medians and a ratio in one run.
+#
+#   scripts/bench-replay.sh [CONNECTIONS=5000] [RUNS=5]
+#
+# The capture is generated from the real fixtures (observer/tests/fixtures/*.pcap, Ethernet ones):
+# each connection is a copy of a fixture connection with its own client address and port, so
+# every handshake is a real one. Prints one line per tool (median and min..max wall time) and
+# `ratio tshark/observer`. Set OBSERVER=path to time a prebuilt binary instead of building one.
+# Callable from `cargo xtask bench`; needs python3 and tshark.
+set -euo pipefail
+
+CONNECTIONS=${1:-5000}
+RUNS=${2:-5}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+WORK=$(mktemp -d /tmp/observer-bench-replay.XXXXXX)
+trap 'rm -rf "$WORK"' EXIT
+
+command -v tshark >/dev/null || { echo "bench-replay: tshark is not installed" >&2; exit 1; }
+if [[ -z ${OBSERVER:-} ]]; then
+    (cd "$ROOT" && AYA_BUILD_SKIP=1 cargo build --release --quiet -p observer)
+    OBSERVER=$ROOT/target/release/observer
+fi
+
+python3 - "$WORK/bench.pcap" "$CONNECTIONS" "$ROOT"/observer/tests/fixtures/*.pcap <<'PY'
+import struct, sys
+out_path, count, files = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+conns = []  # per fixture file: its frames (Ethernet + IPv4 only)
+for path in sorted(files):
+    data = open(path, 'rb').read()
+    magic, _, _, _, _, _, link = struct.unpack('<IHHiIII', data[:24])
+    if magic != 0xa1b2c3d4 or link != 1:
+        continue
+    frames, at = [], 24
+    while at + 16 <= len(data):
+        sec, usec, incl, orig = struct.unpack('<IIII', data[at:at + 16])
+        frame = data[at + 16:at + 16 + incl]
+        at += 16 + incl
+        if len(frame) >= 34 and frame[12:14] == b'\x08\x00':
+            frames.append(bytearray(frame))
+    if frames:
+        conns.append(frames)
+out = [struct.pack('<IHHiIII', 0xa1b2c3d4, 2, 4, 0, 0, 262144, 1)]
+t = 1_800_000_000 * 1_000_000
+for i in range(count):
+    frames = conns[i % len(conns)]
+    # The fixture's client: the source of its first frame (the SYN).
+    first = frames[0]
+    ihl = (first[14] & 0x0f) * 4
+    client_ip, client_port = bytes(first[26:30]), bytes(first[14 + ihl:14 + ihl + 2])
+    new_ip = bytes([127, 1 + (i >> 16) % 254, (i >> 8) & 0xff, i & 0xff])
+    new_port = struct.pack('>H', 10000 + i % 50000)
+    for frame in frames:
+        f = bytearray(frame)
+        ihl = (f[14] & 0x0f) * 4
+        tcp = 14 + ihl
+        if f[26:30] == client_ip and f[tcp:tcp + 2] == client_port:
+            f[26:30], f[tcp:tcp + 2] = new_ip, new_port
+        elif f[30:34] == client_ip and f[tcp + 2:tcp + 4] == client_port:
+            f[30:34], f[tcp + 2:tcp + 4] = new_ip, new_port
+        t += 50
+        out.append(struct.pack('<IIII', t // 1_000_000, t % 1_000_000, len(f), len(f)) + bytes(f))
+open(out_path, 'wb').write(b''.join(out))
+print(f"generated {count} connections, {sum(len(b) for b in out) >> 10} KiB", file=sys.stderr)
+PY
+
+python3 - "$OBSERVER" "$WORK/bench.pcap" "$RUNS" <<'PY'
+import statistics, subprocess, sys, time
+observer, pcap, runs = sys.argv[1], sys.argv[2], int(sys.argv[3])
+commands = {
+    'observer replay': [observer, 'replay', pcap, '--output', 'json'],
+    'tshark -Y tls.handshake': ['tshark', '-r', pcap, '-Y', 'tls.handshake'],
+}
+times = {name: [] for name in commands}
+lines = {}
+for _ in range(runs):
+    for name, cmd in commands.items():  # interleaved, so both see the same machine load
+        start = time.perf_counter()
+        result = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, check=True)
+        times[name].append(time.perf_counter() - start)
+        lines[name] = result.stdout.count(b'\n')
+for name, ts in times.items():
+    print(f"{name:<26} median {statistics.median(ts) * 1000:8.1f} ms  "
+          f"(min {min(ts) * 1000:.1f} .. max {max(ts) * 1000:.1f} ms, {runs} runs, {lines[name]} lines)")
+ratio = statistics.median(times['tshark -Y tls.handshake']) / statistics.median(times['observer replay'])
+print(f"ratio tshark/observer      {ratio:.1f}x (> 1: observer replay is faster)")
+PY
