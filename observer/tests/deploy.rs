@@ -88,7 +88,8 @@ fn rbac_grants_read_access_to_exactly_the_watched_resources() {
     let mesh = object(&docs, "Role", "observer-mesh-config");
     assert_eq!(mesh["metadata"]["namespace"], "istio-system");
     assert_eq!(strings(&mesh["rules"][0]["resourceNames"]), [MESH_CONFIG_MAP], "only the istio ConfigMap");
-    for binding in [object(&docs, "ClusterRoleBinding", "observer"), object(&docs, "RoleBinding", "observer-mesh-config")]
+    for binding in
+        [object(&docs, "ClusterRoleBinding", "observer"), object(&docs, "RoleBinding", "observer-mesh-config")]
     {
         assert_eq!(binding["subjects"][0]["name"], "observer");
         assert_eq!(binding["subjects"][0]["namespace"], "observer-system");
