@@ -69,6 +69,7 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// The state (a poisoned lock still holds consistent data: every update is one assignment).
     pub fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
