@@ -2,19 +2,27 @@
 //!
 //! Every object is rendered once, when it arrives, to the text the manifest loader reads (pretty
 //! JSON, which is YAML), under a name that stands for the file in messages:
-//! `k8s:PeerAuthentication/prod/strict`. A snapshot is then the loader run over all texts, so
-//! objects from the API pass exactly the validation files pass, and a broken object is reported
-//! as `k8s:DestinationRule/prod/api:12: DestinationRule: ...` (line 12 of its rendering).
+//! `k8s:PeerAuthentication/prod/strict`, and loaded on its own right away. Objects from the API
+//! thus pass exactly the validation files pass, a broken object is reported as
+//! `k8s:DestinationRule/prod/api:12: DestinationRule: ...` (line 12 of its rendering), and a
+//! snapshot merges already validated pieces: with thousands of Services, a pod's change does
+//! not parse every Service again. The loader's only checks across objects (duplicates, a second
+//! mesh ConfigMap) cannot fail here: the API has one object per key and one `istio` ConfigMap
+//! is watched.
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, BTreeSet},
+    hash::{Hash as _, Hasher as _},
     path::{Path, PathBuf},
 };
 
 use serde_json::Value;
 
 use super::resources::Resource;
-use crate::policy::{LoadErrors, Snapshot, load_texts};
+use crate::{
+    inventory::{Inventory, Namespace, Pod, Service},
+    policy::{LoadErrors, Policy, Snapshot, load_texts},
+};
 
 /// Metadata the API adds that the observer never reads and that only makes renderings large:
 /// field ownership and `kubectl apply`'s copy of the whole object.
@@ -53,11 +61,51 @@ impl ObjectKey {
     }
 }
 
-/// One object, rendered for the loader.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct Rendered {
+/// One object, loaded on arrival: through the manifest loader on its own, so a rebuild only
+/// merges what is already validated instead of parsing every object again.
+#[derive(Debug)]
+struct Entry {
+    /// Of the rendering: an object that did not change is not loaded again.
+    digest: u64,
+    loaded: Result<Piece, Rejected>,
+}
+
+/// What one valid object contributes.
+#[derive(Debug, Default)]
+struct Piece {
+    /// For Istio objects and the mesh ConfigMap.
+    policy: Option<Policy>,
+    pods: Vec<Pod>,
+    services: Vec<Service>,
+    namespaces: Vec<Namespace>,
+}
+
+/// An invalid object's rendering, kept to report its errors again at every rebuild.
+#[derive(Debug)]
+struct Rejected {
     origin: PathBuf,
     text: String,
+}
+
+fn digest(text: &str) -> u64 {
+    let mut hasher = std::hash::DefaultHasher::new();
+    text.hash(&mut hasher);
+    hasher.finish()
+}
+
+/// Loads one rendered object with the manifest loader.
+fn load(resource: Resource, origin: PathBuf, text: String) -> Result<Piece, Rejected> {
+    match load_texts([(origin.as_path(), text.as_str())]) {
+        Ok(snapshot) => {
+            let (pods, services, namespaces) = snapshot.inventory.into_parts();
+            let policy = match resource {
+                Resource::Pod | Resource::Service | Resource::Namespace => None,
+                _ => Some(snapshot.policy),
+            };
+            Ok(Piece { policy, pods, services, namespaces })
+        }
+        Err(_) => Err(Rejected { origin, text }),
+    }
 }
 
 /// Renders an object as the loader reads it. Items of a list response carry no `apiVersion`
@@ -82,57 +130,82 @@ pub fn render(resource: Resource, mut object: Value) -> String {
 }
 
 /// Every object currently known, by key.
-#[derive(Clone, Debug, Default)]
+#[derive(Debug, Default)]
 pub struct Objects {
-    rendered: BTreeMap<ObjectKey, Rendered>,
+    entries: BTreeMap<ObjectKey, Entry>,
 }
 
 impl Objects {
     /// Adds or replaces an object; whether anything changed.
     pub fn apply(&mut self, resource: Resource, object: Value) -> bool {
         let key = ObjectKey::of(resource, &object);
-        let rendered = Rendered { origin: key.origin(), text: render(resource, object) };
-        if self.rendered.get(&key) == Some(&rendered) {
+        let text = render(resource, object);
+        let digest = digest(&text);
+        if self.entries.get(&key).is_some_and(|e| e.digest == digest) {
             return false;
         }
-        self.rendered.insert(key, rendered);
+        let loaded = load(resource, key.origin(), text);
+        self.entries.insert(key, Entry { digest, loaded });
         true
     }
 
     /// Removes an object; whether it was there.
     pub fn delete(&mut self, resource: Resource, object: &Value) -> bool {
-        self.rendered.remove(&ObjectKey::of(resource, object)).is_some()
+        self.entries.remove(&ObjectKey::of(resource, object)).is_some()
     }
 
     /// Replaces every object of `resource` (after a full list); whether anything changed.
     pub fn replace(&mut self, resource: Resource, objects: Vec<Value>) -> bool {
-        let mut fresh = Objects::default();
+        let mut changed = false;
+        let mut listed = BTreeSet::new();
         for object in objects {
-            fresh.apply(resource, object);
+            listed.insert(ObjectKey::of(resource, &object));
+            changed |= self.apply(resource, object);
         }
-        let old: Vec<(&ObjectKey, &Rendered)> = self.rendered.iter().filter(|(k, _)| k.resource == resource).collect();
-        let new: Vec<(&ObjectKey, &Rendered)> = fresh.rendered.iter().collect();
-        if old == new {
-            return false;
-        }
-        self.rendered.retain(|k, _| k.resource != resource);
-        self.rendered.extend(fresh.rendered);
-        true
+        let before = self.entries.len();
+        self.entries.retain(|k, _| k.resource != resource || listed.contains(k));
+        changed || self.entries.len() != before
     }
 
     /// How many objects of `resource` are known.
     pub fn count(&self, resource: Resource) -> usize {
-        self.rendered.keys().filter(|k| k.resource == resource).count()
+        self.entries.keys().filter(|k| k.resource == resource).count()
     }
 
-    /// The policy and inventory these objects make, through the manifest loader's validation:
-    /// every error of every object at once, each naming its object.
+    /// The policy and inventory these objects make, as the manifest loader makes it from them:
+    /// every error of every invalid object at once, each naming its object.
     pub fn snapshot(&self) -> Result<Snapshot, LoadErrors> {
-        load_texts(self.rendered.values().map(|r| (r.origin.as_path(), r.text.as_str())))
-    }
-
-    /// The rendering of one object (for tests and debugging).
-    pub fn text(&self, key: &ObjectKey) -> Option<(&Path, &str)> {
-        self.rendered.get(key).map(|r| (r.origin.as_path(), r.text.as_str()))
+        let rejected: Vec<(&Path, &str)> = self
+            .entries
+            .values()
+            .filter_map(|e| e.loaded.as_ref().err())
+            .map(|r| (r.origin.as_path(), r.text.as_str()))
+            .collect();
+        if !rejected.is_empty() {
+            // Loading is deterministic: the objects that failed alone fail again, together.
+            load_texts(rejected)?;
+        }
+        let mut policy = Policy::default();
+        let (mut pods, mut services, mut namespaces) = (Vec::new(), Vec::new(), Vec::new());
+        let mut files = Vec::with_capacity(self.entries.len());
+        for (key, entry) in &self.entries {
+            let Ok(piece) = &entry.loaded else { continue };
+            files.push(key.origin());
+            pods.extend(piece.pods.iter().cloned());
+            services.extend(piece.services.iter().cloned());
+            namespaces.extend(piece.namespaces.iter().cloned());
+            if let Some(p) = &piece.policy {
+                if key.resource == Resource::MeshConfigMap {
+                    policy.mesh = p.mesh.clone();
+                }
+                policy.peer_authentications.extend(p.peer_authentications.iter().cloned());
+                policy.destination_rules.extend(p.destination_rules.iter().cloned());
+                policy.gateways.extend(p.gateways.iter().cloned());
+                policy.virtual_services.extend(p.virtual_services.iter().cloned());
+                policy.expectations.extend(p.expectations.iter().cloned());
+            }
+        }
+        policy.sort_by_age();
+        Ok(Snapshot { policy, inventory: Inventory::new(pods, services, namespaces), files })
     }
 }

@@ -69,7 +69,8 @@ pub struct Shared {
 }
 
 impl Shared {
-    /// The state (a poisoned lock still holds consistent data: every update is one assignment).
+    /// The state. A watcher that panicked mid-update leaves at worst one resource stale, which its
+    /// next relist repairs, so a poisoned lock is used as is.
     pub fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }

@@ -110,19 +110,16 @@ fn list_items_get_api_version_and_kind_from_the_resource() {
 
 #[test]
 fn field_ownership_and_last_applied_copies_are_not_kept() {
-    let objects = objects();
-    let key = |resource, namespace: &str, name: &str| ObjectKey {
-        resource,
-        namespace: namespace.to_owned(),
-        name: name.to_owned(),
-    };
-    let (origin, pod) = objects.text(&key(Resource::Pod, "prod", "api-7d9f8b6c5-x2k8p")).expect("pod");
-    assert_eq!(origin, Path::new("k8s:Pod/prod/api-7d9f8b6c5-x2k8p"));
+    let items = api_items();
+    let item = |kind: Resource| items.iter().find(|(r, _)| *r == kind).map(|(_, v)| v.clone()).expect("in fixture");
+    let pod = render(Resource::Pod, item(Resource::Pod));
     assert!(!pod.contains("managedFields") && pod.contains("sidecar.istio.io/status"), "{pod}");
-    let (_, service) = objects.text(&key(Resource::Service, "prod", "api")).expect("service");
-    assert!(!service.contains("last-applied-configuration"), "{service}");
-    let (origin, _) = objects.text(&key(Resource::Namespace, "", "prod")).expect("namespace");
-    assert_eq!(origin, Path::new("k8s:Namespace/prod"));
+    let service = render(Resource::Service, item(Resource::Service));
+    assert!(!service.contains("last-applied-configuration") && service.contains("clusterIP"), "{service}");
+    let key = ObjectKey::of(Resource::Pod, &item(Resource::Pod));
+    assert_eq!(key.origin(), Path::new("k8s:Pod/prod/api-7d9f8b6c5-x2k8p"));
+    let key = ObjectKey::of(Resource::Namespace, &item(Resource::Namespace));
+    assert_eq!(key.origin(), Path::new("k8s:Namespace/prod"));
 }
 
 #[test]
