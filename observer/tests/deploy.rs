@@ -66,12 +66,16 @@ fn every_file_in_deploy_parses_and_every_manifest_names_its_kind() {
 fn rbac_grants_read_access_to_exactly_the_watched_resources() {
     let docs = manifests();
     let mut granted = BTreeSet::new();
-    for role in [object(&docs, "ClusterRole", "observer"), object(&docs, "Role", "observer-mesh-config")] {
-        for rule in role["rules"].as_array().expect("rules") {
-            assert_eq!(strings(&rule["verbs"]), ["get", "list", "watch"], "read-only: {rule}");
-            for group in strings(&rule["apiGroups"]) {
-                for resource in strings(&rule["resources"]) {
-                    granted.insert((group.to_owned(), resource.to_owned()));
+    let role = object(&docs, "ClusterRole", "observer");
+    for rule in role["rules"].as_array().expect("rules") {
+        assert_eq!(strings(&rule["verbs"]), ["get", "list", "watch"], "read-only: {rule}");
+        for group in strings(&rule["apiGroups"]) {
+            for resource in strings(&rule["resources"]) {
+                granted.insert((group.to_owned(), resource.to_owned()));
+                if resource == "configmaps" {
+                    assert_eq!(strings(&rule["resourceNames"]), [MESH_CONFIG_MAP], "only the istio ConfigMap");
+                } else {
+                    assert!(rule["resourceNames"].is_null(), "{rule}");
                 }
             }
         }
@@ -85,15 +89,11 @@ fn rbac_grants_read_access_to_exactly_the_watched_resources() {
         .collect();
     assert_eq!(granted, watched);
 
-    let mesh = object(&docs, "Role", "observer-mesh-config");
-    assert_eq!(mesh["metadata"]["namespace"], "istio-system");
-    assert_eq!(strings(&mesh["rules"][0]["resourceNames"]), [MESH_CONFIG_MAP], "only the istio ConfigMap");
-    for binding in
-        [object(&docs, "ClusterRoleBinding", "observer"), object(&docs, "RoleBinding", "observer-mesh-config")]
-    {
-        assert_eq!(binding["subjects"][0]["name"], "observer");
-        assert_eq!(binding["subjects"][0]["namespace"], "observer-system");
-    }
+    let binding = object(&docs, "ClusterRoleBinding", "observer");
+    assert_eq!(binding["roleRef"]["name"], "observer");
+    assert_eq!(binding["subjects"][0]["name"], "observer");
+    assert_eq!(binding["subjects"][0]["namespace"], "observer-system");
+    assert_eq!(docs.iter().filter(|d| d["kind"] == "Role" || d["kind"] == "RoleBinding").count(), 0);
 }
 
 #[test]
