@@ -10,6 +10,7 @@ use crate::dissect::{
     Parse,
     tls::{
         self, Handshake, Stage, TLS13, TlsError,
+        certificate::ClientCertificate,
         client_auth::{ClientAuth, Flight13},
         client_hello::ClientHello,
         ja4::ja4,
@@ -50,69 +51,101 @@ pub fn classify(
     }
 }
 
-fn decide(input: &Input<'_>, handshake: &Handshake, starttls: Option<Protocol>) -> Progress {
-    let mut details = details(handshake);
+fn decide(input: &Input<'_>, handshake: &Handshake<'_>, starttls: Option<Protocol>) -> Progress {
+    let Some(decision) = decision(input, handshake) else {
+        return Progress::NeedMore;
+    };
+    // The ClientHello is parsed, and the details (JA4 among them) built, for the final answer only.
+    let hello = match handshake.client_hello.parse() {
+        Ok(hello) => hello,
+        Err(_) => {
+            return Progress::Done(Classification {
+                security: Security::Unknown,
+                protocol: Protocol::Tls,
+                reason: Some(UnknownReason::Malformed),
+                tls: Some(TlsDetails {
+                    starttls,
+                    ..Default::default()
+                }),
+            });
+        }
+    };
+    let mut details = details(handshake, &hello);
     details.starttls = starttls;
-    let server_hello = match &handshake.server_hello {
-        Stage::Seen(sh) => sh,
-        Stage::Pending if input.server_final() => {
-            return fallback(details, &handshake.client_hello, input.server_short());
-        }
-        Stage::Pending => return Progress::NeedMore,
-        Stage::Broken(e) => return broken(details, e),
-    };
-    if server_hello.version() >= TLS13 && server_hello.psk {
-        return done(details, Security::Tls, ClientCert::Resumed, Evidence::PskResumption);
-    }
-    let auth = match &handshake.client_auth {
-        Stage::Seen(auth) => auth,
-        Stage::Pending if input.client_final() => {
-            return fallback(details, &handshake.client_hello, input.client_short());
-        }
-        Stage::Pending => return Progress::NeedMore,
-        Stage::Broken(e) => return broken(details, e),
-    };
-    match auth {
-        // The chain is known to be non-empty; wait for the leaf if its subject can still arrive.
-        ClientAuth::Tls12Certificate(cert) if !cert.leaf_whole && !input.client_final() => {
-            Progress::NeedMore
-        }
-        ClientAuth::Tls12Certificate(cert) => {
+    match decision {
+        Decision::Done(security, cert, evidence) => done(details, security, cert, evidence),
+        Decision::Certificate(cert) => {
             details.client_cert_subject = cert.subject.clone();
             details.client_spiffe_id = cert.spiffe_id.clone();
             done(details, Security::Mtls, ClientCert::Presented, Evidence::Tls12Certificate)
         }
-        ClientAuth::Tls12EmptyCertificate => done(
-            details,
-            Security::Tls,
+        Decision::Fallback(reason) => fallback(details, &hello, reason),
+        Decision::Broken(error) => broken(details, error),
+    }
+}
+
+/// What the handshake facts decide, before the details are assembled.
+enum Decision<'a> {
+    Done(Security, ClientCert, Evidence),
+    /// TLS 1.2 client certificate (with its subject and SPIFFE ID when seen).
+    Certificate(&'a ClientCertificate),
+    /// The strong evidence is missing for this reason.
+    Fallback(UnknownReason),
+    Broken(&'a TlsError),
+}
+
+/// `None` while more bytes could decide.
+fn decision<'a>(input: &Input<'_>, handshake: &'a Handshake<'_>) -> Option<Decision<'a>> {
+    let server_hello = match &handshake.server_hello {
+        Stage::Seen(sh) => sh,
+        Stage::Pending if input.server_final() => {
+            return Some(Decision::Fallback(input.server_short()));
+        }
+        Stage::Pending => return None,
+        Stage::Broken(e) => return Some(Decision::Broken(e)),
+    };
+    if server_hello.version() >= TLS13 && server_hello.psk {
+        return Some(Decision::Done(Security::Tls, ClientCert::Resumed, Evidence::PskResumption));
+    }
+    let auth = match &handshake.client_auth {
+        Stage::Seen(auth) => auth,
+        Stage::Pending if input.client_final() => {
+            return Some(Decision::Fallback(input.client_short()));
+        }
+        Stage::Pending => return None,
+        Stage::Broken(e) => return Some(Decision::Broken(e)),
+    };
+    Some(match auth {
+        // The chain is known to be non-empty; wait for the leaf if its subject can still arrive.
+        ClientAuth::Tls12Certificate(cert) if !cert.leaf_whole && !input.client_final() => {
+            return None;
+        }
+        ClientAuth::Tls12Certificate(cert) => Decision::Certificate(cert),
+        ClientAuth::Tls12EmptyCertificate => Decision::Done(Security::Tls,
             ClientCert::RequestedNotPresented,
             Evidence::Tls12CertificateRequest,
         ),
-        ClientAuth::Tls12NoCertificate => done(
-            details,
-            Security::Tls,
+        ClientAuth::Tls12NoCertificate => Decision::Done(Security::Tls,
             ClientCert::NotRequested,
             Evidence::Tls12ClientKeyExchange,
         ),
         ClientAuth::Tls12Abbreviated => {
-            done(details, Security::Tls, ClientCert::Resumed, Evidence::SessionResumption)
+            Decision::Done(Security::Tls, ClientCert::Resumed, Evidence::SessionResumption)
         }
         ClientAuth::Tls13(Flight13::FinishedOnly) => {
-            done(details, Security::Tls, ClientCert::NotRequested, Evidence::Tls13FlightSize)
+            Decision::Done(Security::Tls, ClientCert::NotRequested, Evidence::Tls13FlightSize)
         }
-        ClientAuth::Tls13(Flight13::EmptyCertificate) => done(
-            details,
-            Security::Tls,
+        ClientAuth::Tls13(Flight13::EmptyCertificate) => Decision::Done(Security::Tls,
             ClientCert::RequestedNotPresented,
             Evidence::Tls13FlightSize,
         ),
         ClientAuth::Tls13(Flight13::CertificateChain { .. }) => {
-            done(details, Security::Mtls, ClientCert::Presented, Evidence::Tls13FlightSize)
+            Decision::Done(Security::Mtls, ClientCert::Presented, Evidence::Tls13FlightSize)
         }
         ClientAuth::Tls13(Flight13::Undecidable) => {
-            fallback(details, &handshake.client_hello, UnknownReason::Inconclusive)
+            Decision::Fallback(UnknownReason::Inconclusive)
         }
-    }
+    })
 }
 
 fn done(mut details: TlsDetails, security: Security, cert: ClientCert, evidence: Evidence) -> Progress {
@@ -161,8 +194,7 @@ fn broken(mut details: TlsDetails, error: &TlsError) -> Progress {
 }
 
 /// The TLS details the hellos show.
-fn details(handshake: &Handshake) -> TlsDetails {
-    let hello = &handshake.client_hello;
+fn details(handshake: &Handshake<'_>, hello: &ClientHello) -> TlsDetails {
     let server = handshake.server_hello.seen();
     TlsDetails {
         version: version_name(server.map_or(hello.highest_version(), ServerHello::version)),

@@ -1,7 +1,13 @@
 //! The client certificate of a TLS 1.2 handshake (sent in cleartext): whether the chain is empty,
 //! and the subject and SPIFFE ID of the leaf when its bytes are all there.
 
-use x509_parser::{extensions::GeneralName, parse_x509_certificate};
+use x509_parser::{
+    certificate::X509CertificateParser,
+    extensions::{GeneralName, SubjectAlternativeName},
+    nom::Parser as _,
+    oid_registry::OID_X509_EXT_SUBJECT_ALT_NAME,
+    prelude::FromDer,
+};
 
 /// What a TLS 1.2 client Certificate message shows.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -32,12 +38,19 @@ pub fn read(body: &[u8]) -> Option<ClientCertificate> {
         let len = usize::from(*c0) << 16 | usize::from(*c1) << 8 | usize::from(*c2);
         let leaf = der.get(..len);
         cert.leaf_whole = leaf.is_some();
+        // Extensions are not parsed deeply: only the SAN is needed, and parsing every
+        // extension would cost more than the rest of the handshake together.
+        let mut parser = X509CertificateParser::new().with_deep_parse_extensions(false);
         if let Some(der) = leaf
-            && let Ok((_, x509)) = parse_x509_certificate(der)
+            && let Ok((_, x509)) = parser.parse(der)
         {
             cert.subject = Some(x509.subject().to_string());
-            if let Ok(Some(san)) = x509.subject_alternative_name() {
-                cert.spiffe_id = san.value.general_names.iter().find_map(|name| match name {
+            let san = x509
+                .iter_extensions()
+                .find(|e| e.oid == OID_X509_EXT_SUBJECT_ALT_NAME)
+                .and_then(|e| SubjectAlternativeName::from_der(e.value).ok());
+            if let Some((_, san)) = san {
+                cert.spiffe_id = san.general_names.iter().find_map(|name| match name {
                     GeneralName::URI(uri) if uri.starts_with("spiffe://") => Some((*uri).to_owned()),
                     _ => None,
                 });
