@@ -13,7 +13,9 @@ use observer::{
 };
 
 fn legs(file: &str) -> Vec<LegPieces> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(file);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(file);
     leg_pieces(&path).expect("fixture reads")
 }
 
@@ -81,7 +83,11 @@ fn bench(c: &mut Criterion) {
         group.bench_function(format!("{name}/incremental"), |b| {
             b.iter(|| {
                 for &(cl, sl) in &steps {
-                    black_box(classify(black_box(&input(&client[..cl], &server[..sl], StreamEnd::Open))));
+                    black_box(classify(black_box(&input(
+                        &client[..cl],
+                        &server[..sl],
+                        StreamEnd::Open,
+                    ))));
                 }
             })
         });

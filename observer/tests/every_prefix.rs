@@ -62,17 +62,36 @@ fn answers_never_change_once_given_and_match_the_whole_leg() {
                         Direction::ClientToServer => client.insert(p.offset, &p.bytes[..n]),
                         Direction::ServerToClient => server.insert(p.offset, &p.bytes[..n]),
                     }
-                    match (classify(&input(&client, &server, StreamEnd::Open)), &decided) {
+                    match (
+                        classify(&input(&client, &server, StreamEnd::Open)),
+                        &decided,
+                    ) {
                         (Progress::NeedMore, None) => {}
                         (Progress::NeedMore, Some(_)) => {
-                            panic!("{}: leg {} undecided again after a decision", file.display(), leg.leg)
+                            panic!(
+                                "{}: leg {} undecided again after a decision",
+                                file.display(),
+                                leg.leg
+                            )
                         }
                         (Progress::Done(c), None) => {
-                            assert_eq!(c, answer, "{}: leg {} decided differently early", file.display(), leg.leg);
+                            assert_eq!(
+                                c,
+                                answer,
+                                "{}: leg {} decided differently early",
+                                file.display(),
+                                leg.leg
+                            );
                             decided = Some(c);
                         }
                         (Progress::Done(c), Some(d)) => {
-                            assert_eq!(&c, d, "{}: leg {} changed its answer", file.display(), leg.leg)
+                            assert_eq!(
+                                &c,
+                                d,
+                                "{}: leg {} changed its answer",
+                                file.display(),
+                                leg.leg
+                            )
                         }
                     }
                 }
@@ -96,7 +115,11 @@ fn the_live_sampling_budget_does_not_change_tls_answers() {
                 continue;
             }
             let end = |r: &Reassembly| {
-                if r.bytes().len() > budget { StreamEnd::BudgetSpent } else { StreamEnd::Closed }
+                if r.bytes().len() > budget {
+                    StreamEnd::BudgetSpent
+                } else {
+                    StreamEnd::Closed
+                }
             };
             let sampled = Input {
                 client: &c.bytes()[..c.bytes().len().min(budget)],
@@ -106,7 +129,13 @@ fn the_live_sampling_budget_does_not_change_tls_answers() {
                 client_gap: false,
                 server_gap: false,
             };
-            assert_eq!(classify(&sampled), Progress::Done(answer), "{}: leg {}", file.display(), leg.leg);
+            assert_eq!(
+                classify(&sampled),
+                Progress::Done(answer),
+                "{}: leg {}",
+                file.display(),
+                leg.leg
+            );
         }
     }
 }
@@ -116,12 +145,17 @@ fn the_live_sampling_budget_does_not_change_tls_answers() {
 #[test]
 #[ignore = "writes fuzz seeds when asked"]
 fn write_fuzz_seeds() {
-    let root = PathBuf::from(std::env::var("OBSERVER_FUZZ_SEEDS").expect("OBSERVER_FUZZ_SEEDS=dir"));
+    let root =
+        PathBuf::from(std::env::var("OBSERVER_FUZZ_SEEDS").expect("OBSERVER_FUZZ_SEEDS=dir"));
     let (dissect, pipeline) = (root.join("dissect"), root.join("pipeline"));
     std::fs::create_dir_all(&dissect).expect("seed dir");
     std::fs::create_dir_all(&pipeline).expect("seed dir");
     for file in fixtures() {
-        let stem = file.file_name().expect("name").to_string_lossy().into_owned();
+        let stem = file
+            .file_name()
+            .expect("name")
+            .to_string_lossy()
+            .into_owned();
         for leg in leg_pieces(&file).expect("fixture reads") {
             let (c, s) = whole(&leg);
             let (client, server) = (&c.bytes()[..c.bytes().len().min(0xffff)], s.bytes());

@@ -3,7 +3,11 @@
 use super::*;
 
 fn input<'a>(client: &'a [u8], server: &'a [u8], ended: bool) -> Input<'a> {
-    let end = if ended { StreamEnd::Closed } else { StreamEnd::Open };
+    let end = if ended {
+        StreamEnd::Closed
+    } else {
+        StreamEnd::Open
+    };
     Input {
         client,
         server,
@@ -24,18 +28,28 @@ fn done(p: Progress) -> Classification {
 #[test]
 fn nothing_seen_waits_then_is_no_data() {
     assert_eq!(classify(&input(b"", b"", false)), Progress::NeedMore);
-    assert_eq!(done(classify(&input(b"", b"", true))).reason, Some(UnknownReason::NoData));
+    assert_eq!(
+        done(classify(&input(b"", b"", true))).reason,
+        Some(UnknownReason::NoData)
+    );
 }
 
 #[test]
 fn plaintext_http_is_decided_from_the_request_line() {
     let c = done(classify(&input(b"GET / HTTP/1.1\r\n", b"", false)));
-    assert_eq!((c.security, c.protocol, c.tls), (Security::Plaintext, Protocol::Http1, None));
+    assert_eq!(
+        (c.security, c.protocol, c.tls),
+        (Security::Plaintext, Protocol::Http1, None)
+    );
 }
 
 #[test]
 fn garbage_is_unknown_and_says_why() {
-    let c = done(classify(&input(&[0x00, 0xff, 0x13, 0x37, 0x42], b"", false)));
+    let c = done(classify(&input(
+        &[0x00, 0xff, 0x13, 0x37, 0x42],
+        b"",
+        false,
+    )));
     assert_eq!(c.security, Security::Unknown);
     assert_eq!(c.reason, Some(UnknownReason::UnrecognisedProtocol));
     // A handshake record whose message is not a ClientHello.
@@ -49,17 +63,25 @@ fn a_cut_client_hello_is_truncated_or_budget_exhausted() {
     let cut = [22, 3, 1, 2, 0, 1, 0, 1, 252, 3, 3];
     assert_eq!(classify(&input(&cut, b"", false)), Progress::NeedMore);
     let c = done(classify(&input(&cut, b"", true)));
-    assert_eq!((c.protocol, c.reason), (Protocol::Tls, Some(UnknownReason::Truncated)));
+    assert_eq!(
+        (c.protocol, c.reason),
+        (Protocol::Tls, Some(UnknownReason::Truncated))
+    );
     let mut budget = input(&cut, b"", false);
     budget.client_end = StreamEnd::BudgetSpent;
     budget.server_end = StreamEnd::Closed;
-    assert_eq!(done(classify(&budget)).reason, Some(UnknownReason::BudgetExhausted));
+    assert_eq!(
+        done(classify(&budget)).reason,
+        Some(UnknownReason::BudgetExhausted)
+    );
 }
 
 /// The legs of a fixture as whole (client, server) byte streams.
 fn fixture(name: &str) -> Vec<(Vec<u8>, Vec<u8>)> {
     use crate::flows::{Direction, Reassembly};
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name);
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
     crate::replay::leg_pieces(&path)
         .expect("fixture reads")
         .iter()
@@ -108,7 +130,11 @@ fn istio_alpn_is_the_fallback_when_the_flight_is_cut_off() {
     let legs = fixture("tls13-rsa-no-client-cert.pcap");
     let (client, server) = &legs[0];
     let cut = &client[..records_len(client, 2)];
-    let c = done(classify(&Input { client: cut, server, ..budget }));
+    let c = done(classify(&Input {
+        client: cut,
+        server,
+        ..budget
+    }));
     assert_eq!((c.security, c.protocol), (Security::Unknown, Protocol::Tls));
     assert_eq!(c.reason, Some(UnknownReason::BudgetExhausted));
     assert_eq!(c.tls.and_then(|t| t.client_cert), Some(ClientCert::Unknown));
@@ -122,7 +148,10 @@ fn a_server_alert_is_a_failed_handshake() {
     let c = done(classify(&input(client, &alert, false)));
     assert_eq!(c.security, Security::Unknown);
     assert_eq!(c.reason, Some(UnknownReason::HandshakeFailed));
-    assert_eq!(c.tls.and_then(|t| t.sni), Some("server.fixture.test".to_owned()));
+    assert_eq!(
+        c.tls.and_then(|t| t.sni),
+        Some("server.fixture.test".to_owned())
+    );
 }
 
 #[test]
@@ -131,7 +160,10 @@ fn an_sslv2_compatible_hello_is_tls_without_a_fingerprint() {
     body.extend([0xaa; 16]);
     let mut hello = vec![0x80, body.len() as u8];
     hello.extend(body);
-    assert_eq!(classify(&input(&hello[..5], b"", false)), Progress::NeedMore);
+    assert_eq!(
+        classify(&input(&hello[..5], b"", false)),
+        Progress::NeedMore
+    );
     let c = done(classify(&input(&hello, b"", true)));
     let tls = c.tls.expect("tls details");
     assert_eq!((c.security, c.protocol), (Security::Unknown, Protocol::Tls));
@@ -142,5 +174,8 @@ fn an_sslv2_compatible_hello_is_tls_without_a_fingerprint() {
 #[test]
 fn postgres_refusing_ssl_is_plaintext_postgres() {
     let c = done(classify(&input(&[0, 0, 0, 8, 4, 210, 22, 47], b"N", false)));
-    assert_eq!((c.security, c.protocol), (Security::Plaintext, Protocol::Postgres));
+    assert_eq!(
+        (c.security, c.protocol),
+        (Security::Plaintext, Protocol::Postgres)
+    );
 }

@@ -77,7 +77,12 @@ fn decide(input: &Input<'_>, handshake: &Handshake<'_>, starttls: Option<Protoco
         Decision::Certificate(cert) => {
             details.client_cert_subject = cert.subject.clone();
             details.client_spiffe_id = cert.spiffe_id.clone();
-            done(details, Security::Mtls, ClientCert::Presented, Evidence::Tls12Certificate)
+            done(
+                details,
+                Security::Mtls,
+                ClientCert::Presented,
+                Evidence::Tls12Certificate,
+            )
         }
         Decision::Fallback(reason) => fallback(details, &hello, reason),
         Decision::Broken(error) => broken(details, error),
@@ -105,7 +110,11 @@ fn decision<'a>(input: &Input<'_>, handshake: &'a Handshake<'_>) -> Option<Decis
         Stage::Broken(e) => return Some(Decision::Broken(e)),
     };
     if server_hello.version() >= TLS13 && server_hello.psk {
-        return Some(Decision::Done(Security::Tls, ClientCert::Resumed, Evidence::PskResumption));
+        return Some(Decision::Done(
+            Security::Tls,
+            ClientCert::Resumed,
+            Evidence::PskResumption,
+        ));
     }
     let auth = match &handshake.client_auth {
         Stage::Seen(auth) => auth,
@@ -121,34 +130,46 @@ fn decision<'a>(input: &Input<'_>, handshake: &'a Handshake<'_>) -> Option<Decis
             return None;
         }
         ClientAuth::Tls12Certificate(cert) => Decision::Certificate(cert),
-        ClientAuth::Tls12EmptyCertificate => Decision::Done(Security::Tls,
+        ClientAuth::Tls12EmptyCertificate => Decision::Done(
+            Security::Tls,
             ClientCert::RequestedNotPresented,
             Evidence::Tls12CertificateRequest,
         ),
-        ClientAuth::Tls12NoCertificate => Decision::Done(Security::Tls,
+        ClientAuth::Tls12NoCertificate => Decision::Done(
+            Security::Tls,
             ClientCert::NotRequested,
             Evidence::Tls12ClientKeyExchange,
         ),
-        ClientAuth::Tls12Abbreviated => {
-            Decision::Done(Security::Tls, ClientCert::Resumed, Evidence::SessionResumption)
-        }
-        ClientAuth::Tls13(Flight13::FinishedOnly) => {
-            Decision::Done(Security::Tls, ClientCert::NotRequested, Evidence::Tls13FlightSize)
-        }
-        ClientAuth::Tls13(Flight13::EmptyCertificate) => Decision::Done(Security::Tls,
+        ClientAuth::Tls12Abbreviated => Decision::Done(
+            Security::Tls,
+            ClientCert::Resumed,
+            Evidence::SessionResumption,
+        ),
+        ClientAuth::Tls13(Flight13::FinishedOnly) => Decision::Done(
+            Security::Tls,
+            ClientCert::NotRequested,
+            Evidence::Tls13FlightSize,
+        ),
+        ClientAuth::Tls13(Flight13::EmptyCertificate) => Decision::Done(
+            Security::Tls,
             ClientCert::RequestedNotPresented,
             Evidence::Tls13FlightSize,
         ),
-        ClientAuth::Tls13(Flight13::CertificateChain { .. }) => {
-            Decision::Done(Security::Mtls, ClientCert::Presented, Evidence::Tls13FlightSize)
-        }
-        ClientAuth::Tls13(Flight13::Undecidable) => {
-            Decision::Fallback(UnknownReason::Inconclusive)
-        }
+        ClientAuth::Tls13(Flight13::CertificateChain { .. }) => Decision::Done(
+            Security::Mtls,
+            ClientCert::Presented,
+            Evidence::Tls13FlightSize,
+        ),
+        ClientAuth::Tls13(Flight13::Undecidable) => Decision::Fallback(UnknownReason::Inconclusive),
     })
 }
 
-fn done(mut details: TlsDetails, security: Security, cert: ClientCert, evidence: Evidence) -> Progress {
+fn done(
+    mut details: TlsDetails,
+    security: Security,
+    cert: ClientCert,
+    evidence: Evidence,
+) -> Progress {
     details.client_cert = Some(cert);
     details.evidence = Some(evidence);
     Progress::Done(Classification {
@@ -166,7 +187,11 @@ fn fallback(mut details: TlsDetails, hello: &ClientHello, reason: UnknownReason)
     let (security, cert, evidence) = if istio {
         (Security::Mtls, ClientCert::Presented, Evidence::IstioAlpn)
     } else {
-        (Security::Unknown, ClientCert::Unknown, Evidence::ClientHello)
+        (
+            Security::Unknown,
+            ClientCert::Unknown,
+            Evidence::ClientHello,
+        )
     };
     details.client_cert = Some(cert);
     details.evidence = Some(evidence);
@@ -203,7 +228,11 @@ fn details(handshake: &Handshake<'_>, hello: &ClientHello) -> TlsDetails {
         alpn_selected: server.and_then(|s| s.alpn.clone()),
         cipher: server.map(|s| cipher_name(s.cipher)),
         ja4: (!hello.sslv2).then(|| ja4(hello)),
-        key_share_groups: hello.key_share_groups.iter().map(|g| group_name(*g)).collect(),
+        key_share_groups: hello
+            .key_share_groups
+            .iter()
+            .map(|g| group_name(*g))
+            .collect(),
         hello_retry: handshake.hello_retry,
         ..Default::default()
     }
@@ -227,7 +256,8 @@ pub fn version_name(version: u16) -> Option<String> {
 
 /// IANA name of a cipher suite, or its number.
 pub fn cipher_name(id: u16) -> String {
-    tls_parser::TlsCipherSuite::from_id(id).map_or_else(|| format!("0x{id:04x}"), |s| s.name.to_owned())
+    tls_parser::TlsCipherSuite::from_id(id)
+        .map_or_else(|| format!("0x{id:04x}"), |s| s.name.to_owned())
 }
 
 /// IANA name of a named group (key exchange), or its number.

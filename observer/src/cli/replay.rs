@@ -76,5 +76,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             "replay skipped packets"
         );
     }
-    Ok(if failed > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    Ok(if failed > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }

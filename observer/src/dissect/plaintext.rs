@@ -34,7 +34,14 @@ pub struct Upgrade {
 pub const HTTP2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 const HTTP1_METHODS: &[&[u8]] = &[
-    b"GET ", b"POST ", b"PUT ", b"HEAD ", b"DELETE ", b"OPTIONS ", b"PATCH ", b"CONNECT ",
+    b"GET ",
+    b"POST ",
+    b"PUT ",
+    b"HEAD ",
+    b"DELETE ",
+    b"OPTIONS ",
+    b"PATCH ",
+    b"CONNECT ",
     b"TRACE ",
 ];
 
@@ -72,7 +79,11 @@ pub fn detect(client: &[u8], server: &[u8]) -> Parse<Plain> {
             Parse::NotThis => {}
         }
     }
-    if incomplete { Parse::Incomplete } else { Parse::NotThis }
+    if incomplete {
+        Parse::Incomplete
+    } else {
+        Parse::NotThis
+    }
 }
 
 /// `bytes` starts with `prefix`, could still, or cannot.
@@ -199,7 +210,11 @@ fn redis(client: &[u8]) -> Parse<Plain> {
             _ => return Parse::NotThis,
         };
     }
-    if client.is_empty() || client.len() >= 32 { Parse::NotThis } else { Parse::Incomplete }
+    if client.is_empty() || client.len() >= 32 {
+        Parse::NotThis
+    } else {
+        Parse::Incomplete
+    }
 }
 
 /// The server greeting (protocol 10), then the client's reply: an SSLRequest upgrades.
@@ -264,14 +279,18 @@ fn smtp_replies(server: &[u8]) -> Vec<(u16, usize)> {
     let mut replies = Vec::new();
     for (line, end) in lines(server) {
         match line {
-            [a, b, c, sep, ..] if a.is_ascii_digit() && b.is_ascii_digit() && c.is_ascii_digit() => {
+            [a, b, c, sep, ..]
+                if a.is_ascii_digit() && b.is_ascii_digit() && c.is_ascii_digit() =>
+            {
                 if *sep == b' ' {
-                    let code = u16::from(a - b'0') * 100 + u16::from(b - b'0') * 10 + u16::from(c - b'0');
+                    let code =
+                        u16::from(a - b'0') * 100 + u16::from(b - b'0') * 10 + u16::from(c - b'0');
                     replies.push((code, end));
                 }
             }
             [a, b, c] if a.is_ascii_digit() && b.is_ascii_digit() && c.is_ascii_digit() => {
-                let code = u16::from(a - b'0') * 100 + u16::from(b - b'0') * 10 + u16::from(c - b'0');
+                let code =
+                    u16::from(a - b'0') * 100 + u16::from(b - b'0') * 10 + u16::from(c - b'0');
                 replies.push((code, end));
             }
             _ => break,
@@ -320,7 +339,10 @@ fn smtp(client: &[u8], server: &[u8]) -> Parse<Plain> {
         }
     }
     // Nothing decisive yet: a partial first command must still be able to become EHLO/HELO.
-    let partial = client.get(..4.min(client.len())).unwrap_or_default().to_ascii_uppercase();
+    let partial = client
+        .get(..4.min(client.len()))
+        .unwrap_or_default()
+        .to_ascii_uppercase();
     if commands == 0 && !(b"EHLO".starts_with(&partial) || b"HELO".starts_with(&partial)) {
         return Parse::NotThis;
     }

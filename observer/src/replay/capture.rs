@@ -49,9 +49,21 @@ pub fn read(path: &Path, mut frame: impl FnMut(Frame<'_>)) -> Result<FileEnd, Re
     })?;
     let mut reader = match pcap_parser::create_reader(BUFFER, BufReader::new(file)) {
         Ok(r) => r,
-        Err(PcapError::Eof) => return Err(ReplayError::Empty { path: path.to_owned() }),
-        Err(PcapError::ReadError) => return Err(ReplayError::Read { path: path.to_owned() }),
-        Err(_) => return Err(ReplayError::NotACapture { path: path.to_owned() }),
+        Err(PcapError::Eof) => {
+            return Err(ReplayError::Empty {
+                path: path.to_owned(),
+            });
+        }
+        Err(PcapError::ReadError) => {
+            return Err(ReplayError::Read {
+                path: path.to_owned(),
+            });
+        }
+        Err(_) => {
+            return Err(ReplayError::NotACapture {
+                path: path.to_owned(),
+            });
+        }
     };
     let mut end = FileEnd::default();
     let mut legacy: Option<(i32, bool)> = None; // link type, nanosecond timestamps
@@ -71,27 +83,40 @@ pub fn read(path: &Path, mut frame: impl FnMut(Frame<'_>)) -> Result<FileEnd, Re
                                 + Duration::from_secs(u64::from(packet.ts_sec))
                                 + Duration::from_nanos(sub);
                             let len = (packet.caplen as usize).min(packet.data.len());
-                            frame(Frame { link, time, data: &packet.data[..len] });
+                            frame(Frame {
+                                link,
+                                time,
+                                data: &packet.data[..len],
+                            });
                         }
                     }
                     PcapBlockOwned::NG(Block::SectionHeader(_)) => interfaces.clear(),
-                    PcapBlockOwned::NG(Block::InterfaceDescription(idb)) => interfaces.push(Interface {
-                        link: idb.linktype.0,
-                        resolution: idb.ts_resolution().unwrap_or(1_000_000).max(1),
-                        offset: idb.ts_offset(),
-                    }),
+                    PcapBlockOwned::NG(Block::InterfaceDescription(idb)) => {
+                        interfaces.push(Interface {
+                            link: idb.linktype.0,
+                            resolution: idb.ts_resolution().unwrap_or(1_000_000).max(1),
+                            offset: idb.ts_offset(),
+                        })
+                    }
                     PcapBlockOwned::NG(Block::EnhancedPacket(epb)) => {
                         match interfaces.get(epb.if_id as usize) {
                             Some(interface) => {
                                 let ticks = u64::from(epb.ts_high) << 32 | u64::from(epb.ts_low);
                                 let secs = ticks / interface.resolution;
                                 let frac = ticks % interface.resolution;
-                                let nanos = u128::from(frac) * 1_000_000_000 / u128::from(interface.resolution);
+                                let nanos = u128::from(frac) * 1_000_000_000
+                                    / u128::from(interface.resolution);
                                 let base = SystemTime::UNIX_EPOCH
-                                    + Duration::from_secs(secs.saturating_add_signed(interface.offset))
+                                    + Duration::from_secs(
+                                        secs.saturating_add_signed(interface.offset),
+                                    )
                                     + Duration::from_nanos(u64::try_from(nanos).unwrap_or(0));
                                 let len = (epb.caplen as usize).min(epb.data.len());
-                                frame(Frame { link: interface.link, time: base, data: &epb.data[..len] });
+                                frame(Frame {
+                                    link: interface.link,
+                                    time: base,
+                                    data: &epb.data[..len],
+                                });
                             }
                             None => end.orphan_packets += 1,
                         }
@@ -111,24 +136,46 @@ pub fn read(path: &Path, mut frame: impl FnMut(Frame<'_>)) -> Result<FileEnd, Re
             }
             Err(PcapError::Eof) => break,
             Err(PcapError::Incomplete(_)) => {
-                reader.refill().map_err(|_| ReplayError::Read { path: path.to_owned() })?;
+                reader.refill().map_err(|_| ReplayError::Read {
+                    path: path.to_owned(),
+                })?;
             }
             Err(PcapError::BufferTooSmall) if size < MAX_BUFFER => {
                 size *= 2;
                 if !reader.grow(size) {
-                    return Err(corrupt(path, reader.consumed(), "a block larger than any packet"));
+                    return Err(corrupt(
+                        path,
+                        reader.consumed(),
+                        "a block larger than any packet",
+                    ));
                 }
-                reader.refill().map_err(|_| ReplayError::Read { path: path.to_owned() })?;
+                reader.refill().map_err(|_| ReplayError::Read {
+                    path: path.to_owned(),
+                })?;
             }
             Err(PcapError::BufferTooSmall) => {
-                return Err(corrupt(path, reader.consumed(), "a block larger than any packet"));
+                return Err(corrupt(
+                    path,
+                    reader.consumed(),
+                    "a block larger than any packet",
+                ));
             }
             Err(PcapError::UnexpectedEof) => {
                 end.truncated = true;
                 break;
             }
-            Err(PcapError::ReadError) => return Err(ReplayError::Read { path: path.to_owned() }),
-            Err(_) => return Err(corrupt(path, reader.consumed(), "a block that does not parse")),
+            Err(PcapError::ReadError) => {
+                return Err(ReplayError::Read {
+                    path: path.to_owned(),
+                });
+            }
+            Err(_) => {
+                return Err(corrupt(
+                    path,
+                    reader.consumed(),
+                    "a block that does not parse",
+                ));
+            }
         }
     }
     Ok(end)

@@ -99,7 +99,11 @@ impl Replay {
 
     /// Replay one file; every leg that finishes is passed to `record`. Connections still open at
     /// the end of the file are closed (a later file is another capture).
-    pub fn file(&mut self, path: &Path, record: &mut dyn FnMut(LegRecord)) -> Result<(), ReplayError> {
+    pub fn file(
+        &mut self,
+        path: &Path,
+        record: &mut dyn FnMut(LegRecord),
+    ) -> Result<(), ReplayError> {
         let mut connections = tcp::Connections::new(self.next_leg);
         let mut stats = self.stats;
         let result = capture::read(path, |frame| {
@@ -172,7 +176,12 @@ impl Replay {
         self.now
     }
 
-    fn deliver(&mut self, now: Instant, connections: &mut tcp::Connections, record: &mut dyn FnMut(LegRecord)) {
+    fn deliver(
+        &mut self,
+        now: Instant,
+        connections: &mut tcp::Connections,
+        record: &mut dyn FnMut(LegRecord),
+    ) {
         for event in self.events.drain(..) {
             self.tracker.handle(event, now, &mut self.outputs);
         }

@@ -96,20 +96,20 @@ pub fn decode(link: i32, frame: &[u8]) -> Result<Segment<'_>, FrameError> {
                 _ => return Err(FrameError::NotTcp),
             }
         }
-        linktype::LINUX_SLL => {
-            match be16(frame, 14).ok_or(damaged("sll"))? {
-                ETHERTYPE_IPV4 | ETHERTYPE_IPV6 => frame.get(16..).ok_or(damaged("sll"))?,
-                _ => return Err(FrameError::NotTcp),
-            }
-        }
-        linktype::LINUX_SLL2 => {
-            match be16(frame, 0).ok_or(damaged("sll2"))? {
-                ETHERTYPE_IPV4 | ETHERTYPE_IPV6 => frame.get(20..).ok_or(damaged("sll2"))?,
-                _ => return Err(FrameError::NotTcp),
-            }
-        }
+        linktype::LINUX_SLL => match be16(frame, 14).ok_or(damaged("sll"))? {
+            ETHERTYPE_IPV4 | ETHERTYPE_IPV6 => frame.get(16..).ok_or(damaged("sll"))?,
+            _ => return Err(FrameError::NotTcp),
+        },
+        linktype::LINUX_SLL2 => match be16(frame, 0).ok_or(damaged("sll2"))? {
+            ETHERTYPE_IPV4 | ETHERTYPE_IPV6 => frame.get(20..).ok_or(damaged("sll2"))?,
+            _ => return Err(FrameError::NotTcp),
+        },
         linktype::NULL => frame.get(4..).ok_or(damaged("loopback"))?,
-        linktype::RAW | linktype::RAW_DLT12 | linktype::RAW_DLT14 | linktype::IPV4 | linktype::IPV6 => frame,
+        linktype::RAW
+        | linktype::RAW_DLT12
+        | linktype::RAW_DLT14
+        | linktype::IPV4
+        | linktype::IPV6 => frame,
         other => return Err(FrameError::UnsupportedLink(other)),
     };
     match ip.first().map(|b| b >> 4) {
@@ -147,7 +147,11 @@ fn ipv6(ip: &[u8]) -> Result<Segment<'_>, FrameError> {
     let payload_len = usize::from(be16(ip, 4).ok_or(damaged("ipv6"))?);
     let mut next = ip[6];
     let addr = |at: usize| -> Result<IpAddr, FrameError> {
-        let b: [u8; 16] = ip.get(at..at + 16).ok_or(damaged("ipv6"))?.try_into().map_err(|_| damaged("ipv6"))?;
+        let b: [u8; 16] = ip
+            .get(at..at + 16)
+            .ok_or(damaged("ipv6"))?
+            .try_into()
+            .map_err(|_| damaged("ipv6"))?;
         Ok(IpAddr::V6(Ipv6Addr::from(b)))
     };
     let (src, dst) = (addr(8)?, addr(24)?);
@@ -182,9 +186,12 @@ fn tcp(src: IpAddr, dst: IpAddr, bytes: &[u8], declared: usize) -> Result<Segmen
     if header_len < 20 || bytes.len() < header_len || declared < header_len {
         return Err(damaged("tcp"));
     }
-    let (Some(sport), Some(dport), Some(seq), Some(ack)) =
-        (be16(bytes, 0), be16(bytes, 2), be32(bytes, 4), be32(bytes, 8))
-    else {
+    let (Some(sport), Some(dport), Some(seq), Some(ack)) = (
+        be16(bytes, 0),
+        be16(bytes, 2),
+        be32(bytes, 4),
+        be32(bytes, 8),
+    ) else {
         return Err(damaged("tcp"));
     };
     Ok(Segment {
@@ -204,9 +211,43 @@ mod tests {
 
     fn ipv4_tcp(payload: &[u8]) -> Vec<u8> {
         let total = 20 + 20 + payload.len();
-        let mut p = vec![0x45, 0, (total >> 8) as u8, total as u8, 0, 0, 0x40, 0, 64, 6, 0, 0];
+        let mut p = vec![
+            0x45,
+            0,
+            (total >> 8) as u8,
+            total as u8,
+            0,
+            0,
+            0x40,
+            0,
+            64,
+            6,
+            0,
+            0,
+        ];
         p.extend([127, 0, 0, 1, 127, 0, 0, 2]);
-        p.extend([0x9c, 0x40, 0x01, 0xbb, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, flags::ACK, 0xff, 0xff, 0, 0, 0, 0]);
+        p.extend([
+            0x9c,
+            0x40,
+            0x01,
+            0xbb,
+            0,
+            0,
+            0,
+            1,
+            0,
+            0,
+            0,
+            0,
+            0x50,
+            flags::ACK,
+            0xff,
+            0xff,
+            0,
+            0,
+            0,
+            0,
+        ]);
         p.extend(payload);
         p
     }
@@ -241,14 +282,23 @@ mod tests {
     #[test]
     fn cut_or_inconsistent_headers_are_damage_and_fragments_are_skipped() {
         let ip = ipv4_tcp(b"hello");
-        assert_eq!(decode(linktype::RAW, &ip[..30]), Err(FrameError::Damaged { layer: "tcp" }));
-        assert_eq!(decode(linktype::RAW, &ip[..10]), Err(FrameError::Damaged { layer: "ipv4" }));
+        assert_eq!(
+            decode(linktype::RAW, &ip[..30]),
+            Err(FrameError::Damaged { layer: "tcp" })
+        );
+        assert_eq!(
+            decode(linktype::RAW, &ip[..10]),
+            Err(FrameError::Damaged { layer: "ipv4" })
+        );
         let cut = decode(linktype::RAW, &ip[..42]).expect("payload cut by snaplen");
         assert!(cut.truncated);
         let mut frag = ip.clone();
         frag[6] = 0x20; // more fragments
         assert_eq!(decode(linktype::RAW, &frag), Err(FrameError::Fragment));
         assert_eq!(decode(999, &ip), Err(FrameError::UnsupportedLink(999)));
-        assert_eq!(decode(linktype::RAW, &[]), Err(FrameError::Damaged { layer: "ip" }));
+        assert_eq!(
+            decode(linktype::RAW, &[]),
+            Err(FrameError::Damaged { layer: "ip" })
+        );
     }
 }

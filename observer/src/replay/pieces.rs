@@ -34,11 +34,26 @@ pub fn leg_pieces(path: &Path) -> Result<Vec<LegPieces>, ReplayError> {
         for event in events.drain(..) {
             match event {
                 Event::Open { leg, .. } => {
-                    legs.insert(leg, LegPieces { leg, pieces: Vec::new() });
+                    legs.insert(
+                        leg,
+                        LegPieces {
+                            leg,
+                            pieces: Vec::new(),
+                        },
+                    );
                 }
-                Event::Data { leg, direction, offset, bytes } => {
+                Event::Data {
+                    leg,
+                    direction,
+                    offset,
+                    bytes,
+                } => {
                     if let Some(l) = legs.get_mut(&leg) {
-                        l.pieces.push(Piece { direction, offset, bytes });
+                        l.pieces.push(Piece {
+                            direction,
+                            offset,
+                            bytes,
+                        });
                     }
                 }
                 _ => {}

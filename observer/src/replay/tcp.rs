@@ -131,7 +131,11 @@ impl Connections {
                 (s.dst, s.src, Some(s.ack), Some(s.seq.wrapping_add(1)))
             } else if !s.payload.is_empty() && s.flags & flags::RST == 0 {
                 self.stats.midstream += 1;
-                if s.src.port() >= s.dst.port() { (s.src, s.dst, None, None) } else { (s.dst, s.src, None, None) }
+                if s.src.port() >= s.dst.port() {
+                    (s.src, s.dst, None, None)
+                } else {
+                    (s.dst, s.src, None, None)
+                }
             } else {
                 return; // a bare ACK, FIN or RST of a connection not seen: nothing to classify
             };
@@ -148,8 +152,14 @@ impl Connections {
             events.push(Event::Open {
                 leg,
                 time,
-                client: Peer { addr: client, process: None },
-                server: Peer { addr: server, process: None },
+                client: Peer {
+                    addr: client,
+                    process: None,
+                },
+                server: Peer {
+                    addr: server,
+                    process: None,
+                },
                 observed_at: ObservedAt::Wire,
             });
             self.table.insert(
@@ -165,26 +175,39 @@ impl Connections {
                 },
             );
         }
-        let Some(conn) = self.table.get_mut(&key) else { return };
+        let Some(conn) = self.table.get_mut(&key) else {
+            return;
+        };
         if conn.closed {
             return;
         }
         let from_client = s.src == conn.client;
-        let direction = if from_client { Direction::ClientToServer } else { Direction::ServerToClient };
+        let direction = if from_client {
+            Direction::ClientToServer
+        } else {
+            Direction::ServerToClient
+        };
         if syn && ack && !from_client && conn.server_base.is_none() {
             conn.server_base = Some(s.seq.wrapping_add(1));
         }
         // Payload (a SYN's, with TCP Fast Open, starts after the SYN's sequence number).
         let data_seq = if syn { s.seq.wrapping_add(1) } else { s.seq };
         if !s.payload.is_empty() && !self.stopped.contains(&conn.leg) {
-            let base = if from_client { &mut conn.client_base } else { &mut conn.server_base };
+            let base = if from_client {
+                &mut conn.client_base
+            } else {
+                &mut conn.server_base
+            };
             let base = *base.get_or_insert(data_seq);
             let distance = data_seq.wrapping_sub(base);
             if distance < MAX_FORWARD {
                 let offset = u64::from(distance);
                 // Keep at most one byte past the tracker's cap: enough to mark the overflow.
                 let room = (MAX_STREAM_BYTES as u64 + 1).saturating_sub(offset);
-                let keep = s.payload.len().min(usize::try_from(room).unwrap_or(usize::MAX));
+                let keep = s
+                    .payload
+                    .len()
+                    .min(usize::try_from(room).unwrap_or(usize::MAX));
                 if keep > 0 {
                     events.push(Event::Data {
                         leg: conn.leg,
@@ -218,7 +241,11 @@ impl Connections {
                     self.stopped.remove(&leg);
                     events.push(Event::Close { leg });
                 } else {
-                    events.push(Event::DirectionEnd { leg, direction, end: StreamEnd::Closed });
+                    events.push(Event::DirectionEnd {
+                        leg,
+                        direction,
+                        end: StreamEnd::Closed,
+                    });
                 }
             }
         }

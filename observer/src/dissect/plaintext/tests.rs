@@ -20,7 +20,10 @@ fn http1_needs_a_whole_request_line() {
 #[test]
 fn the_http2_preface_is_h2c_and_grpc() {
     assert_eq!(protocol(&HTTP2_PREFACE[..10], b""), Parse::Incomplete);
-    assert_eq!(protocol(HTTP2_PREFACE, b""), Parse::Parsed(Plain::Protocol(Protocol::Http2)));
+    assert_eq!(
+        protocol(HTTP2_PREFACE, b""),
+        Parse::Parsed(Plain::Protocol(Protocol::Http2))
+    );
 }
 
 #[test]
@@ -35,14 +38,23 @@ fn postgres_ssl_request_upgrades_only_when_accepted() {
             server_offset: 1
         }))
     );
-    assert_eq!(protocol(&ssl_request, b"N"), Parse::Parsed(Plain::Protocol(Protocol::Postgres)));
+    assert_eq!(
+        protocol(&ssl_request, b"N"),
+        Parse::Parsed(Plain::Protocol(Protocol::Postgres))
+    );
     let startup = [0, 0, 0, 41, 0, 3, 0, 0, b'u', b's', b'e', b'r', 0];
-    assert_eq!(protocol(&startup, b""), Parse::Parsed(Plain::Protocol(Protocol::Postgres)));
+    assert_eq!(
+        protocol(&startup, b""),
+        Parse::Parsed(Plain::Protocol(Protocol::Postgres))
+    );
 }
 
 #[test]
 fn redis_is_a_resp_array_of_bulk_strings() {
-    assert_eq!(protocol(b"*1\r\n$4\r\nPING\r\n", b""), Parse::Parsed(Plain::Protocol(Protocol::Redis)));
+    assert_eq!(
+        protocol(b"*1\r\n$4\r\nPING\r\n", b""),
+        Parse::Parsed(Plain::Protocol(Protocol::Redis))
+    );
     assert_eq!(protocol(b"*1\r", b""), Parse::Incomplete);
     assert_eq!(protocol(b"*x", b""), Parse::NotThis);
 }
@@ -76,7 +88,10 @@ fn mysql_ssl_request_upgrades_and_a_login_stays_plaintext() {
         }))
     );
     let login = [60, 0, 0, 1, 0x05, 0xa6, 0x0f, 0x00, 0, 0, 0, 1];
-    assert_eq!(protocol(&login, &greeting), Parse::Parsed(Plain::Protocol(Protocol::Mysql)));
+    assert_eq!(
+        protocol(&login, &greeting),
+        Parse::Parsed(Plain::Protocol(Protocol::Mysql))
+    );
 }
 
 #[test]
@@ -88,7 +103,10 @@ fn smtp_starttls_finds_where_tls_begins_in_both_directions() {
     };
     assert_eq!(&client[up.client_offset..], b"\x16\x03\x01");
     assert_eq!(&server[up.server_offset..], b"\x16\x03\x03");
-    assert_eq!(protocol(b"EHLO me\r\n", b"220 mx\r\n250 ok\r\n"), Parse::Incomplete);
+    assert_eq!(
+        protocol(b"EHLO me\r\n", b"220 mx\r\n250 ok\r\n"),
+        Parse::Incomplete
+    );
     assert_eq!(
         protocol(b"EHLO me\r\nMAIL FROM:<a@b>\r\n", b"220 mx\r\n250 ok\r\n"),
         Parse::Parsed(Plain::Protocol(Protocol::Smtp))

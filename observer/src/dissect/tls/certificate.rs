@@ -51,7 +51,9 @@ pub fn read(body: &[u8]) -> Option<ClientCertificate> {
                 .and_then(|e| SubjectAlternativeName::from_der(e.value).ok());
             if let Some((_, san)) = san {
                 cert.spiffe_id = san.general_names.iter().find_map(|name| match name {
-                    GeneralName::URI(uri) if uri.starts_with("spiffe://") => Some((*uri).to_owned()),
+                    GeneralName::URI(uri) if uri.starts_with("spiffe://") => {
+                        Some((*uri).to_owned())
+                    }
                     _ => None,
                 });
             }
@@ -67,7 +69,11 @@ mod tests {
     #[test]
     fn an_empty_list_and_a_cut_list_are_read_from_the_length() {
         assert_eq!(read(&[0, 0, 0]).map(|c| c.chain_len), Some(0));
-        assert!(!read(&[0, 0, 9, 0, 0, 6, 1]).expect("length present").leaf_whole);
+        assert!(
+            !read(&[0, 0, 9, 0, 0, 6, 1])
+                .expect("length present")
+                .leaf_whole
+        );
         let cut = read(&[0, 4, 0, 0, 3, 0xff, 0x30]).expect("length present");
         assert_eq!(cut.chain_len, 1024);
         assert_eq!(cut.subject, None);

@@ -121,17 +121,29 @@ mod tests {
 
     #[test]
     fn finished_alone_means_no_certificate_was_requested() {
-        assert_eq!(infer_tls13(&[53, 40], SHA256), Parse::Parsed(Flight13::FinishedOnly));
+        assert_eq!(
+            infer_tls13(&[53, 40], SHA256),
+            Parse::Parsed(Flight13::FinishedOnly)
+        );
         let sha384 = FlightSizes::for_cipher(0x1302).expect("known suite");
         assert_eq!(sha384.finished, 69);
-        assert_eq!(infer_tls13(&[69], sha384), Parse::Parsed(Flight13::FinishedOnly));
+        assert_eq!(
+            infer_tls13(&[69], sha384),
+            Parse::Parsed(Flight13::FinishedOnly)
+        );
     }
 
     #[test]
     fn an_empty_certificate_is_seen_separate_or_packed() {
         assert_eq!(infer_tls13(&[25], SHA256), Parse::Incomplete);
-        assert_eq!(infer_tls13(&[25, 53], SHA256), Parse::Parsed(Flight13::EmptyCertificate));
-        assert_eq!(infer_tls13(&[61], SHA256), Parse::Parsed(Flight13::EmptyCertificate));
+        assert_eq!(
+            infer_tls13(&[25, 53], SHA256),
+            Parse::Parsed(Flight13::EmptyCertificate)
+        );
+        assert_eq!(
+            infer_tls13(&[61], SHA256),
+            Parse::Parsed(Flight13::EmptyCertificate)
+        );
     }
 
     #[test]
@@ -148,9 +160,15 @@ mod tests {
 
     #[test]
     fn sizes_that_fit_nothing_are_undecidable_not_guessed() {
-        assert_eq!(infer_tls13(&[40, 53], SHA256), Parse::Parsed(Flight13::Undecidable));
+        assert_eq!(
+            infer_tls13(&[40, 53], SHA256),
+            Parse::Parsed(Flight13::Undecidable)
+        );
         assert_eq!(infer_tls13(&[40], SHA256), Parse::Incomplete);
         assert_eq!(infer_tls13(&[], SHA256), Parse::Incomplete);
-        assert_eq!(infer_tls13(&[30; 8], SHA256), Parse::Parsed(Flight13::Undecidable));
+        assert_eq!(
+            infer_tls13(&[30; 8], SHA256),
+            Parse::Parsed(Flight13::Undecidable)
+        );
     }
 }

@@ -61,9 +61,7 @@ impl ClientHello {
 
     /// Parse a whole ClientHello handshake message.
     pub fn parse(message: &Message<'_>) -> Result<Self, TlsError> {
-        let malformed = || TlsError::Malformed {
-            kind: message.kind,
-        };
+        let malformed = || TlsError::Malformed { kind: message.kind };
         let ch = match parse_tls_message_handshake(message.bytes) {
             Ok((_, TlsMessage::Handshake(TlsMessageHandshake::ClientHello(ch)))) => ch,
             _ => return Err(malformed()),
@@ -77,7 +75,8 @@ impl ClientHello {
             return Ok(hello);
         };
         hello.extensions = extension_types(ext_bytes).ok_or_else(malformed)?;
-        let (_, extensions) = parse_tls_client_hello_extensions(ext_bytes).map_err(|_| malformed())?;
+        let (_, extensions) =
+            parse_tls_client_hello_extensions(ext_bytes).map_err(|_| malformed())?;
         for extension in &extensions {
             match extension {
                 TlsExtension::SNI(names) => {
@@ -87,7 +86,11 @@ impl ClientHello {
                         .map(|(_, name)| name_string(name));
                 }
                 TlsExtension::ALPN(protocols) => {
-                    hello.alpn = protocols.iter().take(MAX_ALPN).map(|p| name_string(p)).collect();
+                    hello.alpn = protocols
+                        .iter()
+                        .take(MAX_ALPN)
+                        .map(|p| name_string(p))
+                        .collect();
                 }
                 TlsExtension::SupportedVersions(versions) => {
                     hello.supported_versions = versions
@@ -106,7 +109,8 @@ impl ClientHello {
                         .collect();
                 }
                 TlsExtension::SignatureAlgorithms(algorithms) => {
-                    hello.signature_algorithms = algorithms.iter().copied().take(MAX_LIST).collect();
+                    hello.signature_algorithms =
+                        algorithms.iter().copied().take(MAX_LIST).collect();
                 }
                 TlsExtension::KeyShare(shares) => {
                     hello.key_share_groups = key_share_groups(shares).ok_or_else(malformed)?;
@@ -189,7 +193,10 @@ mod tests {
 
     #[test]
     fn extension_framing_errors_are_caught() {
-        assert_eq!(extension_types(&[0, 0, 0, 0, 0, 16, 0, 1, 9]), Some(vec![0, 16]));
+        assert_eq!(
+            extension_types(&[0, 0, 0, 0, 0, 16, 0, 1, 9]),
+            Some(vec![0, 16])
+        );
         assert_eq!(extension_types(&[0, 0, 0, 5, 1]), None);
         assert_eq!(extension_types(&[0, 0, 0]), None);
     }

@@ -127,7 +127,9 @@ mod tests {
 
     #[test]
     fn a_message_spanning_two_records_is_joined() {
-        let bytes = [22, 3, 3, 0, 3, 1, 0, 0, 22, 3, 3, 0, 3, 2, 7, 8, 20, 3, 3, 0, 1, 1];
+        let bytes = [
+            22, 3, 3, 0, 3, 1, 0, 0, 22, 3, 3, 0, 3, 2, 7, 8, 20, 3, 3, 0, 1, 1,
+        ];
         let r = scan(&bytes);
         let (joined, next) = join(&r.records, 0);
         assert_eq!(next, 2);

@@ -14,7 +14,10 @@ const HEX: &[u8; 16] = b"0123456789abcdef";
 /// final; written without `fmt` so it stays within the per-handshake budget.
 pub fn ja4(hello: &ClientHello) -> String {
     let mut ciphers = [0u16; MAX_ENTRIES];
-    let n_ciphers = fill(&mut ciphers, hello.ciphers.iter().copied().filter(|c| !is_grease(*c)));
+    let n_ciphers = fill(
+        &mut ciphers,
+        hello.ciphers.iter().copied().filter(|c| !is_grease(*c)),
+    );
     let n_extensions = hello.extensions.iter().filter(|e| !is_grease(**e)).count();
     let version = match hello.highest_version() {
         0x0304 => "13",
@@ -84,7 +87,9 @@ fn push_count(out: &mut String, n: usize) {
 /// alphanumeric; `00` without ALPN.
 fn push_alpn(out: &mut String, first: Option<&[u8]>) {
     match first {
-        Some([a, .., z]) | Some([a @ z]) if a.is_ascii_alphanumeric() && z.is_ascii_alphanumeric() => {
+        Some([a, .., z]) | Some([a @ z])
+            if a.is_ascii_alphanumeric() && z.is_ascii_alphanumeric() =>
+        {
             out.push(char::from(*a));
             out.push(char::from(*z));
         }

@@ -121,7 +121,8 @@ pub fn is_grease(value: u16) -> bool {
 
 /// Whether `bytes` can be the start of a TLS client stream (a handshake record or an SSLv2 hello).
 pub fn looks_like_client(bytes: &[u8]) -> bool {
-    bytes.first() == Some(&content::HANDSHAKE) && records::plausible_header(&bytes[..bytes.len().min(3)])
+    bytes.first() == Some(&content::HANDSHAKE)
+        && records::plausible_header(&bytes[..bytes.len().min(3)])
         || sslv2::looks_like(bytes)
 }
 
@@ -131,14 +132,22 @@ pub fn looks_like_client(bytes: &[u8]) -> bool {
 /// ClientHello is whole, an error if it is broken; otherwise what both directions show so far.
 pub fn dissect<'a>(client: &'a [u8], server: &[u8]) -> Result<Parse<Handshake<'a>>, TlsError> {
     if !looks_like_client(client) {
-        return Ok(if client.is_empty() { Parse::Incomplete } else { Parse::NotThis });
+        return Ok(if client.is_empty() {
+            Parse::Incomplete
+        } else {
+            Parse::NotThis
+        });
     }
     // The client's records, and its ClientHello with the handshake messages after it.
     let (hello, client_records, v2) = if sslv2::looks_like(client) {
         let Some((hello, len)) = sslv2::parse(client)? else {
             return Ok(Parse::Incomplete);
         };
-        (HelloBytes::Sslv2(hello), records::scan(&client[len..]), true)
+        (
+            HelloBytes::Sslv2(hello),
+            records::scan(&client[len..]),
+            true,
+        )
     } else {
         let scanned = records::scan(client);
         let (joined, _) = handshake::join(&scanned.records, 0);
@@ -291,7 +300,10 @@ fn client_flight_tls12(records: &[Record<'_>], skip: usize) -> Stage<ClientAuth>
         (None, Some(p)) if messages.whole.len() >= skip => (p.kind, p.body),
         (None, _) => {
             return match records.get(next) {
-                Some(r) if r.content_type == content::CHANGE_CIPHER_SPEC && messages.whole.len() >= skip => {
+                Some(r)
+                    if r.content_type == content::CHANGE_CIPHER_SPEC
+                        && messages.whole.len() >= skip =>
+                {
                     Stage::Seen(ClientAuth::Tls12Abbreviated)
                 }
                 Some(r) if r.content_type == content::ALERT => Stage::Broken(TlsError::Alert),
@@ -317,7 +329,11 @@ fn client_flight_tls12(records: &[Record<'_>], skip: usize) -> Stage<ClientAuth>
 }
 
 /// TLS 1.3: the encrypted records after the last cleartext ClientHello.
-fn client_flight_tls13(records: &[Record<'_>], hello_retry: bool, cipher: u16) -> Stage<ClientAuth> {
+fn client_flight_tls13(
+    records: &[Record<'_>],
+    hello_retry: bool,
+    cipher: u16,
+) -> Stage<ClientAuth> {
     let (_, mut at) = handshake::join(records, 0);
     if hello_retry {
         // The second ClientHello, after an optional ChangeCipherSpec; it must be whole.

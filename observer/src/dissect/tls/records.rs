@@ -124,7 +124,9 @@ mod tests {
 
     #[test]
     fn records_split_on_their_headers_and_the_last_may_be_cut() {
-        let bytes = [22, 3, 1, 0, 2, 1, 2, 20, 3, 3, 0, 1, 1, 23, 3, 3, 0, 53, 9, 9];
+        let bytes = [
+            22, 3, 1, 0, 2, 1, 2, 20, 3, 3, 0, 1, 1, 23, 3, 3, 0, 53, 9, 9,
+        ];
         let r = scan(&bytes);
         assert_eq!(r.records.len(), 3);
         assert_eq!(r.records[0].body, &[1, 2]);

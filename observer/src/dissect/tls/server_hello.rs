@@ -39,9 +39,7 @@ impl ServerHello {
 
     /// Parse a whole ServerHello handshake message.
     pub fn parse(message: &Message<'_>) -> Result<Self, TlsError> {
-        let malformed = || TlsError::Malformed {
-            kind: message.kind,
-        };
+        let malformed = || TlsError::Malformed { kind: message.kind };
         let sh = match parse_tls_message_handshake(message.bytes) {
             Ok((_, TlsMessage::Handshake(TlsMessageHandshake::ServerHello(sh)))) => sh,
             _ => return Err(malformed()),
@@ -55,7 +53,8 @@ impl ServerHello {
         let Some(ext_bytes) = sh.ext else {
             return Ok(hello);
         };
-        let (_, extensions) = parse_tls_server_hello_extensions(ext_bytes).map_err(|_| malformed())?;
+        let (_, extensions) =
+            parse_tls_server_hello_extensions(ext_bytes).map_err(|_| malformed())?;
         for extension in &extensions {
             match extension {
                 TlsExtension::SupportedVersions(versions) => {

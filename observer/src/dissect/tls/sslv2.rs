@@ -66,7 +66,9 @@ mod tests {
 
     fn hello() -> Vec<u8> {
         // version 3.1, two cipher specs (one SSLv2-only, one TLS), no session id, 16-byte challenge
-        let mut body = vec![1, 3, 1, 0, 6, 0, 0, 0, 16, 0x07, 0x00, 0xc0, 0x00, 0x00, 0x2f];
+        let mut body = vec![
+            1, 3, 1, 0, 6, 0, 0, 0, 16, 0x07, 0x00, 0xc0, 0x00, 0x00, 0x2f,
+        ];
         body.extend([0xaa; 16]);
         let mut bytes = vec![0x80 | (body.len() >> 8) as u8, body.len() as u8];
         bytes.extend(body);
