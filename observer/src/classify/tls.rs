@@ -72,6 +72,16 @@ fn decide(input: &Input<'_>, handshake: &Handshake<'_>, starttls: Option<Protoco
     };
     let mut details = details(handshake, &hello);
     details.starttls = starttls;
+    // Offered 0-RTT data that the server did not accept (no PSK) is sent before the client's
+    // flight and looks like it: the flight sizes then prove nothing.
+    let early_data_rejected =
+        hello.offers_early_data && handshake.server_hello.seen().is_some_and(|sh| !sh.psk);
+    let decision = match decision {
+        Decision::Done(_, _, Evidence::Tls13FlightSize) if early_data_rejected => {
+            Decision::Fallback(UnknownReason::Inconclusive)
+        }
+        other => other,
+    };
     match decision {
         Decision::Done(security, cert, evidence) => done(details, security, cert, evidence),
         Decision::Certificate(cert) => {
