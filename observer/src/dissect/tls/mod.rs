@@ -334,15 +334,25 @@ fn client_flight_tls13(
     hello_retry: bool,
     cipher: u16,
 ) -> Stage<ClientAuth> {
-    let (_, mut at) = handshake::join(records, 0);
+    let (joined, mut at) = handshake::join(records, 0);
     if hello_retry {
-        // The second ClientHello, after an optional ChangeCipherSpec; it must be whole.
-        at = skip_ccs(records, at);
-        let (joined, next) = handshake::join(records, at);
-        match handshake::split(&joined) {
-            Ok(m) if !m.whole.is_empty() && m.partial.is_none() => at = next,
-            Ok(_) => return Stage::Pending,
+        // The second ClientHello: in the same run of records as the first (no compatibility
+        // ChangeCipherSpec), or after the ChangeCipherSpec. It must be whole.
+        let first_run = match handshake::split(&joined) {
+            Ok(m) => m,
             Err(e) => return Stage::Broken(e),
+        };
+        if first_run.partial.is_some() {
+            return Stage::Pending;
+        }
+        if first_run.whole.len() < 2 {
+            at = skip_ccs(records, at);
+            let (joined, next) = handshake::join(records, at);
+            match handshake::split(&joined) {
+                Ok(m) if !m.whole.is_empty() && m.partial.is_none() => at = next,
+                Ok(_) => return Stage::Pending,
+                Err(e) => return Stage::Broken(e),
+            }
         }
     }
     at = skip_ccs(records, at);
