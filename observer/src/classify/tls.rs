@@ -85,8 +85,9 @@ fn decide(input: &Input<'_>, handshake: &Handshake<'_>, starttls: Option<Protoco
     match decision {
         Decision::Done(security, cert, evidence) => done(details, security, cert, evidence),
         Decision::Certificate(cert) => {
-            details.client_cert_subject = cert.subject.clone();
-            details.client_spiffe_id = cert.spiffe_id.clone();
+            let identity = cert.identity();
+            details.client_cert_subject = identity.subject;
+            details.client_spiffe_id = identity.spiffe_id;
             done(
                 details,
                 Security::Mtls,
@@ -136,7 +137,7 @@ fn decision<'a>(input: &Input<'_>, handshake: &'a Handshake<'_>) -> Option<Decis
     };
     Some(match auth {
         // The chain is known to be non-empty; wait for the leaf if its subject can still arrive.
-        ClientAuth::Tls12Certificate(cert) if !cert.leaf_whole && !input.client_final() => {
+        ClientAuth::Tls12Certificate(cert) if !cert.leaf_whole() && !input.client_final() => {
             return None;
         }
         ClientAuth::Tls12Certificate(cert) => Decision::Certificate(cert),
