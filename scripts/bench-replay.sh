@@ -45,24 +45,26 @@ out = [struct.pack('<IHHiIII', 0xa1b2c3d4, 2, 4, 0, 0, 262144, 1)]
 t = 1_800_000_000 * 1_000_000
 for i in range(count):
     frames = conns[i % len(conns)]
-    # The fixture's client: the source of its first frame (the SYN).
-    first = frames[0]
-    ihl = (first[14] & 0x0f) * 4
-    client_ip, client_port = bytes(first[26:30]), bytes(first[14 + ihl:14 + ihl + 2])
+    # Every connection of the copy gets the copy's own client address: the clients are the
+    # sources of the SYNs (the fixtures' clients and servers share 127.0.0.1, so match ports too).
     new_ip = bytes([127, 1 + (i >> 16) % 254, (i >> 8) & 0xff, i & 0xff])
-    new_port = struct.pack('>H', 10000 + i % 50000)
+    clients = set()
+    for frame in frames:
+        ihl = (frame[14] & 0x0f) * 4
+        tcp = 14 + ihl
+        if len(frame) > tcp + 13 and frame[tcp + 13] & 0x12 == 0x02:  # SYN without ACK
+            clients.add((bytes(frame[26:30]), bytes(frame[tcp:tcp + 2])))
     for frame in frames:
         f = bytearray(frame)
-        ihl = (f[14] & 0x0f) * 4
-        tcp = 14 + ihl
-        if f[26:30] == client_ip and f[tcp:tcp + 2] == client_port:
-            f[26:30], f[tcp:tcp + 2] = new_ip, new_port
-        elif f[30:34] == client_ip and f[tcp + 2:tcp + 4] == client_port:
-            f[30:34], f[tcp + 2:tcp + 4] = new_ip, new_port
+        tcp = 14 + (f[14] & 0x0f) * 4
+        if (bytes(f[26:30]), bytes(f[tcp:tcp + 2])) in clients:
+            f[26:30] = new_ip
+        elif (bytes(f[30:34]), bytes(f[tcp + 2:tcp + 4])) in clients:
+            f[30:34] = new_ip
         t += 50
         out.append(struct.pack('<IIII', t // 1_000_000, t % 1_000_000, len(f), len(f)) + bytes(f))
 open(out_path, 'wb').write(b''.join(out))
-print(f"generated {count} connections, {sum(len(b) for b in out) >> 10} KiB", file=sys.stderr)
+print(f"generated {count} fixture copies, {sum(len(b) for b in out) >> 10} KiB", file=sys.stderr)
 PY
 
 python3 - "$OBSERVER" "$WORK/bench.pcap" "$RUNS" <<'PY'

@@ -15,7 +15,9 @@ fn end(bits: u8) -> StreamEnd {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let [hi, lo, ends, bytes @ ..] = data else { return };
+    let [hi, lo, ends, bytes @ ..] = data else {
+        return;
+    };
     let split = (usize::from(*hi) << 8 | usize::from(*lo)).min(bytes.len());
     let (client, server) = bytes.split_at(split);
     let input = Input {
@@ -28,7 +30,10 @@ fuzz_target!(|data: &[u8]| {
     };
     let first = classify(&input);
     if input.client_end != StreamEnd::Open && input.server_end != StreamEnd::Open {
-        assert!(matches!(first, Progress::Done(_)), "ended streams must decide");
+        assert!(
+            matches!(first, Progress::Done(_)),
+            "ended streams must decide"
+        );
     }
     assert_eq!(first, classify(&input));
 });

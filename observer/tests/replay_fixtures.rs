@@ -112,3 +112,64 @@ fn a_capture_cut_short_replays_what_it_holds() {
     assert_eq!(count, 1);
     std::fs::remove_dir_all(&dir).expect("cleanup");
 }
+
+/// The frames of a little-endian Ethernet pcap, and its file header.
+fn frames(pcap: &[u8]) -> (Vec<u8>, Vec<Vec<u8>>) {
+    let mut frames = Vec::new();
+    let mut at = 24;
+    while at + 16 <= pcap.len() {
+        let incl = u32::from_le_bytes(pcap[at + 8..at + 12].try_into().expect("4 bytes")) as usize;
+        frames.push(pcap[at..at + 16 + incl].to_vec());
+        at += 16 + incl;
+    }
+    (pcap[..24].to_vec(), frames)
+}
+
+fn write_pcap(name: &str, header: &[u8], frames: &[Vec<u8>]) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("observer-replay-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join(format!("{name}.pcap"));
+    std::fs::write(&path, [header.to_vec(), frames.concat()].concat()).expect("write");
+    path
+}
+
+/// TCP flags of an Ethernet + IPv4 frame (with its 16-byte pcap record header).
+fn tcp_flags(frame: &[u8]) -> u8 {
+    let ip = 16 + 14;
+    let ihl = usize::from(frame[ip] & 0x0f) * 4;
+    frame[ip + ihl + 13]
+}
+
+#[test]
+fn a_capture_without_the_handshake_joins_mid_stream() {
+    let pcap = std::fs::read(fixtures().join("tls13-ecdsa-mtls.pcap")).expect("fixture");
+    let (header, frames) = frames(&pcap);
+    let without_syn: Vec<Vec<u8>> = frames.into_iter().filter(|f| tcp_flags(f) & 0x02 == 0).collect();
+    let path = write_pcap("midstream", &header, &without_syn);
+    let records = replay(&path);
+    assert_eq!(records.len(), 1);
+    // The higher port is taken as the client, and the bytes still start at the ClientHello.
+    assert_eq!(records[0]["server"]["port"], 4433);
+    assert_eq!(records[0]["security"], "mtls");
+    std::fs::remove_dir_all(path.parent().expect("dir")).expect("cleanup");
+}
+
+#[test]
+fn damaged_packets_are_counted_and_skipped() {
+    let pcap = std::fs::read(fixtures().join("tls12-ecdsa-no-client-cert.pcap")).expect("fixture");
+    let (header, mut frames) = frames(&pcap);
+    // Cut the last frame (a bare ACK or FIN) inside its TCP header.
+    let last = frames.last_mut().expect("frames");
+    last.truncate(16 + 14 + 20 + 8);
+    let len = (last.len() - 16) as u32;
+    last[8..12].copy_from_slice(&len.to_le_bytes());
+    let path = write_pcap("damaged", &header, &frames);
+    let mut replay = Replay::new(TrackerConfig::default());
+    let mut records = Vec::new();
+    replay.file(&path, &mut |leg| records.push(leg)).expect("replays");
+    let (stats, _) = replay.finish(&mut |leg| records.push(leg));
+    assert_eq!(stats.damaged, 1);
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].classification.security, observer::classify::Security::Tls);
+    std::fs::remove_dir_all(path.parent().expect("dir")).expect("cleanup");
+}

@@ -137,3 +137,24 @@ fn postgres_refusing_ssl_is_plaintext_postgres() {
     let c = done(classify(&input(&[0, 0, 0, 8, 4, 210, 22, 47], b"N", false)));
     assert_eq!((c.security, c.protocol), (Security::Plaintext, Protocol::Postgres));
 }
+
+#[test]
+fn a_second_client_hello_without_change_cipher_spec_is_found() {
+    let legs = fixture("tls13-hello-retry.pcap");
+    let (client, server) = &legs[0];
+    let with_ccs = done(classify(&input(client, server, true)));
+    assert_eq!(with_ccs.tls.as_ref().map(|t| t.hello_retry), Some(true));
+    // Drop the client's ChangeCipherSpec records (content type 20): a client without
+    // middlebox compatibility mode sends ClientHello, ClientHello, then encrypted records.
+    let mut without = Vec::new();
+    let mut at = 0;
+    while at + 5 <= client.len() {
+        let end = (at + 5 + usize::from(u16::from_be_bytes([client[at + 3], client[at + 4]]))).min(client.len());
+        if client[at] != 20 {
+            without.extend_from_slice(&client[at..end]);
+        }
+        at = end;
+    }
+    assert!(without.len() < client.len());
+    assert_eq!(done(classify(&input(&without, server, true))), with_ccs);
+}

@@ -7,6 +7,7 @@ use crate::dissect::{
     Parse,
     tls::{
         self, Handshake, Stage, TLS13, TlsError,
+        certificate::ClientCertificate,
         client_auth::{ClientAuth, Flight13},
         client_hello::ClientHello,
         ja4::ja4,
@@ -37,56 +38,101 @@ pub fn classify(input: &Input<'_>, client_offset: usize, server_offset: usize, s
     }
 }
 
-fn decide(input: &Input<'_>, handshake: &Handshake, starttls: Option<Protocol>) -> Progress {
-    let mut details = details(handshake);
+fn decide(input: &Input<'_>, handshake: &Handshake<'_>, starttls: Option<Protocol>) -> Progress {
+    let Some(decision) = decision(input, handshake) else {
+        return Progress::NeedMore;
+    };
+    // The ClientHello is parsed, and the details (JA4 among them) built, for the final answer only.
+    let hello = match handshake.client_hello.parse() {
+        Ok(hello) => hello,
+        Err(_) => {
+            return Progress::Done(Classification {
+                security: Security::Unknown,
+                protocol: Protocol::Tls,
+                reason: Some(UnknownReason::Malformed),
+                tls: Some(TlsDetails { starttls, ..Default::default() }),
+            });
+        }
+    };
+    let mut details = details(handshake, &hello);
     details.starttls = starttls;
+    // Offered 0-RTT data that the server did not accept (no PSK) is sent before the client's
+    // flight and looks like it: the flight sizes then prove nothing.
+    let early_data_rejected = hello.offers_early_data && handshake.server_hello.seen().is_some_and(|sh| !sh.psk);
+    let decision = match decision {
+        Decision::Done(_, _, Evidence::Tls13FlightSize) if early_data_rejected => {
+            Decision::Fallback(UnknownReason::Inconclusive)
+        }
+        other => other,
+    };
+    match decision {
+        Decision::Done(security, cert, evidence) => done(details, security, cert, evidence),
+        Decision::Certificate(cert) => {
+            let identity = cert.identity();
+            details.client_cert_subject = identity.subject;
+            details.client_spiffe_id = identity.spiffe_id;
+            done(details, Security::Mtls, ClientCert::Presented, Evidence::Tls12Certificate)
+        }
+        Decision::Fallback(reason) => fallback(details, &hello, reason),
+        Decision::Broken(error) => broken(details, error),
+    }
+}
+
+/// What the handshake facts decide, before the details are assembled.
+enum Decision<'a> {
+    Done(Security, ClientCert, Evidence),
+    /// TLS 1.2 client certificate (with its subject and SPIFFE ID when seen).
+    Certificate(&'a ClientCertificate),
+    /// The strong evidence is missing for this reason.
+    Fallback(UnknownReason),
+    Broken(&'a TlsError),
+}
+
+/// `None` while more bytes could decide.
+fn decision<'a>(input: &Input<'_>, handshake: &'a Handshake<'_>) -> Option<Decision<'a>> {
     let server_hello = match &handshake.server_hello {
         Stage::Seen(sh) => sh,
         Stage::Pending if input.server_final() => {
-            return fallback(details, &handshake.client_hello, input.server_short());
+            return Some(Decision::Fallback(input.server_short()));
         }
-        Stage::Pending => return Progress::NeedMore,
-        Stage::Broken(e) => return broken(details, e),
+        Stage::Pending => return None,
+        Stage::Broken(e) => return Some(Decision::Broken(e)),
     };
     if server_hello.version() >= TLS13 && server_hello.psk {
-        return done(details, Security::Tls, ClientCert::Resumed, Evidence::PskResumption);
+        return Some(Decision::Done(Security::Tls, ClientCert::Resumed, Evidence::PskResumption));
     }
     let auth = match &handshake.client_auth {
         Stage::Seen(auth) => auth,
         Stage::Pending if input.client_final() => {
-            return fallback(details, &handshake.client_hello, input.client_short());
+            return Some(Decision::Fallback(input.client_short()));
         }
-        Stage::Pending => return Progress::NeedMore,
-        Stage::Broken(e) => return broken(details, e),
+        Stage::Pending => return None,
+        Stage::Broken(e) => return Some(Decision::Broken(e)),
     };
-    match auth {
+    Some(match auth {
         // The chain is known to be non-empty; wait for the leaf if its subject can still arrive.
-        ClientAuth::Tls12Certificate(cert) if !cert.leaf_whole && !input.client_final() => Progress::NeedMore,
-        ClientAuth::Tls12Certificate(cert) => {
-            details.client_cert_subject = cert.subject.clone();
-            details.client_spiffe_id = cert.spiffe_id.clone();
-            done(details, Security::Mtls, ClientCert::Presented, Evidence::Tls12Certificate)
+        ClientAuth::Tls12Certificate(cert) if !cert.leaf_whole() && !input.client_final() => {
+            return None;
         }
+        ClientAuth::Tls12Certificate(cert) => Decision::Certificate(cert),
         ClientAuth::Tls12EmptyCertificate => {
-            done(details, Security::Tls, ClientCert::RequestedNotPresented, Evidence::Tls12CertificateRequest)
+            Decision::Done(Security::Tls, ClientCert::RequestedNotPresented, Evidence::Tls12CertificateRequest)
         }
         ClientAuth::Tls12NoCertificate => {
-            done(details, Security::Tls, ClientCert::NotRequested, Evidence::Tls12ClientKeyExchange)
+            Decision::Done(Security::Tls, ClientCert::NotRequested, Evidence::Tls12ClientKeyExchange)
         }
-        ClientAuth::Tls12Abbreviated => done(details, Security::Tls, ClientCert::Resumed, Evidence::SessionResumption),
+        ClientAuth::Tls12Abbreviated => Decision::Done(Security::Tls, ClientCert::Resumed, Evidence::SessionResumption),
         ClientAuth::Tls13(Flight13::FinishedOnly) => {
-            done(details, Security::Tls, ClientCert::NotRequested, Evidence::Tls13FlightSize)
+            Decision::Done(Security::Tls, ClientCert::NotRequested, Evidence::Tls13FlightSize)
         }
         ClientAuth::Tls13(Flight13::EmptyCertificate) => {
-            done(details, Security::Tls, ClientCert::RequestedNotPresented, Evidence::Tls13FlightSize)
+            Decision::Done(Security::Tls, ClientCert::RequestedNotPresented, Evidence::Tls13FlightSize)
         }
         ClientAuth::Tls13(Flight13::CertificateChain { .. }) => {
-            done(details, Security::Mtls, ClientCert::Presented, Evidence::Tls13FlightSize)
+            Decision::Done(Security::Mtls, ClientCert::Presented, Evidence::Tls13FlightSize)
         }
-        ClientAuth::Tls13(Flight13::Undecidable) => {
-            fallback(details, &handshake.client_hello, UnknownReason::Inconclusive)
-        }
-    }
+        ClientAuth::Tls13(Flight13::Undecidable) => Decision::Fallback(UnknownReason::Inconclusive),
+    })
 }
 
 fn done(mut details: TlsDetails, security: Security, cert: ClientCert, evidence: Evidence) -> Progress {
@@ -125,8 +171,7 @@ fn broken(mut details: TlsDetails, error: &TlsError) -> Progress {
 }
 
 /// The TLS details the hellos show.
-fn details(handshake: &Handshake) -> TlsDetails {
-    let hello = &handshake.client_hello;
+fn details(handshake: &Handshake<'_>, hello: &ClientHello) -> TlsDetails {
     let server = handshake.server_hello.seen();
     TlsDetails {
         version: version_name(server.map_or(hello.highest_version(), ServerHello::version)),

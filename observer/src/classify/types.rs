@@ -26,6 +26,7 @@ pub enum Protocol {
     Mysql,
     Redis,
     Smtp,
+    Imap,
     Tls,
     Unknown,
 }

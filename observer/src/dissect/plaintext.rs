@@ -61,6 +61,7 @@ pub fn detect(client: &[u8], server: &[u8]) -> Parse<Plain> {
         redis(client),
         mysql(client, server),
         smtp(client, server),
+        imap(client, server),
     ];
     let mut incomplete = false;
     for answer in answers {
@@ -314,6 +315,58 @@ fn smtp(client: &[u8], server: &[u8]) -> Parse<Plain> {
     let partial = client.get(..4.min(client.len())).unwrap_or_default().to_ascii_uppercase();
     if commands == 0 && !(b"EHLO".starts_with(&partial) || b"HELO".starts_with(&partial)) {
         return Parse::NotThis;
+    }
+    Parse::Incomplete
+}
+
+/// Most IMAP commands followed before STARTTLS (CAPABILITY, NOOP, ID).
+const MAX_IMAP_COMMANDS: usize = 4;
+
+/// A `* OK` (or `* PREAUTH`) greeting, then tagged commands: `STARTTLS` answered `<tag> OK`
+/// upgrades; a command other than CAPABILITY, NOOP or ID first (LOGIN, AUTHENTICATE, ...) means
+/// plaintext IMAP (RFC 9051 §6.2.1).
+fn imap(client: &[u8], server: &[u8]) -> Parse<Plain> {
+    let greeting = match (prefix(server, b"* OK"), prefix(server, b"* PREAUTH")) {
+        (Parse::Parsed(()), _) | (_, Parse::Parsed(())) => true,
+        (Parse::Incomplete, _) | (_, Parse::Incomplete) if !server.is_empty() => false,
+        _ => return Parse::NotThis,
+    };
+    if !greeting {
+        return Parse::Incomplete;
+    }
+    for (commands, (line, end)) in lines(client).enumerate() {
+        let mut words = line.splitn(3, |b| *b == b' ');
+        let (Some(tag), Some(command)) = (words.next(), words.next()) else {
+            return Parse::NotThis;
+        };
+        let command = command.to_ascii_uppercase();
+        if tag.is_empty() || !tag.iter().all(|b| b.is_ascii_graphic()) {
+            return Parse::NotThis;
+        }
+        match command.as_slice() {
+            b"STARTTLS" => {
+                // The tagged reply to STARTTLS ends the server's plaintext: commands are not
+                // pipelined before STARTTLS, so it is the tagged reply after one per command.
+                let mut reply = tag.to_vec();
+                reply.push(b' ');
+                let mut tagged = lines(server).filter(|(l, _)| !l.starts_with(b"*") && !l.starts_with(b"+"));
+                return match tagged.nth(commands) {
+                    Some((l, server_end))
+                        if l.starts_with(&reply) && l[reply.len()..].to_ascii_uppercase().starts_with(b"OK") =>
+                    {
+                        Parse::Parsed(Plain::Upgrade(Upgrade {
+                            protocol: Protocol::Imap,
+                            client_offset: end,
+                            server_offset: server_end,
+                        }))
+                    }
+                    Some(_) => Parse::Parsed(Plain::Protocol(Protocol::Imap)),
+                    None => Parse::Incomplete,
+                };
+            }
+            b"CAPABILITY" | b"NOOP" | b"ID" if commands < MAX_IMAP_COMMANDS => {}
+            _ => return Parse::Parsed(Plain::Protocol(Protocol::Imap)),
+        }
     }
     Parse::Incomplete
 }

@@ -46,9 +46,15 @@ pub fn read(path: &Path, mut frame: impl FnMut(Frame<'_>)) -> Result<FileEnd, Re
     let file = File::open(path).map_err(|source| ReplayError::Open { path: path.to_owned(), source })?;
     let mut reader = match pcap_parser::create_reader(BUFFER, BufReader::new(file)) {
         Ok(r) => r,
-        Err(PcapError::Eof) => return Err(ReplayError::Empty { path: path.to_owned() }),
-        Err(PcapError::ReadError) => return Err(ReplayError::Read { path: path.to_owned() }),
-        Err(_) => return Err(ReplayError::NotACapture { path: path.to_owned() }),
+        Err(PcapError::Eof) => {
+            return Err(ReplayError::Empty { path: path.to_owned() });
+        }
+        Err(PcapError::ReadError) => {
+            return Err(ReplayError::Read { path: path.to_owned() });
+        }
+        Err(_) => {
+            return Err(ReplayError::NotACapture { path: path.to_owned() });
+        }
     };
     let mut end = FileEnd::default();
     let mut legacy: Option<(i32, bool)> = None; // link type, nanosecond timestamps
@@ -120,8 +126,12 @@ pub fn read(path: &Path, mut frame: impl FnMut(Frame<'_>)) -> Result<FileEnd, Re
                 end.truncated = true;
                 break;
             }
-            Err(PcapError::ReadError) => return Err(ReplayError::Read { path: path.to_owned() }),
-            Err(_) => return Err(corrupt(path, reader.consumed(), "a block that does not parse")),
+            Err(PcapError::ReadError) => {
+                return Err(ReplayError::Read { path: path.to_owned() });
+            }
+            Err(_) => {
+                return Err(corrupt(path, reader.consumed(), "a block that does not parse"));
+            }
         }
     }
     Ok(end)

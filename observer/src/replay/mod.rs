@@ -44,6 +44,7 @@ pub enum ReplayError {
 /// What a replay read and skipped; reported on stderr at the end.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ReplayStats {
+    /// Files read to their end.
     pub files: u64,
     pub frames: u64,
     pub tcp_segments: u64,
@@ -130,11 +131,11 @@ impl Replay {
         connections.finish(&mut self.events);
         let now = self.now;
         self.deliver(now, &mut connections, record);
-        stats.files += 1;
         stats.tcp = add_tcp(stats.tcp, connections.stats);
         self.next_leg = connections.next_leg();
         match result {
             Ok(end) => {
+                stats.files += 1;
                 stats.truncated_files += u64::from(end.truncated);
                 stats.orphan_packets += end.orphan_packets;
                 self.stats = stats;

@@ -162,7 +162,9 @@ impl Connections {
                 },
             );
         }
-        let Some(conn) = self.table.get_mut(&key) else { return };
+        let Some(conn) = self.table.get_mut(&key) else {
+            return;
+        };
         if conn.closed {
             return;
         }

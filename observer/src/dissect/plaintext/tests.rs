@@ -94,3 +94,19 @@ fn unknown_bytes_are_not_any_protocol() {
     assert_eq!(protocol(b"SSH-2.0-OpenSSH_9.2\r\n", b""), Parse::NotThis);
     assert_eq!(protocol(&[0xde, 0xad, 0xbe, 0xef], b""), Parse::NotThis);
 }
+
+#[test]
+fn imap_starttls_finds_where_tls_begins_and_login_is_plaintext() {
+    let server = b"* OK [CAPABILITY IMAP4rev1 STARTTLS] ready\r\n\
+        * CAPABILITY IMAP4rev1 STARTTLS\r\n. OK done\r\n. OK Begin TLS\r\n\x16\x03\x03";
+    let client = b". CAPABILITY\r\n. STARTTLS\r\n\x16\x03\x01";
+    let Parse::Parsed(Plain::Upgrade(up)) = protocol(client, server) else {
+        panic!("expected an upgrade");
+    };
+    assert_eq!(up.protocol, Protocol::Imap);
+    assert_eq!(&client[up.client_offset..], b"\x16\x03\x01");
+    // The first tagged `. OK` answers CAPABILITY, not STARTTLS: only the reply after it counts.
+    assert_eq!(&server[up.server_offset..], b"\x16\x03\x03");
+    assert_eq!(protocol(b". CAPABILITY\r\n", b"* OK ready\r\n"), Parse::Incomplete);
+    assert_eq!(protocol(b"a1 LOGIN user pass\r\n", b"* OK ready\r\n"), Parse::Parsed(Plain::Protocol(Protocol::Imap)));
+}

@@ -1,19 +1,62 @@
 //! The client certificate of a TLS 1.2 handshake (sent in cleartext): whether the chain is empty,
 //! and the subject and SPIFFE ID of the leaf when its bytes are all there.
 
-use x509_parser::{extensions::GeneralName, parse_x509_certificate};
+use x509_parser::{
+    certificate::X509CertificateParser,
+    extensions::{GeneralName, SubjectAlternativeName},
+    nom::Parser as _,
+    oid_registry::OID_X509_EXT_SUBJECT_ALT_NAME,
+    prelude::FromDer,
+};
 
 /// What a TLS 1.2 client Certificate message shows.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ClientCertificate {
     /// Declared length of the certificate_list (0: no certificate).
     pub chain_len: usize,
+    /// The leaf certificate's DER, when all of it is present (parsed only for a final answer:
+    /// see [`ClientCertificate::identity`]).
+    pub leaf: Option<Vec<u8>>,
+}
+
+/// Who a client certificate names.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Identity {
     /// Subject of the leaf certificate (RFC 4514 form).
     pub subject: Option<String>,
     /// The first `spiffe://` URI SAN of the leaf.
     pub spiffe_id: Option<String>,
+}
+
+impl ClientCertificate {
     /// The leaf's bytes were all there (else more bytes could still name its subject).
-    pub leaf_whole: bool,
+    pub fn leaf_whole(&self) -> bool {
+        self.leaf.is_some()
+    }
+
+    /// The subject and SPIFFE ID of the leaf; empty if it is cut short or does not parse.
+    pub fn identity(&self) -> Identity {
+        let mut identity = Identity::default();
+        // Extensions are not parsed deeply: only the SAN is needed, and parsing every
+        // extension would cost more than the rest of the handshake together.
+        let mut parser = X509CertificateParser::new().with_deep_parse_extensions(false);
+        if let Some(der) = &self.leaf
+            && let Ok((_, x509)) = parser.parse(der)
+        {
+            identity.subject = Some(x509.subject().to_string());
+            let san = x509
+                .iter_extensions()
+                .find(|e| e.oid == OID_X509_EXT_SUBJECT_ALT_NAME)
+                .and_then(|e| SubjectAlternativeName::from_der(e.value).ok());
+            if let Some((_, san)) = san {
+                identity.spiffe_id = san.general_names.iter().find_map(|name| match name {
+                    GeneralName::URI(uri) if uri.starts_with("spiffe://") => Some((*uri).to_owned()),
+                    _ => None,
+                });
+            }
+        }
+        identity
+    }
 }
 
 /// Read a Certificate message body (possibly cut short): `None` if its first three bytes (the
@@ -23,25 +66,15 @@ pub fn read(body: &[u8]) -> Option<ClientCertificate> {
         return None;
     };
     let chain_len = usize::from(*l0) << 16 | usize::from(*l1) << 8 | usize::from(*l2);
-    let mut cert = ClientCertificate { chain_len, ..Default::default() };
-    // The leaf: a 3-byte length and its DER, only when entirely present.
-    if let [c0, c1, c2, der @ ..] = rest {
-        let len = usize::from(*c0) << 16 | usize::from(*c1) << 8 | usize::from(*c2);
-        let leaf = der.get(..len);
-        cert.leaf_whole = leaf.is_some();
-        if let Some(der) = leaf
-            && let Ok((_, x509)) = parse_x509_certificate(der)
-        {
-            cert.subject = Some(x509.subject().to_string());
-            if let Ok(Some(san)) = x509.subject_alternative_name() {
-                cert.spiffe_id = san.value.general_names.iter().find_map(|name| match name {
-                    GeneralName::URI(uri) if uri.starts_with("spiffe://") => Some((*uri).to_owned()),
-                    _ => None,
-                });
-            }
+    // The leaf: a 3-byte length and its DER.
+    let leaf = match rest {
+        [c0, c1, c2, der @ ..] => {
+            let len = usize::from(*c0) << 16 | usize::from(*c1) << 8 | usize::from(*c2);
+            der.get(..len).map(<[u8]>::to_vec)
         }
-    }
-    Some(cert)
+        _ => None,
+    };
+    Some(ClientCertificate { chain_len, leaf })
 }
 
 #[cfg(test)]
@@ -51,10 +84,10 @@ mod tests {
     #[test]
     fn an_empty_list_and_a_cut_list_are_read_from_the_length() {
         assert_eq!(read(&[0, 0, 0]).map(|c| c.chain_len), Some(0));
-        assert!(!read(&[0, 0, 9, 0, 0, 6, 1]).expect("length present").leaf_whole);
+        assert!(!read(&[0, 0, 9, 0, 0, 6, 1]).expect("length present").leaf_whole());
         let cut = read(&[0, 4, 0, 0, 3, 0xff, 0x30]).expect("length present");
         assert_eq!(cut.chain_len, 1024);
-        assert_eq!(cut.subject, None);
+        assert_eq!(cut.identity(), Identity::default());
         assert_eq!(read(&[0, 4]), None);
     }
 }

@@ -1,16 +1,21 @@
 //! JA4 TLS client fingerprint (FoxIO JA4 specification, TCP variant):
 //! `t<version><d|i><ciphers><extensions><alpn>_<sha256(ciphers)[..12]>_<sha256(exts_sigalgs)[..12]>`.
 
-use std::fmt::Write as _;
-
 use sha2::{Digest, Sha256};
 
 use super::{client_hello::ClientHello, client_hello::ext, is_grease};
 
-/// The JA4 fingerprint of a ClientHello.
+/// Most list entries hashed: JA4 counts stop at 99; the ClientHello lists are capped anyway.
+const MAX_ENTRIES: usize = 128;
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// The JA4 fingerprint of a ClientHello. Computed once per leg, when the classification is
+/// final; written without `fmt` so it stays within the per-handshake budget.
 pub fn ja4(hello: &ClientHello) -> String {
-    let ciphers: Vec<u16> = hello.ciphers.iter().copied().filter(|c| !is_grease(*c)).collect();
-    let extensions: Vec<u16> = hello.extensions.iter().copied().filter(|e| !is_grease(*e)).collect();
+    let mut ciphers = [0u16; MAX_ENTRIES];
+    let n_ciphers = fill(&mut ciphers, hello.ciphers.iter().copied().filter(|c| !is_grease(*c)));
+    let n_extensions = hello.extensions.iter().filter(|e| !is_grease(**e)).count();
     let version = match hello.highest_version() {
         0x0304 => "13",
         0x0303 => "12",
@@ -20,65 +25,96 @@ pub fn ja4(hello: &ClientHello) -> String {
         0x0002 => "s2",
         _ => "00",
     };
-    let sni = if hello.sni.is_some() { 'd' } else { 'i' };
-    let alpn = alpn_chars(hello.alpn.first().map(String::as_bytes));
-    let mut out = format!("t{version}{sni}{:02}{:02}{alpn}_", ciphers.len().min(99), extensions.len().min(99));
-
-    let mut sorted = ciphers;
-    sorted.sort_unstable();
-    out.push_str(&truncated_hash(&hex_list(&sorted)));
+    let mut out = String::with_capacity(36);
+    out.push('t');
+    out.push_str(version);
+    out.push(if hello.sni.is_some() { 'd' } else { 'i' });
+    push_count(&mut out, n_ciphers);
+    push_count(&mut out, n_extensions);
+    push_alpn(&mut out, hello.alpn.first().map(String::as_bytes));
     out.push('_');
 
-    let mut sorted: Vec<u16> = extensions.into_iter().filter(|e| *e != ext::SERVER_NAME && *e != ext::ALPN).collect();
-    sorted.sort_unstable();
-    let mut text = hex_list(&sorted);
-    if !hello.signature_algorithms.is_empty() {
-        text.push('_');
-        text.push_str(&hex_list(&hello.signature_algorithms));
+    let ciphers = &mut ciphers[..n_ciphers];
+    ciphers.sort_unstable();
+    let mut text = Vec::with_capacity(5 * (MAX_ENTRIES + hello.signature_algorithms.len()));
+    hex_list(&mut text, ciphers);
+    push_hash(&mut out, &text);
+    out.push('_');
+
+    let mut extensions = [0u16; MAX_ENTRIES];
+    let n = fill(
+        &mut extensions,
+        hello.extensions.iter().copied().filter(|e| !is_grease(*e) && *e != ext::SERVER_NAME && *e != ext::ALPN),
+    );
+    let extensions = &mut extensions[..n];
+    extensions.sort_unstable();
+    text.clear();
+    if !extensions.is_empty() {
+        hex_list(&mut text, extensions);
+        if !hello.signature_algorithms.is_empty() {
+            text.push(b'_');
+            hex_list(&mut text, &hello.signature_algorithms);
+        }
     }
-    out.push_str(&truncated_hash(if sorted.is_empty() { "" } else { &text }));
+    push_hash(&mut out, &text);
     out
+}
+
+fn fill(into: &mut [u16], values: impl Iterator<Item = u16>) -> usize {
+    let mut n = 0;
+    for (slot, value) in into.iter_mut().zip(values) {
+        *slot = value;
+        n += 1;
+    }
+    n
+}
+
+/// Two decimal digits, capped at 99.
+fn push_count(out: &mut String, n: usize) {
+    let n = n.min(99) as u8;
+    out.push(char::from(b'0' + n / 10));
+    out.push(char::from(b'0' + n % 10));
 }
 
 /// First and last character of the first ALPN value; its hex digits when either is not
 /// alphanumeric; `00` without ALPN.
-fn alpn_chars(first: Option<&[u8]>) -> String {
+fn push_alpn(out: &mut String, first: Option<&[u8]>) {
     match first {
-        None | Some([]) => "00".to_owned(),
-        Some(value) => {
-            let (a, z) = (value[0], value[value.len() - 1]);
-            if a.is_ascii_alphanumeric() && z.is_ascii_alphanumeric() {
-                format!("{}{}", a as char, z as char)
-            } else {
-                let hex = format!("{a:02x}{z:02x}");
-                format!("{}{}", &hex[..1], &hex[3..])
-            }
+        Some([a, .., z]) | Some([a @ z]) if a.is_ascii_alphanumeric() && z.is_ascii_alphanumeric() => {
+            out.push(char::from(*a));
+            out.push(char::from(*z));
         }
+        Some([a, .., z]) | Some([a @ z]) => {
+            out.push(char::from(HEX[usize::from(a >> 4)]));
+            out.push(char::from(HEX[usize::from(z & 0x0f)]));
+        }
+        None | Some([]) => out.push_str("00"),
     }
 }
 
-fn hex_list(values: &[u16]) -> String {
-    let mut text = String::with_capacity(values.len() * 5);
+/// `aaaa,bbbb,...` in lowercase hex.
+fn hex_list(text: &mut Vec<u8>, values: &[u16]) {
     for (i, v) in values.iter().enumerate() {
         if i > 0 {
-            text.push(',');
+            text.push(b',');
         }
-        let _ = write!(text, "{v:04x}");
+        for shift in [12, 8, 4, 0] {
+            text.push(HEX[usize::from(v >> shift & 0xf)]);
+        }
     }
-    text
 }
 
 /// The first 12 hex digits of SHA-256, or twelve zeros for an empty list.
-fn truncated_hash(text: &str) -> String {
+fn push_hash(out: &mut String, text: &[u8]) {
     if text.is_empty() {
-        return "000000000000".to_owned();
+        out.push_str("000000000000");
+        return;
     }
-    let digest = Sha256::digest(text.as_bytes());
-    let mut hex = String::with_capacity(12);
+    let digest = Sha256::digest(text);
     for byte in &digest[..6] {
-        let _ = write!(hex, "{byte:02x}");
+        out.push(char::from(HEX[usize::from(byte >> 4)]));
+        out.push(char::from(HEX[usize::from(byte & 0xf)]));
     }
-    hex
 }
 
 #[cfg(test)]
@@ -109,8 +145,15 @@ mod tests {
 
     #[test]
     fn non_alphanumeric_alpn_uses_hex_and_no_alpn_is_00() {
-        assert_eq!(alpn_chars(None), "00");
-        assert_eq!(alpn_chars(Some(b"istio-peer-exchange")), "ie");
-        assert_eq!(alpn_chars(Some(&[0xab, 0x01])), "a1");
+        let alpn = |first: Option<&[u8]>| {
+            let mut out = String::new();
+            push_alpn(&mut out, first);
+            out
+        };
+        assert_eq!(alpn(None), "00");
+        assert_eq!(alpn(Some(b"istio-peer-exchange")), "ie");
+        assert_eq!(alpn(Some(b"h2")), "h2");
+        assert_eq!(alpn(Some(&[0xab, 0x01])), "a1");
+        assert_eq!(alpn(Some(&[0xab])), "ab");
     }
 }

@@ -11,6 +11,8 @@ pub mod records;
 pub mod server_hello;
 pub mod sslv2;
 
+use std::borrow::Cow;
+
 use client_auth::{ClientAuth, FlightSizes, infer_tls13};
 use client_hello::ClientHello;
 use handshake::{Message, kind};
@@ -74,11 +76,31 @@ impl<T> Stage<T> {
     }
 }
 
+/// The first ClientHello, framed but not yet parsed: parsing it is most of the cost of a
+/// classification, and only the final answer needs its contents.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HelloBytes<'a> {
+    /// The whole handshake message, header included.
+    Message(Cow<'a, [u8]>),
+    /// An SSLv2-compatible hello (parsed already: it is small and has no extensions).
+    Sslv2(ClientHello),
+}
+
+impl HelloBytes<'_> {
+    /// Parse the ClientHello.
+    pub fn parse(&self) -> Result<ClientHello, TlsError> {
+        match self {
+            HelloBytes::Message(bytes) => ClientHello::parse(&Message { kind: kind::CLIENT_HELLO, bytes }),
+            HelloBytes::Sslv2(hello) => Ok(hello.clone()),
+        }
+    }
+}
+
 /// What the handshake bytes show.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Handshake {
+pub struct Handshake<'a> {
     /// The first ClientHello (the one a fingerprint describes).
-    pub client_hello: ClientHello,
+    pub client_hello: HelloBytes<'a>,
     /// The ServerHello that settled the handshake (after a HelloRetryRequest, the second).
     pub server_hello: Stage<ServerHello>,
     /// The server sent a HelloRetryRequest.
@@ -104,7 +126,7 @@ pub fn looks_like_client(bytes: &[u8]) -> bool {
 ///
 /// `NotThis` if the client bytes do not start a TLS handshake, `Incomplete` until the first
 /// ClientHello is whole, an error if it is broken; otherwise what both directions show so far.
-pub fn dissect(client: &[u8], server: &[u8]) -> Result<Parse<Handshake>, TlsError> {
+pub fn dissect<'a>(client: &'a [u8], server: &[u8]) -> Result<Parse<Handshake<'a>>, TlsError> {
     if !looks_like_client(client) {
         return Ok(if client.is_empty() { Parse::Incomplete } else { Parse::NotThis });
     }
@@ -113,7 +135,7 @@ pub fn dissect(client: &[u8], server: &[u8]) -> Result<Parse<Handshake>, TlsErro
         let Some((hello, len)) = sslv2::parse(client)? else {
             return Ok(Parse::Incomplete);
         };
-        (hello, records::scan(&client[len..]), true)
+        (HelloBytes::Sslv2(hello), records::scan(&client[len..]), true)
     } else {
         let scanned = records::scan(client);
         let (joined, _) = handshake::join(&scanned.records, 0);
@@ -127,7 +149,14 @@ pub fn dissect(client: &[u8], server: &[u8]) -> Result<Parse<Handshake>, TlsErro
         if first.kind != kind::CLIENT_HELLO {
             return Err(TlsError::UnexpectedMessage { expected: "ClientHello", found: first.kind });
         }
-        (ClientHello::parse(first)?, scanned, false)
+        let bytes = match &joined {
+            Cow::Borrowed(all) => {
+                let all: &'a [u8] = all;
+                Cow::Borrowed(&all[..first.bytes.len()])
+            }
+            Cow::Owned(_) => Cow::Owned(first.bytes.to_vec()),
+        };
+        (HelloBytes::Message(bytes), scanned, false)
     };
 
     let server = read_server(server);
@@ -264,15 +293,25 @@ fn client_flight_tls12(records: &[Record<'_>], skip: usize) -> Stage<ClientAuth>
 
 /// TLS 1.3: the encrypted records after the last cleartext ClientHello.
 fn client_flight_tls13(records: &[Record<'_>], hello_retry: bool, cipher: u16) -> Stage<ClientAuth> {
-    let (_, mut at) = handshake::join(records, 0);
+    let (joined, mut at) = handshake::join(records, 0);
     if hello_retry {
-        // The second ClientHello, after an optional ChangeCipherSpec; it must be whole.
-        at = skip_ccs(records, at);
-        let (joined, next) = handshake::join(records, at);
-        match handshake::split(&joined) {
-            Ok(m) if !m.whole.is_empty() && m.partial.is_none() => at = next,
-            Ok(_) => return Stage::Pending,
+        // The second ClientHello: in the same run of records as the first (no compatibility
+        // ChangeCipherSpec), or after the ChangeCipherSpec. It must be whole.
+        let first_run = match handshake::split(&joined) {
+            Ok(m) => m,
             Err(e) => return Stage::Broken(e),
+        };
+        if first_run.partial.is_some() {
+            return Stage::Pending;
+        }
+        if first_run.whole.len() < 2 {
+            at = skip_ccs(records, at);
+            let (joined, next) = handshake::join(records, at);
+            match handshake::split(&joined) {
+                Ok(m) if !m.whole.is_empty() && m.partial.is_none() => at = next,
+                Ok(_) => return Stage::Pending,
+                Err(e) => return Stage::Broken(e),
+            }
         }
     }
     at = skip_ccs(records, at);

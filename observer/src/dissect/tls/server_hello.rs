@@ -28,8 +28,6 @@ pub struct ServerHello {
     pub hello_retry: bool,
     /// The key share group chosen (or asked for, in a HelloRetryRequest).
     pub key_share_group: Option<u16>,
-    /// The session id echoed back (TLS 1.2 resumption by id echoes the client's).
-    pub session_id: Vec<u8>,
 }
 
 impl ServerHello {
@@ -49,7 +47,6 @@ impl ServerHello {
             legacy_version: sh.version.0,
             cipher: sh.cipher.0,
             hello_retry: sh.random == HELLO_RETRY_RANDOM,
-            session_id: sh.session_id.unwrap_or_default().to_vec(),
             ..Default::default()
         };
         let Some(ext_bytes) = sh.ext else {
