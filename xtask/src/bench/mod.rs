@@ -4,7 +4,7 @@
 //!   sampling path (short connections) and the after-budget path (one long stream), repeated;
 //! - loss: loopback connection rates stepped up, with the observer's lost counters read before and after;
 //! - memory: the observer's RSS idle and at its peak;
-//! - userspace: the criterion benches of the observer crate.
+//! - userspace: replay against tshark on one generated capture; the criterion benches.
 
 mod load;
 mod observer;
@@ -81,6 +81,15 @@ pub fn run(criterion: bool) -> Result<()> {
 
     println!("\n## Tracker memory against legs held (userspace, no kernel)\n");
     cmd::cargo(&["run", "--release", "-q", "-p", "observer", "--example", "tracker_memory"])?;
+
+    println!("\n## observer replay against tshark -r FILE -Y tls.handshake (same capture, one run)\n");
+    // The release binary is already built (with its eBPF object): the script must not rebuild it.
+    cmd::status(
+        Command::new("bash")
+            .arg(cmd::workspace().join("scripts/bench-replay.sh"))
+            .args(["5000", "5"])
+            .env("OBSERVER", cmd::observer_bin()),
+    )?;
 
     if criterion {
         println!("\n## Userspace benches (criterion)\n");
