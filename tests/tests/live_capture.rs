@@ -172,7 +172,6 @@ fn every_leg_is_reported_once_with_its_ends_processes_and_side() {
 }
 
 #[test]
-#[ignore = "needs the dissector (issue 3)"]
 fn tls_details_come_from_the_real_client_hello() {
     let _serial = serial();
     if !require_root() {
@@ -251,7 +250,6 @@ fn a_client_hello_spanning_several_segments_is_reported_once() {
 }
 
 #[test]
-#[ignore = "needs the dissector (issue 3)"]
 fn a_client_hello_spanning_several_segments_is_captured_whole() {
     let _serial = serial();
     if require_root() {

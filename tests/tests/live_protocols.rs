@@ -44,7 +44,6 @@ fn conn(
 }
 
 #[test]
-#[ignore = "needs the dissector (issue 3)"]
 fn resumption_and_http2_prior_knowledge_are_recognised() {
     let _serial = serial();
     if !require_root() {
@@ -138,7 +137,6 @@ time.sleep(1)
 "#;
 
 #[test]
-#[ignore = "needs the dissector (issue 3)"]
 fn a_client_hello_dribbled_in_small_writes_is_reassembled() {
     let _serial = serial();
     if !require_root() {

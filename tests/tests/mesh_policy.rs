@@ -132,7 +132,6 @@ fn legs_and_verdicts_follow_the_peer_authentications() {
 }
 
 #[test]
-#[ignore = "needs the dissector (issue 3): the sidecar leg is mTLS by its Istio ALPN"]
 fn the_healthy_mesh_path_has_no_deviation() {
     let _serial = serial();
     if require_root() {
