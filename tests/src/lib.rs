@@ -49,6 +49,7 @@ pub mod netns;
 pub mod observer;
 pub mod peers;
 pub mod pki;
+pub mod postgres;
 pub mod process;
 pub mod records;
 pub mod tcpdump;
