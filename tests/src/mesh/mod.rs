@@ -2,6 +2,9 @@
 //! sidecar (uid 1337, Istio's iptables capture, 127.0.0.6 on lo, mTLS with ALPN
 //! `istio-peer-exchange,istio`, SPIFFE certificates, Istio SNI), a plaintext app behind each,
 //! legacy pods without sidecar, and the matching Kubernetes/Istio manifests for `--policy`.
+//!
+//! Capture is IPv4 only, see [`pod_ip`]; pods still have IPv6 addresses, and IPv6 traffic goes
+//! past the sidecars (a realistic sidecar bypass).
 
 pub mod manifests;
 pub mod sidecar;
