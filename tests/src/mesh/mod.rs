@@ -303,7 +303,7 @@ pub fn ensure_proxy_user() -> anyhow::Result<()> {
 
 /// The pod's IPv4 address. The mesh is IPv4 only: HAProxy 2.6 reads the original destination
 /// (SO_ORIGINAL_DST) of AF_INET sockets only, so behind an ip6tables REDIRECT it would see its
-/// own [::1]:15001 and connect to itself in a loop (tried: thousands of connections a second).
+/// own `[::1]:15001` and connect to itself in a loop (tried: thousands of connections a second).
 pub fn pod_ip(mesh: &Mesh, pod: &str) -> Ipv4Addr {
     mesh.pod(pod).ipv4()
 }
