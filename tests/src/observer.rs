@@ -136,6 +136,26 @@ impl ObserverProcess {
         }
     }
 
+    /// The BPF programs, links and maps this observer process holds, read from
+    /// `/proc/<pid>/fdinfo` (exact even when other observers run at the same time).
+    pub fn bpf_objects(&self) -> anyhow::Result<BpfObjects> {
+        let dir = format!("/proc/{}/fdinfo", self.pid());
+        let mut objects = BpfObjects::default();
+        for entry in std::fs::read_dir(&dir).with_context(|| format!("cannot read {dir}"))?.flatten() {
+            let Ok(info) = std::fs::read_to_string(entry.path()) else { continue };
+            let field =
+                |key: &str| info.lines().find_map(|l| l.strip_prefix(key)).and_then(|v| v.trim().parse::<u64>().ok());
+            if let Some(link) = field("link_id:") {
+                objects.links.push(link);
+            } else if let Some(prog) = field("prog_id:") {
+                objects.progs.push(prog);
+            } else if let Some(map) = field("map_id:") {
+                objects.maps.push(map);
+            }
+        }
+        Ok(objects)
+    }
+
     fn wait_attached(&mut self) -> anyhow::Result<()> {
         let deadline = Instant::now() + ATTACH_TIMEOUT;
         loop {
@@ -237,6 +257,35 @@ impl Drop for ObserverProcess {
             signal(self.pid(), libc::SIGKILL);
             let _ = self.process.wait();
         }
+    }
+}
+
+/// Kernel BPF objects by id.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BpfObjects {
+    pub progs: Vec<u64>,
+    pub links: Vec<u64>,
+    pub maps: Vec<u64>,
+}
+
+impl BpfObjects {
+    /// Which of these objects the kernel still has (`bpftool -j prog|link|map list`), as
+    /// `prog 12 observer_sock_o`, `link 7`, `map 40`.
+    pub fn still_loaded(&self) -> anyhow::Result<Vec<String>> {
+        let mut found = Vec::new();
+        for (kind, ids) in [("prog", &self.progs), ("link", &self.links), ("map", &self.maps)] {
+            let out = cmd::run("bpftool", ["-j", kind, "list"])?;
+            let list: Value = serde_json::from_slice(&out.stdout)
+                .with_context(|| format!("`bpftool -j {kind} list` printed no JSON"))?;
+            for item in list.as_array().into_iter().flatten() {
+                let id = item.get("id").and_then(Value::as_u64).unwrap_or(0);
+                if ids.contains(&id) {
+                    let name = item.get("name").and_then(Value::as_str).unwrap_or("");
+                    found.push(format!("{kind} {id} {name}").trim_end().to_owned());
+                }
+            }
+        }
+        Ok(found)
     }
 }
 
