@@ -51,6 +51,7 @@
 //! # drop(server); Ok(()) }
 //! ```
 
+pub mod cgroup;
 pub mod cmd;
 pub mod expect;
 pub mod mesh;
