@@ -5,6 +5,7 @@
 pub mod capture;
 pub mod classify;
 pub mod cli;
+pub mod cluster;
 pub mod dissect;
 pub mod export;
 pub mod flows;

@@ -26,6 +26,7 @@ const APT_PACKAGES: &[&str] = &[
     "postgresql",
     "tcpdump",
     "tshark",
+    "prometheus",
 ];
 
 const BPF_LINKER_VERSION: &str = "0.13.0";

@@ -56,6 +56,8 @@ pub struct Args {
     pub metrics_addr: Option<std::net::SocketAddr>,
     #[command(flatten)]
     pub policy: super::policy::PolicyArgs,
+    #[command(flatten)]
+    pub kube: super::policy::KubeArgs,
     /// Most legs held at once; more are counted as lost.
     #[arg(long, value_name = "N", default_value_t = 100_000)]
     pub max_legs: usize,
@@ -63,7 +65,7 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     // Configuration is validated before anything privileged happens.
-    let policy = args.policy.load()?;
+    let policy = args.kube.load(&args.policy)?;
     let cgroup = capture::preflight(EBPF_OBJECT, args.cgroup.as_deref())?;
     let (capture, ring) = LiveCapture::attach(EBPF_OBJECT, &cgroup)
         .with_context(|| format!("attaching the eBPF programs at {}", cgroup.display()))?;
@@ -215,8 +217,12 @@ impl<W: Write> Session<W> {
     }
 
     fn refresh_metrics(&self) {
-        let snapshot =
-            Snapshot { lost: self.lost(), tracked: self.tracker.len() as u64, programs: self.capture.program_runs() };
+        let snapshot = Snapshot {
+            lost: self.lost(),
+            tracked: self.tracker.len() as u64,
+            programs: self.capture.program_runs(),
+            watch_errors: crate::cluster::watch_error_counts(),
+        };
         let text = self.metrics.render(&snapshot);
         if let Ok(mut exposition) = self.exposition.lock() {
             *exposition = text;

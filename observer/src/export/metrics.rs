@@ -41,6 +41,8 @@ pub struct Snapshot {
     pub tracked: u64,
     /// `observer_ebpf_run_seconds_total` and run counts by program.
     pub programs: Vec<ProgramRun>,
+    /// `observer_kubernetes_watch_errors_total` by resource (all zero without the API source).
+    pub watch_errors: Vec<(&'static str, u64)>,
 }
 
 /// Run statistics of one eBPF program (non-zero only while kernel.bpf_stats_enabled is 1).
@@ -140,6 +142,22 @@ impl Metrics {
                 run.run_count as f64,
             );
         }
+        header(
+            &mut out,
+            "observer_kubernetes_watch_errors_total",
+            "counter",
+            "Failed lists and watches of the Kubernetes API, by resource (retried with backoff).",
+        );
+        for (resource, count) in &snapshot.watch_errors {
+            let resource = (*resource).to_owned();
+            series(
+                &mut out,
+                "observer_kubernetes_watch_errors_total",
+                &["resource"],
+                std::slice::from_ref(&resource),
+                *count as f64,
+            );
+        }
         out
     }
 }
@@ -203,6 +221,7 @@ mod tests {
             lost: vec![("sample_reserve".to_owned(), 3)],
             tracked: 5,
             programs: vec![ProgramRun { program: "observer_skb_egress".to_owned(), run_time_ns: 1_500, run_count: 10 }],
+            watch_errors: vec![("pods", 2)],
         };
         let text = metrics.render(&snapshot);
         assert!(text.contains(
@@ -211,6 +230,7 @@ mod tests {
         assert!(text.contains("observer_capture_lost_total{stage=\"sample_reserve\"} 3\n"));
         assert!(text.contains("observer_connections_tracked 5\n"));
         assert!(text.contains("observer_ebpf_run_seconds_total{program=\"observer_skb_egress\"} 0.0000015\n"));
+        assert!(text.contains("observer_kubernetes_watch_errors_total{resource=\"pods\"} 2\n"));
         assert!(!text.contains("10.0.0.1"), "no addresses in labels");
     }
 

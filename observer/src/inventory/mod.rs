@@ -55,6 +55,11 @@ impl Inventory {
         &self.namespaces
     }
 
+    /// The objects, without the index (to merge inventories built apart).
+    pub fn into_parts(self) -> (Vec<Pod>, Vec<Service>, Vec<Namespace>) {
+        (self.pods, self.services, self.namespaces)
+    }
+
     pub fn is_empty(&self) -> bool {
         self.pods.is_empty() && self.services.is_empty()
     }

@@ -77,6 +77,17 @@ pub fn load_str(name: &Path, text: &str) -> Result<Snapshot, LoadErrors> {
     loader.finish()
 }
 
+/// Loads manifests from named texts, as if each were a file of that name: the Kubernetes API
+/// source renders every object it watches to one text named after the object, so objects from
+/// the API pass the same validation as files and errors name the object.
+pub fn load_texts<'a>(texts: impl IntoIterator<Item = (&'a Path, &'a str)>) -> Result<Snapshot, LoadErrors> {
+    let mut loader = Loader::default();
+    for (name, text) in texts {
+        loader.add_text(name, text);
+    }
+    loader.finish()
+}
+
 #[derive(Default)]
 struct Loader {
     errors: Vec<LoadError>,

@@ -40,7 +40,7 @@ pub use gateway::{
     Gateway, GatewayServer, GatewayTlsMode, InvalidGateway, InvalidVirtualService, Route, RouteKind, VirtualService,
     host_matches, hosts_overlap,
 };
-pub use load::{MAX_FILE_BYTES, Snapshot, load_paths, load_str, manifest_files};
+pub use load::{MAX_FILE_BYTES, Snapshot, load_paths, load_str, load_texts, manifest_files};
 pub use mesh::{InvalidMeshSettings, MeshSettings};
 pub use peer_authentication::{EffectiveMtls, InvalidPeerAuthentication, MtlsMode, PeerAuthentication};
 pub use reload::{ConfigSource, FileSource, PolicyStore, ReloadOutcome};

@@ -1,0 +1,172 @@
+//! deploy/ stays true to the code: every manifest parses, the RBAC grants exactly what the
+//! Kubernetes source watches, the DaemonSet holds only the capabilities it needs and passes the
+//! flags `observer run` has, and the alert rules use metrics the observer exports.
+
+use std::{collections::BTreeSet, path::PathBuf};
+
+use observer::{
+    cluster::{MESH_CONFIG_MAP, Resource},
+    export::metrics::{Metrics, Snapshot},
+};
+use serde_json::Value;
+
+fn deploy_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../deploy")
+}
+
+/// Every document of a YAML file.
+fn documents(relative: &str) -> Vec<Value> {
+    let path = deploy_dir().join(relative);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let docs: Vec<Value> =
+        serde_saphyr::from_multiple(&text).unwrap_or_else(|e| panic!("{} does not parse: {e}", path.display()));
+    docs.into_iter().filter(|d| !d.is_null()).collect()
+}
+
+fn manifests() -> Vec<Value> {
+    ["kubernetes/namespace.yaml", "kubernetes/rbac.yaml", "kubernetes/daemonset.yaml"]
+        .into_iter()
+        .flat_map(documents)
+        .collect()
+}
+
+fn object<'a>(docs: &'a [Value], kind: &str, name: &str) -> &'a Value {
+    docs.iter()
+        .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
+        .unwrap_or_else(|| panic!("no {kind} {name} in deploy/kubernetes"))
+}
+
+fn strings(value: &Value) -> Vec<&str> {
+    value.as_array().map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default()
+}
+
+#[test]
+fn every_file_in_deploy_parses_and_every_manifest_names_its_kind() {
+    let mut yaml_files = 0;
+    for dir in ["kubernetes", "prometheus"] {
+        for entry in std::fs::read_dir(deploy_dir().join(dir)).expect("deploy dir") {
+            let path = entry.expect("entry").path();
+            if path.extension().is_some_and(|e| e == "yaml") {
+                yaml_files += 1;
+                let relative = path.strip_prefix(deploy_dir()).expect("under deploy").to_string_lossy().into_owned();
+                let docs = documents(&relative);
+                assert!(!docs.is_empty(), "{relative} is empty");
+                if dir == "kubernetes" {
+                    for doc in docs {
+                        assert!(doc["apiVersion"].is_string() && doc["kind"].is_string(), "{relative}: {doc}");
+                    }
+                }
+            }
+        }
+    }
+    assert_eq!(yaml_files, 4);
+}
+
+#[test]
+fn rbac_grants_read_access_to_exactly_the_watched_resources() {
+    let docs = manifests();
+    let mut granted = BTreeSet::new();
+    let role = object(&docs, "ClusterRole", "observer");
+    for rule in role["rules"].as_array().expect("rules") {
+        assert_eq!(strings(&rule["verbs"]), ["get", "list", "watch"], "read-only: {rule}");
+        for group in strings(&rule["apiGroups"]) {
+            for resource in strings(&rule["resources"]) {
+                granted.insert((group.to_owned(), resource.to_owned()));
+                if resource == "configmaps" {
+                    assert_eq!(strings(&rule["resourceNames"]), [MESH_CONFIG_MAP], "only the istio ConfigMap");
+                } else {
+                    assert!(rule["resourceNames"].is_null(), "{rule}");
+                }
+            }
+        }
+    }
+    let watched: BTreeSet<(String, String)> = Resource::ALL
+        .iter()
+        .map(|r| {
+            let (group, _, _, plural) = r.gvk();
+            (group.to_owned(), plural.to_owned())
+        })
+        .collect();
+    assert_eq!(granted, watched);
+
+    let binding = object(&docs, "ClusterRoleBinding", "observer");
+    assert_eq!(binding["roleRef"]["name"], "observer");
+    assert_eq!(binding["subjects"][0]["name"], "observer");
+    assert_eq!(binding["subjects"][0]["namespace"], "observer-system");
+    assert_eq!(docs.iter().filter(|d| d["kind"] == "Role" || d["kind"] == "RoleBinding").count(), 0);
+}
+
+#[test]
+fn the_daemonset_runs_unprivileged_with_the_capabilities_it_needs() {
+    let docs = manifests();
+    let daemonset = object(&docs, "DaemonSet", "observer");
+    let pod = &daemonset["spec"]["template"]["spec"];
+    assert_eq!(pod["serviceAccountName"], "observer");
+    assert_eq!(pod["hostPID"], true);
+    assert!(pod["hostNetwork"].is_null(), "the cgroup root covers every network namespace");
+    assert_eq!(pod["tolerations"][0]["operator"], "Exists", "every node");
+
+    let container = &pod["containers"][0];
+    let security = &container["securityContext"];
+    assert_eq!(security["privileged"], false);
+    assert_eq!(security["allowPrivilegeEscalation"], false);
+    assert_eq!(security["readOnlyRootFilesystem"], true);
+    assert_eq!(strings(&security["capabilities"]["drop"]), ["ALL"]);
+    assert_eq!(strings(&security["capabilities"]["add"]), ["BPF", "PERFMON", "NET_ADMIN"]);
+
+    let args = strings(&container["args"]);
+    let flag = |name: &str| args.iter().position(|a| *a == name).map(|i| args[i + 1]);
+    assert_eq!(args[0], "run");
+    assert!(args.contains(&"--kubernetes"));
+    assert_eq!(flag("--metrics-addr"), Some("0.0.0.0:9464"));
+    let cgroup = flag("--cgroup").expect("--cgroup");
+    let mounts = container["volumeMounts"].as_array().expect("mounts");
+    let mount = |path: &str| mounts.iter().find(|m| m["mountPath"] == path);
+    assert_eq!(mount(cgroup).expect("the cgroup root is mounted")["readOnly"], true);
+    assert_eq!(mount("/sys/kernel/btf").expect("BTF is mounted")["readOnly"], true);
+    assert_eq!(container["ports"][0]["containerPort"], 9464);
+
+    let env = container["env"].as_array().expect("env");
+    let node = env.iter().find(|e| e["name"] == "NODE_NAME").expect("NODE_NAME");
+    assert_eq!(node["valueFrom"]["fieldRef"]["fieldPath"], "spec.nodeName");
+    for resource in ["requests", "limits"] {
+        assert!(container["resources"][resource]["memory"].is_string(), "memory {resource}");
+    }
+}
+
+#[test]
+fn the_alert_rules_use_metrics_the_observer_exports() {
+    let exported: BTreeSet<String> = Metrics::default()
+        .render(&Snapshot::default())
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split(' ').next())
+        .map(str::to_owned)
+        .collect();
+    let rules = documents("prometheus/alerts.yaml");
+    let mut used = BTreeSet::new();
+    let mut alerts = BTreeSet::new();
+    for group in rules[0]["groups"].as_array().expect("groups") {
+        for rule in group["rules"].as_array().expect("rules") {
+            if let Some(alert) = rule["alert"].as_str() {
+                alerts.insert(alert.to_owned());
+            }
+            let expr = rule["expr"].as_str().expect("expr");
+            for word in expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+                if word.starts_with("observer_") {
+                    used.insert(word.to_owned());
+                }
+            }
+        }
+    }
+    assert!(used.len() >= 3, "the rules read the observer's metrics: {used:?}");
+    for metric in &used {
+        assert!(exported.contains(metric), "{metric} is not exported: {exported:?}");
+    }
+    for alert in ["ObserverUnexpectedPlaintext", "ObserverMissingClientCert", "ObserverCaptureLoss"] {
+        assert!(alerts.contains(alert), "{alert} missing");
+    }
+    let text = std::fs::read_to_string(deploy_dir().join("prometheus/alerts.yaml")).expect("alerts");
+    assert!(text.contains(r#"increase(observer_policy_deviations_total{kind="unexpected_plaintext"}[5m])"#));
+    assert!(text.contains("increase(observer_capture_lost_total[5m])"));
+}
