@@ -206,16 +206,37 @@ impl ObserverProcess {
             std::thread::sleep(Duration::from_millis(20));
         };
         let stdout = std::fs::read_to_string(&self.stdout_path).context("cannot read observer stdout")?;
-        let mut records = Vec::new();
-        let mut bad_lines = Vec::new();
-        for line in stdout.lines().filter(|l| !l.trim().is_empty()) {
-            match serde_json::from_str::<Value>(line) {
-                Ok(value @ Value::Object(_)) => records.push(value),
-                _ => bad_lines.push(line.to_owned()),
-            }
-        }
-        Ok(ObserverRun { status, records: Records::new(records), bad_lines, stderr: self.stderr() })
+        let (records, bad_lines) = parse_lines(&stdout);
+        Ok(ObserverRun { status, records, bad_lines, stderr: self.stderr() })
     }
+}
+
+/// JSON object lines into records; anything else into the second list.
+fn parse_lines(stdout: &str) -> (Records, Vec<String>) {
+    let mut records = Vec::new();
+    let mut bad_lines = Vec::new();
+    for line in stdout.lines().filter(|l| !l.trim().is_empty()) {
+        match serde_json::from_str::<Value>(line) {
+            Ok(value @ Value::Object(_)) => records.push(value),
+            _ => bad_lines.push(line.to_owned()),
+        }
+    }
+    (Records::new(records), bad_lines)
+}
+
+/// `observer replay FILES... --output json [extra]`, run to completion.
+pub fn replay(files: &[&std::path::Path], extra: &[&str]) -> anyhow::Result<ObserverRun> {
+    let mut command = Command::new(binary());
+    command.arg("replay").args(files).args(["--output", "json"]).args(extra).stdin(Stdio::null());
+    let shown = cmd::describe(&command);
+    let out = command.output().with_context(|| format!("cannot run `{shown}`"))?;
+    let (records, bad_lines) = parse_lines(&String::from_utf8_lossy(&out.stdout));
+    Ok(ObserverRun {
+        status: out.status,
+        records,
+        bad_lines,
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    })
 }
 
 impl ObserverRun {
