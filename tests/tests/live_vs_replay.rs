@@ -7,7 +7,7 @@ use std::{net::IpAddr, time::Duration};
 use observer_e2e::{
     Checks, ObserverProcess, TempDir, Topology,
     observer::replay,
-    peers::{ClientAuth, Curl, HttpServer, SClient, TlsServer, TlsVersion},
+    peers::{ClientAuth, Curl, HttpServer, SClient, TlsServer, TlsVersion, padding_alpn},
     pki::{KeyType, Pki},
     records::{at, endpoint},
     require_root, serial,
@@ -28,13 +28,10 @@ const SAME: [&str; 10] = [
     "/tls/evidence",
 ];
 
-#[test]
-fn live_and_replayed_classifications_agree() {
-    let _serial = serial();
-    if !require_root() {
-        return;
-    }
-    let topo = Topology::builder().pod("a").pod("b").build().expect("topology");
+/// Runs the traffic at `mtu` (576: IPv4 only, big ClientHellos in 4 segments each) live and
+/// captured, and compares the two classifications of every leg.
+fn compare(mtu: u32) {
+    let topo = Topology::builder().mtu(mtu).pod("a").pod("b").build().expect("topology");
     let (a, b) = (topo.pod("a"), topo.pod("b"));
     let pki = Pki::new().expect("pki");
     let leaf = pki.issue("b", KeyType::EcdsaP256, &["b.e2e.test"], None).expect("cert");
@@ -48,14 +45,17 @@ fn live_and_replayed_classifications_agree() {
         .expect("s_server");
     let capture = PcapCapture::start(b.ns(), "eth0", &files.join("legs.pcap"), "tcp").expect("tcpdump");
     let mut pids = Vec::new();
-    for server_ip in [IpAddr::V4(b.ipv4()), IpAddr::V6(b.ipv6().expect("v6"))] {
+    let mut server_ips = vec![IpAddr::V4(b.ipv4())];
+    server_ips.extend(b.ipv6().ok().map(IpAddr::V6));
+    let alpn = if mtu < 1500 { padding_alpn(1400) } else { vec!["h2".to_owned(), "http/1.1".to_owned()] };
+    for server_ip in server_ips {
         let curl = Curl::http(a.ns(), server_ip, 18086).arg("-H").arg("X-Observer: e2e").run().expect("curl");
         assert_eq!(curl.http_code, 200, "{curl}");
         pids.push(curl.pid());
         for port in [14441, 14442] {
             for with_cert in [true, false] {
                 let mut client =
-                    SClient::new(a.ns(), server_ip, port).servername("replay.b.e2e.test").alpn(["h2", "http/1.1"]);
+                    SClient::new(a.ns(), server_ip, port).servername("replay.b.e2e.test").alpn(alpn.clone());
                 if with_cert {
                     client = client.cert(&client_leaf);
                 }
@@ -105,5 +105,21 @@ fn live_and_replayed_classifications_agree() {
             Err(error) => checks.check(&label, Err(error)),
         }
     }
-    live.assert_passed("live vs replay", checks);
+    live.assert_passed(&format!("live vs replay at MTU {mtu}"), checks);
+}
+
+#[test]
+fn live_and_replayed_classifications_agree() {
+    let _serial = serial();
+    if require_root() {
+        compare(1500);
+    }
+}
+
+#[test]
+fn live_and_replayed_classifications_agree_on_split_client_hellos() {
+    let _serial = serial();
+    if require_root() {
+        compare(576);
+    }
 }
