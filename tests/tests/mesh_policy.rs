@@ -222,7 +222,6 @@ fn the_testbed_manifests_pass_observer_check() {
 /// DESIGN §1 wants caught. Both sockets are on this node, so the observer sees that the server
 /// is python3 in another pod, not the pod's own sidecar: the leg cannot be `local_outbound`.
 #[test]
-#[ignore = "observer bug: an app bypassing its sidecar (server socket owned by another pod's python3) is labelled local_outbound"]
 fn an_app_bypassing_its_sidecar_is_not_called_local_outbound() {
     let _serial = serial();
     if !require_root() {

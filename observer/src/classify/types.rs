@@ -86,6 +86,8 @@ pub enum UnknownReason {
     CaptureGap,
     /// The observer stopped before the connection decided.
     ObserverStopped,
+    /// The capture file ended before the connection decided (replay).
+    CaptureEnded,
     /// The bytes were all there but fit no answer (e.g. TLS 1.3 flight sizes of an unknown
     /// stack, record padding): no guess is made.
     Inconclusive,

@@ -29,8 +29,8 @@ const IN_CLUSTER_ENV: &str = "KUBERNETES_SERVICE_HOST";
 pub struct PolicyArgs {
     /// Policy and inventory: a YAML file or a directory of Kubernetes manifests (Pods, Services,
     /// PeerAuthentication, DestinationRule, Gateway, VirtualService, Expectation). Repeatable.
-    /// Without it, the Kubernetes API is read in a cluster (see --kubernetes), else the embedded
-    /// default policy applies.
+    /// Without it the embedded default policy applies (`observer run` in a cluster reads the
+    /// Kubernetes API instead, see --kubernetes).
     #[arg(long = "policy", value_name = "PATH")]
     pub paths: Vec<PathBuf>,
 }

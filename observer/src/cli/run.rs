@@ -159,7 +159,7 @@ impl<W: Write> Session<W> {
             }
         }
         self.drain(ring.get_mut())?;
-        self.tracker.flush(&mut self.outputs);
+        self.tracker.flush(crate::classify::UnknownReason::ObserverStopped, &mut self.outputs);
         self.handle_outputs()
     }
 

@@ -228,7 +228,8 @@ impl Tracker {
             if state.ready(now, grace) {
                 due.push(*leg);
             } else if now.saturating_duration_since(state.last_event) >= idle {
-                state.decided = Some(final_classification(state, UnknownReason::Truncated));
+                // Idle without its close: what came is all there is.
+                state.decided = Some(final_classification(state, UnknownReason::NoData, UnknownReason::Truncated));
                 self.stats.legs_idle_expired += 1;
                 due.push(*leg);
             }
@@ -238,28 +239,31 @@ impl Tracker {
         }
     }
 
-    /// Report every leg still held (the observer is stopping).
-    pub fn flush(&mut self, out: &mut Vec<Output>) {
+    /// Report every leg still held: the source ends (the observer stops, or a capture file
+    /// ends). Undecided legs still open are `unknown` with `reason`.
+    pub fn flush(&mut self, reason: UnknownReason, out: &mut Vec<Output>) {
         let legs: Vec<LegId> = self.legs.keys().copied().collect();
         for leg in legs {
             if let Some(state) = self.legs.get_mut(&leg)
                 && state.decided.is_none()
             {
-                state.decided = Some(final_classification(state, UnknownReason::ObserverStopped));
+                // Still open: whatever it would have sent next will not be seen.
+                state.decided = Some(final_classification(state, reason, reason));
             }
             self.report(leg, out);
         }
     }
 }
 
-/// The classification of a leg that will get no more bytes: what the bytes decide, else `reason`.
-fn final_classification(state: &LegState, reason: UnknownReason) -> Classification {
+/// The classification of a leg that will get no more bytes: what the bytes decide, else
+/// `if_empty` when it sent nothing, `if_partial` when what it sent did not decide.
+fn final_classification(state: &LegState, if_empty: UnknownReason, if_partial: UnknownReason) -> Classification {
     match state.classify() {
         Progress::Done(classification) => classification,
         Progress::NeedMore if state.client.bytes().is_empty() && state.server.bytes().is_empty() => {
-            Classification::unknown(UnknownReason::NoData)
+            Classification::unknown(if_empty)
         }
-        Progress::NeedMore => Classification::unknown(reason),
+        Progress::NeedMore => Classification::unknown(if_partial),
     }
 }
 

@@ -149,7 +149,7 @@ impl Replay {
 
     /// Report what is left (legs whose classification never completed) and the counters.
     pub fn finish(mut self, record: &mut dyn FnMut(LegRecord)) -> (ReplayStats, TrackerStats) {
-        self.tracker.flush(&mut self.outputs);
+        self.tracker.flush(crate::classify::UnknownReason::CaptureEnded, &mut self.outputs);
         for output in self.outputs.drain(..) {
             if let Output::Record(leg) = output {
                 record(leg);

@@ -92,7 +92,9 @@ fn is_local_inbound_source(ip: IpAddr) -> bool {
 /// 5. to a gateway pod: `gateway_downstream`;
 /// 6. to port 15006, or to a pod with a sidecar: `external_inbound`;
 /// 7. from a non-proxy process in a pod with a sidecar: `local_outbound` (its socket sees the
-///    original destination, the connection ends at its own sidecar);
+///    original destination, the connection ends at its own sidecar) — unless the server's socket
+///    is seen too and is not a proxy: then the app bypassed its sidecar (`direct`, or
+///    `external_inbound` by rule 6 when the server pod has a sidecar);
 /// 8. from a pod with a sidecar (process not seen): `external_outbound`; from a gateway pod:
 ///    `gateway_upstream`;
 /// 9. an end is known (in the inventory or by its process) and none has a sidecar: `direct`;
@@ -121,15 +123,20 @@ pub fn identify_leg(facts: &LegFacts) -> Leg {
     if server.gateway {
         return Leg::GatewayDownstream;
     }
+    // Both sockets seen and neither is a proxy: no sidecar took part in this connection.
+    let app_to_app = client.process.is_some() && server.process.is_some() && !server.is_proxy();
     if server_port == INBOUND_CAPTURE_PORT || server.sidecar == Some(true) {
         // An application in a sidecar pod calling another sidecar pod still talks to its own
         // sidecar first.
-        if client.sidecar == Some(true) && client.process.is_some() {
+        if client.sidecar == Some(true) && client.process.is_some() && !app_to_app {
             return Leg::LocalOutbound;
         }
         return Leg::ExternalInbound;
     }
     if client.sidecar == Some(true) {
+        if app_to_app {
+            return Leg::Direct;
+        }
         return if client.process.is_some() { Leg::LocalOutbound } else { Leg::ExternalOutbound };
     }
     if client.gateway {

@@ -129,8 +129,8 @@ fn flush_reports_undecided_legs_as_stopped() {
     let now = Instant::now();
     let mut out = Vec::new();
     tracker.handle(open(5, ObservedAt::Wire), now, &mut out);
-    tracker.flush(&mut out);
-    assert_eq!(records(&out)[0].classification, Classification::unknown(UnknownReason::NoData));
+    tracker.flush(UnknownReason::ObserverStopped, &mut out);
+    assert_eq!(records(&out)[0].classification, Classification::unknown(UnknownReason::ObserverStopped));
 }
 
 #[test]

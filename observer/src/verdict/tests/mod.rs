@@ -66,13 +66,17 @@ pub(super) fn assessed(
 #[test]
 fn legs_are_identified_per_design() {
     let s = fixture("mesh.yaml");
-    let cases: [(Peer, Peer, Leg); 13] = [
+    let cases: [(Peer, Peer, Leg); 15] = [
         (peer("10.88.0.10:40000", None), peer("10.88.0.20:15008", None), Leg::Hbone),
         (peer("127.0.0.6:40000", PROXY), peer("127.0.0.1:8080", APP), Leg::LocalInbound),
         (peer("[::6]:40000", PROXY), peer("[::1]:8080", APP), Leg::LocalInbound),
         (peer("10.88.0.10:40000", None), peer("127.0.0.1:15001", PROXY), Leg::LocalOutbound),
         // The app's socket sees the original destination; the sidecar is in its own pod.
         (peer("10.88.0.10:40000", APP), peer("10.88.0.20:8080", None), Leg::LocalOutbound),
+        // The app bypassed its sidecar (e.g. over IPv6, which the capture rules miss): the server
+        // socket is another pod's app, not a proxy.
+        (peer("10.88.0.10:40000", APP), peer("10.88.0.30:8080", APP), Leg::Direct),
+        (peer("10.88.0.10:40000", APP), peer("10.88.0.20:8080", APP), Leg::ExternalInbound),
         (peer("10.88.0.10:40001", PROXY), peer("10.88.0.20:8080", None), Leg::ExternalOutbound),
         (peer("10.88.0.10:40001", Some((0, "envoy"))), peer("93.184.216.34:443", None), Leg::ExternalOutbound),
         (peer("10.88.0.30:40002", APP), peer("10.88.0.20:8080", None), Leg::ExternalInbound),
