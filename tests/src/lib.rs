@@ -34,6 +34,8 @@
 //!   [`check_connections`] + [`Checks`]: each connection reported exactly once, with ends,
 //!   processes, side, well-formed `time`/`node`/`conn_id`, and any JSON-pointer fields; every
 //!   failure collected, records shown.
+//! - [`Mesh`] ingress gateways: `.ingress_gateway("gw", "pod-b")` (HAProxy on 443, SIMPLE TLS
+//!   with `gateway_host(name)`, Istio mTLS upstream; Pod/Service/Gateway manifests), `gateway(name)`.
 //! - [`Mesh`] also rewrites policy live: `set_peer_authentication(pod, Sidecar::Permissive)?`,
 //!   `write_manifest(file, yaml)?`.
 //! - [`tcpdump::payload_lengths`] to see the segments; [`observer::BpfObjects::still_loaded`]

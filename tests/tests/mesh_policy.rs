@@ -201,6 +201,7 @@ fn the_testbed_manifests_pass_observer_check() {
         .pod("pod-a", Sidecar::Strict)
         .pod("pod-c", Sidecar::Permissive)
         .pod("legacy", Sidecar::None)
+        .ingress_gateway("gw", "pod-a")
         .build()
         .expect("mesh");
     let out = std::process::Command::new(observer_e2e::observer::binary())
