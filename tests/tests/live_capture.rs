@@ -274,7 +274,13 @@ fn assert_detaches_on_exit(how: &str, stop: impl FnOnce(ObserverProcess) -> Obse
     );
     let run = stop(observer);
     run.expect_clean_exit().unwrap_or_else(|e| panic!("{how}: {e:#}"));
-    let leaked = held.still_loaded().expect("bpftool");
+    // The kernel frees a map in deferred work after its last reference drops: poll a while.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let mut leaked = held.still_loaded().expect("bpftool");
+    while !leaked.is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        leaked = held.still_loaded().expect("bpftool");
+    }
     assert!(leaked.is_empty(), "{how}: still in the kernel after exit: {leaked:?}\nobserver stderr:\n{}", run.stderr);
 }
 
