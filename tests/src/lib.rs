@@ -22,14 +22,25 @@
 //! - [`Mesh`]: `Mesh::builder().pod("pod-a", Sidecar::Strict).pod("legacy", Sidecar::None)
 //!   .tls12_only(..).build()?` — HAProxy sidecars as uid 1337 behind Istio's iptables rules, an
 //!   HTTP app per pod, and `manifests_dir()` with Pod/Service/PeerAuthentication YAML for `--policy`.
+//! - [`postgres::Postgres`]: a real PostgreSQL (initdb, `ssl = on`, trust) and
+//!   [`postgres::psql`] with an `sslmode`, for in-protocol upgrades.
 //! - [`ObserverProcess`]: `start(cap)?` / `start_with(cap, &["--policy", dir])?` from the root
-//!   namespace, waits for `observer attached`; `records_so_far()`, `stop_after(grace)?` (SIGINT)
-//!   or `finish(timeout)?` give an [`observer::ObserverRun`] with [`Records`].
+//!   namespace, waits for `observer attached`; while it runs `records_so_far()`,
+//!   `wait_for_records(..)`, `wait_for_log(needle, skip, timeout)?`, `bpf_objects()?` (its own
+//!   prog/link/map ids); then `stop_after(grace)?` (SIGINT), `signal_after(SIGTERM, grace)?` or
+//!   `finish(timeout)?` give an [`observer::ObserverRun`] (`records`, `stderr`,
+//!   `expect_clean_exit()`, `assert_passed(what, checks)`).
 //! - [`Records`] filters (`between`, `to_server`, `involving`, `with_pid`) and [`ExpectedConn`] +
 //!   [`check_connections`] + [`Checks`]: each connection reported exactly once, with ends,
-//!   processes, side and any JSON-pointer fields; every failure collected, records shown.
-//! - [`tcpdump::payload_lengths`] to see the segments; [`observer::attached_observer_objects`]
-//!   to see what the observer left in the kernel; [`cleanup_stale`] for crashed runs' leftovers.
+//!   processes, side, well-formed `time`/`node`/`conn_id`, and any JSON-pointer fields; every
+//!   failure collected, records shown.
+//! - [`Mesh`] ingress gateways: `.ingress_gateway("gw", "pod-b")` (HAProxy on 443, SIMPLE TLS
+//!   with `gateway_host(name)`, Istio mTLS upstream; Pod/Service/Gateway manifests), `gateway(name)`.
+//! - [`Mesh`] also rewrites policy live: `set_peer_authentication(pod, Sidecar::Permissive)?`,
+//!   `write_manifest(file, yaml)?`.
+//! - [`tcpdump::payload_lengths`] to see the segments; [`observer::BpfObjects::still_loaded`]
+//!   to see what the observer left in the kernel; [`cleanup_stale`] for crashed runs' leftovers
+//!   (also run once by the first [`require_root`] call as root).
 //!
 //! ```no_run
 //! # fn main() -> anyhow::Result<()> {
@@ -42,6 +53,7 @@
 //! # drop(server); Ok(()) }
 //! ```
 
+pub mod cgroup;
 pub mod cmd;
 pub mod expect;
 pub mod mesh;
@@ -49,6 +61,7 @@ pub mod netns;
 pub mod observer;
 pub mod peers;
 pub mod pki;
+pub mod postgres;
 pub mod process;
 pub mod records;
 pub mod tcpdump;

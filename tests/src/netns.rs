@@ -120,10 +120,10 @@ fn alive(pid: u32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
 }
 
-/// Removes namespaces and temp dirs left by earlier harness runs that crashed (killed before
+/// Removes namespaces, cgroups and temp dirs left by earlier harness runs that crashed (killed before
 /// their destructors ran). Only names with the harness prefix whose creating process is gone
 /// are touched, so concurrent runs (another test binary, `cargo xtask demo`) are left alone.
-/// Returns the namespaces removed.
+/// Returns the namespaces and cgroups removed.
 pub fn cleanup_stale() -> Vec<String> {
     let mut removed = Vec::new();
     for name in list_ours() {
@@ -132,6 +132,7 @@ pub fn cleanup_stale() -> Vec<String> {
             removed.push(name);
         }
     }
+    removed.extend(crate::cgroup::cleanup_stale_cgroups(alive).into_iter().map(|p| p.display().to_string()));
     if let Ok(entries) = fs::read_dir(std::env::temp_dir()) {
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();

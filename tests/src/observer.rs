@@ -136,6 +136,26 @@ impl ObserverProcess {
         }
     }
 
+    /// The BPF programs, links and maps this observer process holds, read from
+    /// `/proc/<pid>/fdinfo` (exact even when other observers run at the same time).
+    pub fn bpf_objects(&self) -> anyhow::Result<BpfObjects> {
+        let dir = format!("/proc/{}/fdinfo", self.pid());
+        let mut objects = BpfObjects::default();
+        for entry in std::fs::read_dir(&dir).with_context(|| format!("cannot read {dir}"))?.flatten() {
+            let Ok(info) = std::fs::read_to_string(entry.path()) else { continue };
+            let field =
+                |key: &str| info.lines().find_map(|l| l.strip_prefix(key)).and_then(|v| v.trim().parse::<u64>().ok());
+            if let Some(link) = field("link_id:") {
+                objects.links.push(link);
+            } else if let Some(prog) = field("prog_id:") {
+                objects.progs.push(prog);
+            } else if let Some(map) = field("map_id:") {
+                objects.maps.push(map);
+            }
+        }
+        Ok(objects)
+    }
+
     fn wait_attached(&mut self) -> anyhow::Result<()> {
         let deadline = Instant::now() + ATTACH_TIMEOUT;
         loop {
@@ -186,16 +206,37 @@ impl ObserverProcess {
             std::thread::sleep(Duration::from_millis(20));
         };
         let stdout = std::fs::read_to_string(&self.stdout_path).context("cannot read observer stdout")?;
-        let mut records = Vec::new();
-        let mut bad_lines = Vec::new();
-        for line in stdout.lines().filter(|l| !l.trim().is_empty()) {
-            match serde_json::from_str::<Value>(line) {
-                Ok(value @ Value::Object(_)) => records.push(value),
-                _ => bad_lines.push(line.to_owned()),
-            }
-        }
-        Ok(ObserverRun { status, records: Records::new(records), bad_lines, stderr: self.stderr() })
+        let (records, bad_lines) = parse_lines(&stdout);
+        Ok(ObserverRun { status, records, bad_lines, stderr: self.stderr() })
     }
+}
+
+/// JSON object lines into records; anything else into the second list.
+fn parse_lines(stdout: &str) -> (Records, Vec<String>) {
+    let mut records = Vec::new();
+    let mut bad_lines = Vec::new();
+    for line in stdout.lines().filter(|l| !l.trim().is_empty()) {
+        match serde_json::from_str::<Value>(line) {
+            Ok(value @ Value::Object(_)) => records.push(value),
+            _ => bad_lines.push(line.to_owned()),
+        }
+    }
+    (Records::new(records), bad_lines)
+}
+
+/// `observer replay FILES... --output json [extra]`, run to completion.
+pub fn replay(files: &[&std::path::Path], extra: &[&str]) -> anyhow::Result<ObserverRun> {
+    let mut command = Command::new(binary());
+    command.arg("replay").args(files).args(["--output", "json"]).args(extra).stdin(Stdio::null());
+    let shown = cmd::describe(&command);
+    let out = command.output().with_context(|| format!("cannot run `{shown}`"))?;
+    let (records, bad_lines) = parse_lines(&String::from_utf8_lossy(&out.stdout));
+    Ok(ObserverRun {
+        status: out.status,
+        records,
+        bad_lines,
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    })
 }
 
 impl ObserverRun {
@@ -237,6 +278,35 @@ impl Drop for ObserverProcess {
             signal(self.pid(), libc::SIGKILL);
             let _ = self.process.wait();
         }
+    }
+}
+
+/// Kernel BPF objects by id.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BpfObjects {
+    pub progs: Vec<u64>,
+    pub links: Vec<u64>,
+    pub maps: Vec<u64>,
+}
+
+impl BpfObjects {
+    /// Which of these objects the kernel still has (`bpftool -j prog|link|map list`), as
+    /// `prog 12 observer_sock_o`, `link 7`, `map 40`.
+    pub fn still_loaded(&self) -> anyhow::Result<Vec<String>> {
+        let mut found = Vec::new();
+        for (kind, ids) in [("prog", &self.progs), ("link", &self.links), ("map", &self.maps)] {
+            let out = cmd::run("bpftool", ["-j", kind, "list"])?;
+            let list: Value = serde_json::from_slice(&out.stdout)
+                .with_context(|| format!("`bpftool -j {kind} list` printed no JSON"))?;
+            for item in list.as_array().into_iter().flatten() {
+                let id = item.get("id").and_then(Value::as_u64).unwrap_or(0);
+                if ids.contains(&id) {
+                    let name = item.get("name").and_then(Value::as_str).unwrap_or("");
+                    found.push(format!("{kind} {id} {name}").trim_end().to_owned());
+                }
+            }
+        }
+        Ok(found)
     }
 }
 

@@ -41,3 +41,39 @@ pub fn payload_lengths<R>(
         .collect();
     Ok((lengths, result))
 }
+
+/// A tcpdump writing a pcap file inside a namespace, for `observer replay` of the same traffic
+/// the live observer saw.
+#[derive(Debug)]
+pub struct PcapCapture {
+    child: crate::process::Child,
+    path: std::path::PathBuf,
+}
+
+impl PcapCapture {
+    /// Starts `tcpdump -i <iface> -w <path> <filter>` in `ns` and waits until it captures.
+    pub fn start(ns: &str, iface: &str, path: &std::path::Path, filter: &str) -> anyhow::Result<Self> {
+        let mut child = Spawn::new(ns, "tcpdump")
+            .args(["-i", iface, "-U", "--immediate-mode", "-w"])
+            .arg(path.to_string_lossy())
+            .arg(filter)
+            .start()
+            .context("cannot start tcpdump")?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !child.stderr().contains("listening on") {
+            if child.try_wait()?.is_some() || Instant::now() >= deadline {
+                bail!("tcpdump did not start:\n{}", child.logs());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(Self { child, path: path.to_owned() })
+    }
+
+    /// Stops it (after a short settle, so that the last packets are written) and returns the
+    /// file.
+    pub fn finish(mut self) -> std::path::PathBuf {
+        std::thread::sleep(SETTLE);
+        self.child.stop();
+        self.path.clone()
+    }
+}

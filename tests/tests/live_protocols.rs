@@ -1,7 +1,8 @@
 //! What the dissector reads from live handshakes beyond the basic matrix: TLS 1.3 session
 //! resumption (no certificate exchanged: `client_cert: resumed`, not a guess), HTTP/2 with
 //! prior knowledge (the `PRI * HTTP/2.0` preface), and a ClientHello dribbled out in 64-byte
-//! writes with pauses (reassembly across many segments and time, not only an MTU split).
+//! writes with pauses (reassembly across many segments and time, not only an MTU split); and
+//! handshakes that fail, retry (HelloRetryRequest), resume (TLS 1.2) or carry a 5 KB chain.
 
 use std::{
     net::{IpAddr, SocketAddr},
@@ -44,7 +45,6 @@ fn conn(
 }
 
 #[test]
-#[ignore = "needs the dissector (issue 3)"]
 fn resumption_and_http2_prior_knowledge_are_recognised() {
     let _serial = serial();
     if !require_root() {
@@ -138,7 +138,6 @@ time.sleep(1)
 "#;
 
 #[test]
-#[ignore = "needs the dissector (issue 3)"]
 fn a_client_hello_dribbled_in_small_writes_is_reassembled() {
     let _serial = serial();
     if !require_root() {
@@ -182,4 +181,108 @@ fn a_client_hello_dribbled_in_small_writes_is_reassembled() {
     checks.check("observer exit", run.expect_clean_exit());
     check_connections(&run.records, &[relayed], &mut checks);
     run.assert_passed("dribbled ClientHello", checks);
+}
+
+#[test]
+fn failed_retried_resumed_and_big_chain_handshakes_are_classified() {
+    let _serial = serial();
+    if !require_root() {
+        return;
+    }
+    let observer = ObserverProcess::start(RUN_CAP).expect("observer attaches");
+    let topo = Topology::builder().pod("a").pod("b").build().expect("topology");
+    let (a, b) = (topo.pod("a"), topo.pod("b"));
+    let pki = Pki::new().expect("pki");
+    let leaf = pki.issue("b", KeyType::EcdsaP256, &["b.e2e.test"], None).expect("cert");
+    let client_leaf =
+        pki.issue("a", KeyType::Rsa2048, &[], Some(&observer_e2e::pki::spiffe_id("e2e", "a"))).expect("client cert");
+    let files = TempDir::new("handshakes").expect("temp dir");
+    // A chain of ~5 KB: the client's Certificate message spans several records' worth of segments.
+    let ca = std::fs::read(pki.ca_cert()).expect("read CA");
+    let chain = files.write("chain.pem", &ca.repeat(4)).expect("chain").to_string_lossy().into_owned();
+    let session = files.join("tls12-session.pem").to_string_lossy().into_owned();
+    let server_ip = IpAddr::V4(b.ipv4());
+    let start =
+        |port, version, auth| TlsServer::start(b.ns(), port, &leaf, pki.ca_cert(), version, auth).expect("s_server");
+    let required13 = start(14421, TlsVersion::Tls13, ClientAuth::Require);
+    let required12 = start(14422, TlsVersion::Tls12, ClientAuth::Require);
+    let plain12 = start(14423, TlsVersion::Tls12, ClientAuth::None);
+    // Only X25519: a client whose first key share is P-256 gets a HelloRetryRequest.
+    let mut x25519_only = Spawn::new(b.ns(), "openssl")
+        .args(["s_server", "-accept", "14424", "-www", "-tls1_3", "-groups", "X25519", "-cert"])
+        .arg(leaf.cert.to_string_lossy())
+        .arg("-key")
+        .arg(leaf.key.to_string_lossy())
+        .start()
+        .expect("s_server");
+    x25519_only.wait_listening(14424).expect("listens");
+
+    let client = |port, sni: &str| SClient::new(a.ns(), server_ip, port).servername(sni);
+    let refused = client(14421, "refused.e2e.test").run().expect("s_client");
+    assert!(!refused.stdout.contains("HTTP/1.0 200"), "served without the required certificate: {refused}");
+    let retried = client(14424, "retried.e2e.test").arg("-groups").arg("P-256:X25519").run().expect("s_client");
+    assert!(retried.stdout.contains("HTTP/1.0 200"), "{retried}");
+    let first = client(14423, "resume12.e2e.test").arg("-sess_out").arg(session.clone()).run().expect("s_client");
+    let resumed = client(14423, "resume12.e2e.test").arg("-sess_in").arg(session.clone()).run().expect("s_client");
+    assert!(resumed.stdout.contains("Reused, TLSv1.2"), "not resumed: {resumed}");
+    let mut big = Vec::new();
+    for (server, v) in [(&required13, "1.3"), (&required12, "1.2")] {
+        let run = client(server.port, "bigchain.e2e.test")
+            .cert(&client_leaf)
+            .arg("-cert_chain")
+            .arg(chain.clone())
+            .run()
+            .expect("s_client");
+        assert!(run.stdout.contains("HTTP/1.0 200"), "{run}");
+        big.push((run, server.pid(), server.port, v));
+    }
+    let run = observer.stop_after(DRAIN).expect("observer stops");
+
+    let client_ip = IpAddr::V4(a.ipv4());
+    let to = |port| SocketAddr::new(server_ip, port);
+    let mut want = vec![
+        conn(
+            "TLS 1.3, required certificate not sent",
+            client_ip,
+            refused.pid,
+            "openssl",
+            to(14421),
+            required13.pid(),
+            "openssl",
+        )
+        .field("/security", "tls")
+        .field("/tls/client_cert", "requested_not_presented")
+        .field("/tls/sni", "refused.e2e.test"),
+        conn("HelloRetryRequest", client_ip, retried.pid, "openssl", to(14424), x25519_only.pid(), "openssl")
+            .field("/security", "tls")
+            .field("/tls/version", "1.3")
+            .field("/tls/sni", "retried.e2e.test"),
+        conn("TLS 1.2 full", client_ip, first.pid, "openssl", to(14423), plain12.pid(), "openssl")
+            .field("/tls/client_cert", "not_requested"),
+        conn("TLS 1.2 resumed", client_ip, resumed.pid, "openssl", to(14423), plain12.pid(), "openssl")
+            .field("/tls/client_cert", "resumed")
+            .field("/tls/version", "1.2"),
+    ];
+    for (client_run, pid, port, v) in &big {
+        let mut c = conn(
+            &format!("TLS {v}, 5 KB client chain"),
+            client_ip,
+            client_run.pid,
+            "openssl",
+            to(*port),
+            *pid,
+            "openssl",
+        )
+        .field("/security", "mtls")
+        .field("/tls/client_cert", "presented")
+        .field("/tls/version", *v);
+        if *v == "1.2" {
+            c = c.field("/tls/client_spiffe_id", observer_e2e::pki::spiffe_id("e2e", "a"));
+        }
+        want.push(c);
+    }
+    let mut checks = Checks::new();
+    checks.check("observer exit", run.expect_clean_exit());
+    check_connections(&run.records, &want, &mut checks);
+    run.assert_passed("handshake variants", checks);
 }

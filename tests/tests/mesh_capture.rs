@@ -149,7 +149,6 @@ fn mesh_legs_are_reported_with_original_destinations_and_owners() {
 }
 
 #[test]
-#[ignore = "needs the dissector (issue 3)"]
 fn mesh_mtls_is_recognised_from_the_istio_client_hello() {
     let _serial = serial();
     if require_root() {

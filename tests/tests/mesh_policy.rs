@@ -132,7 +132,6 @@ fn legs_and_verdicts_follow_the_peer_authentications() {
 }
 
 #[test]
-#[ignore = "needs the dissector (issue 3): the sidecar leg is mTLS by its Istio ALPN"]
 fn the_healthy_mesh_path_has_no_deviation() {
     let _serial = serial();
     if require_root() {
@@ -202,6 +201,7 @@ fn the_testbed_manifests_pass_observer_check() {
         .pod("pod-a", Sidecar::Strict)
         .pod("pod-c", Sidecar::Permissive)
         .pod("legacy", Sidecar::None)
+        .ingress_gateway("gw", "pod-a")
         .build()
         .expect("mesh");
     let out = std::process::Command::new(observer_e2e::observer::binary())

@@ -1,8 +1,13 @@
 //! An Istio-like mesh in network namespaces (shared/MESH-TESTBED.md): pods with an HAProxy
 //! sidecar (uid 1337, Istio's iptables capture, 127.0.0.6 on lo, mTLS with ALPN
 //! `istio-peer-exchange,istio`, SPIFFE certificates, Istio SNI), a plaintext app behind each,
-//! legacy pods without sidecar, and the matching Kubernetes/Istio manifests for `--policy`.
+//! legacy pods without sidecar, ingress gateways, and the matching Kubernetes/Istio manifests
+//! for `--policy`.
+//!
+//! Capture is IPv4 only, see [`pod_ip`]; pods still have IPv6 addresses, and IPv6 traffic goes
+//! past the sidecars (a realistic sidecar bypass).
 
+pub mod gateway;
 pub mod manifests;
 pub mod sidecar;
 
@@ -71,6 +76,7 @@ impl MeshPod {
 /// A running mesh; dropping it stops every process and removes every namespace and file.
 #[derive(Debug)]
 pub struct Mesh {
+    gateways: Vec<gateway::IngressGateway>,
     pods: Vec<MeshPod>,
     topology: Topology,
     pki: Pki,
@@ -84,6 +90,8 @@ pub struct Mesh {
 #[derive(Debug, Clone)]
 pub struct MeshBuilder {
     pods: Vec<(String, Sidecar)>,
+    /// (gateway pod, backend pod)
+    gateways: Vec<(String, String)>,
     namespace: String,
     app_port: u16,
     key_type: KeyType,
@@ -94,6 +102,7 @@ impl Mesh {
     pub fn builder() -> MeshBuilder {
         MeshBuilder {
             pods: Vec::new(),
+            gateways: Vec::new(),
             namespace: "default".into(),
             app_port: 8080,
             key_type: KeyType::Rsa2048,
@@ -109,6 +118,11 @@ impl Mesh {
     /// The pod's mesh side (sidecar, certificate, PIDs); panics (a test bug) when unknown.
     pub fn mesh_pod(&self, name: &str) -> &MeshPod {
         self.pods.iter().find(|p| p.name == name).unwrap_or_else(|| panic!("no mesh pod named {name}"))
+    }
+
+    /// An ingress gateway; panics (a test bug) when unknown.
+    pub fn gateway(&self, name: &str) -> &gateway::IngressGateway {
+        self.gateways.iter().find(|g| g.name == name).unwrap_or_else(|| panic!("no gateway named {name}"))
     }
 
     pub fn topology(&self) -> &Topology {
@@ -192,10 +206,16 @@ impl MeshBuilder {
         self
     }
 
+    /// Adds an ingress gateway pod forwarding HTTPS on 443 to `backend`'s app over Istio mTLS.
+    pub fn ingress_gateway(mut self, name: &str, backend: &str) -> Self {
+        self.gateways.push((name.to_owned(), backend.to_owned()));
+        self
+    }
+
     pub fn build(self) -> anyhow::Result<Mesh> {
         ensure_proxy_user()?;
         let mut topo = Topology::builder();
-        for (name, _) in &self.pods {
+        for name in self.pods.iter().map(|(n, _)| n).chain(self.gateways.iter().map(|(g, _)| g)) {
             topo = topo.pod(name);
         }
         let topology = topo.build()?;
@@ -256,7 +276,31 @@ impl MeshBuilder {
             }
             pods.push(MeshPod { name: name.clone(), sidecar: *mode, leaf, proxy, app });
         }
-        Ok(Mesh { pods, topology, pki, namespace: self.namespace, app_port: self.app_port, manifests, _config: config })
+        let mut gateways = Vec::new();
+        for (name, backend) in &self.gateways {
+            let pod = topology.pod(name);
+            let upstream = gateway::Upstream {
+                ip: IpAddr::V4(topology.pod(backend).ipv4()),
+                port: self.app_port,
+                sni: sidecar::istio_sni(self.app_port, backend, ns),
+            };
+            let gw = gateway::start(pod, ns, backend, &upstream, &pki, &config)
+                .with_context(|| format!("gateway {name}"))?;
+            for (file, yaml) in gateway::manifests(name, ns, IpAddr::V4(pod.ipv4())) {
+                manifests.write(&file, yaml.as_bytes())?;
+            }
+            gateways.push(gw);
+        }
+        Ok(Mesh {
+            gateways,
+            pods,
+            topology,
+            pki,
+            namespace: self.namespace,
+            app_port: self.app_port,
+            manifests,
+            _config: config,
+        })
     }
 }
 
@@ -300,7 +344,7 @@ pub fn ensure_proxy_user() -> anyhow::Result<()> {
 
 /// The pod's IPv4 address. The mesh is IPv4 only: HAProxy 2.6 reads the original destination
 /// (SO_ORIGINAL_DST) of AF_INET sockets only, so behind an ip6tables REDIRECT it would see its
-/// own [::1]:15001 and connect to itself in a loop (tried: thousands of connections a second).
+/// own `[::1]:15001` and connect to itself in a loop (tried: thousands of connections a second).
 pub fn pod_ip(mesh: &Mesh, pod: &str) -> Ipv4Addr {
     mesh.pod(pod).ipv4()
 }
