@@ -75,7 +75,6 @@ fn short_reason(end: StreamEnd, gap: bool) -> UnknownReason {
 }
 
 /// The answer of [`classify`].
-#[expect(clippy::large_enum_variant, reason = "Done is the usual answer; boxing it would allocate per call")]
 #[derive(Clone, Debug, PartialEq)]
 #[expect(
     clippy::large_enum_variant,
