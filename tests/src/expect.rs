@@ -32,6 +32,31 @@ pub struct ExpectedConn {
 }
 
 impl ExpectedConn {
+    /// A connection with both ends on this machine (`observed_at: both`), each end named by its
+    /// process; the client's port is not known in advance.
+    pub fn both(
+        label: impl Into<String>,
+        client_ip: IpAddr,
+        client_pid: u32,
+        client_comm: &str,
+        server: SocketAddr,
+        server_pid: u32,
+        server_comm: &str,
+    ) -> Self {
+        Self {
+            label: label.into(),
+            client_ip,
+            client_port: None,
+            client_pid,
+            client_comm: client_comm.into(),
+            server,
+            server_pid,
+            server_comm: server_comm.into(),
+            observed_at: "both".into(),
+            fields: Vec::new(),
+        }
+    }
+
     /// Adds a field expectation.
     pub fn field(mut self, pointer: &str, value: impl Into<Value>) -> Self {
         self.fields.push((pointer.to_owned(), value.into()));

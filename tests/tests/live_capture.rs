@@ -57,29 +57,6 @@ fn paths(topo: &Topology) -> Vec<Path> {
     ]
 }
 
-fn expected(
-    label: String,
-    client_ip: IpAddr,
-    pid: u32,
-    comm: &str,
-    server: SocketAddr,
-    server_pid: u32,
-    server_comm: &str,
-) -> ExpectedConn {
-    ExpectedConn {
-        label,
-        client_ip,
-        client_port: None,
-        client_pid: pid,
-        client_comm: comm.into(),
-        server,
-        server_pid,
-        server_comm: server_comm.into(),
-        observed_at: "both".into(),
-        fields: Vec::new(),
-    }
-}
-
 /// Starts the observer, then servers in pod b, then every client over every path; returns the
 /// run and what each connection must look like. `dissected` adds the dissector's fields.
 fn run_matrix(dissected: bool) -> (ObserverRun, Vec<ExpectedConn>) {
@@ -102,7 +79,7 @@ fn run_matrix(dissected: bool) -> (ObserverRun, Vec<ExpectedConn>) {
         let server = |port| SocketAddr::new(path.server_ip, port);
         let curl = Curl::http(&path.client_ns, path.server_ip, HTTP_PORT).run().expect("curl");
         assert_eq!(curl.http_code, 200, "{curl}");
-        let mut conn = expected(
+        let mut conn = ExpectedConn::both(
             format!("http/{}", path.name),
             path.client_ip,
             curl.pid(),
@@ -130,7 +107,7 @@ fn run_matrix(dissected: bool) -> (ObserverRun, Vec<ExpectedConn>) {
                 }
                 let run = client.run().expect("s_client");
                 assert!(run.stdout.contains("HTTP/1.0 200"), "no reply over {}: {run}", path.name);
-                let mut conn = expected(
+                let mut conn = ExpectedConn::both(
                     format!("tls{v}+{tag}/{}", path.name),
                     path.client_ip,
                     run.pid,
@@ -222,10 +199,17 @@ fn split_client_hello(dissected: bool) {
         assert!(client.stdout.contains("HTTP/1.0 200"), "{label}: {client}");
         let server_pid = servers[usize::from(std::ptr::eq(topo, &ipv6))].pid();
         let server = SocketAddr::new(server_ip, TLS13_PORT);
-        let mut conn =
-            expected(format!("split/{label}"), client_ip, client.pid, "openssl", server, server_pid, "openssl")
-                .field("/security", "tls")
-                .field("/protocol", "tls");
+        let mut conn = ExpectedConn::both(
+            format!("split/{label}"),
+            client_ip,
+            client.pid,
+            "openssl",
+            server,
+            server_pid,
+            "openssl",
+        )
+        .field("/security", "tls")
+        .field("/protocol", "tls");
         if dissected {
             conn = conn
                 .field("/tls/sni", sni.as_str())

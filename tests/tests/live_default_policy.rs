@@ -13,29 +13,6 @@ use observer_e2e::{
     require_root, serial,
 };
 
-fn conn(
-    label: &str,
-    client_ip: IpAddr,
-    pid: u32,
-    comm: &str,
-    server: SocketAddr,
-    server_pid: u32,
-    server_comm: &str,
-) -> ExpectedConn {
-    ExpectedConn {
-        label: label.into(),
-        client_ip,
-        client_port: None,
-        client_pid: pid,
-        client_comm: comm.into(),
-        server,
-        server_pid,
-        server_comm: server_comm.into(),
-        observed_at: "both".into(),
-        fields: Vec::new(),
-    }
-}
-
 #[test]
 fn plaintext_on_tls_ports_and_old_tls_are_deviations_by_default() {
     let _serial = serial();
@@ -79,18 +56,18 @@ fn plaintext_on_tls_ports_and_old_tls_are_deviations_by_default() {
     let client_ip = IpAddr::V4(a.ipv4());
     let to = |port| SocketAddr::new(ip, port);
     let want = [
-        conn("plaintext to 443", client_ip, plain443.pid(), "curl", to(443), on_443.pid(), "python3")
+        ExpectedConn::both("plaintext to 443", client_ip, plain443.pid(), "curl", to(443), on_443.pid(), "python3")
             .field("/security", "plaintext")
             .field("/verdict/status", "deviation")
             .field("/verdict/kind", "plaintext_on_tls_port"),
-        conn("plaintext to 8080", client_ip, plain8080.pid(), "curl", to(8080), on_8080.pid(), "python3")
+        ExpectedConn::both("plaintext to 8080", client_ip, plain8080.pid(), "curl", to(8080), on_8080.pid(), "python3")
             .field("/security", "plaintext")
             .field("/verdict/kind", serde_json::Value::Null),
-        conn("TLS 1.1", client_ip, old.pid, "openssl", to(14431), tls11.pid(), "openssl")
+        ExpectedConn::both("TLS 1.1", client_ip, old.pid, "openssl", to(14431), tls11.pid(), "openssl")
             .field("/tls/version", "1.1")
             .field("/verdict/status", "deviation")
             .field("/verdict/kind", "weak_tls_version"),
-        conn("TLS 1.3", client_ip, new.pid, "openssl", to(14432), tls13.pid(), "openssl")
+        ExpectedConn::both("TLS 1.3", client_ip, new.pid, "openssl", to(14432), tls13.pid(), "openssl")
             .field("/tls/version", "1.3")
             .field("/verdict/kind", serde_json::Value::Null),
     ];

@@ -20,29 +20,6 @@ const DRAIN: Duration = Duration::from_millis(1500);
 const HTTP_PORT: u16 = 18081;
 const TLS_PORT: u16 = 14414;
 
-fn conn(
-    label: String,
-    client_ip: IpAddr,
-    pid: u32,
-    comm: &str,
-    server: SocketAddr,
-    server_pid: u32,
-    server_comm: &str,
-) -> ExpectedConn {
-    ExpectedConn {
-        label,
-        client_ip,
-        client_port: None,
-        client_pid: pid,
-        client_comm: comm.into(),
-        server,
-        server_pid,
-        server_comm: server_comm.into(),
-        observed_at: "both".into(),
-        fields: Vec::new(),
-    }
-}
-
 #[test]
 fn servers_listening_before_the_observer_started_are_attributed() {
     let _serial = serial();
@@ -57,8 +34,15 @@ fn servers_listening_before_the_observer_started_are_attributed() {
     assert_eq!(curl.http_code, 200, "{curl}");
     let run = observer.stop_after(DRAIN).expect("observer stops");
     let server = SocketAddr::new(IpAddr::V4(b.ipv4()), HTTP_PORT);
-    let mut want =
-        conn("pre-existing listener".into(), IpAddr::V4(a.ipv4()), curl.pid(), "curl", server, http.pid(), "python3");
+    let mut want = ExpectedConn::both(
+        "pre-existing listener",
+        IpAddr::V4(a.ipv4()),
+        curl.pid(),
+        "curl",
+        server,
+        http.pid(),
+        "python3",
+    );
     want.client_port = curl.local.map(|l| l.port());
     let mut checks = Checks::new();
     checks.check("observer exit", run.expect_clean_exit());
@@ -108,8 +92,16 @@ fn an_open_connection_is_reported_once_its_handshake_is_seen() {
         "no record within 10 s of a completed handshake on an open connection; records at exit:\n{}",
         run.records.between(client_ip, server_addr)
     );
-    let want = conn("open connection".into(), client_ip, client.pid(), "openssl", server_addr, server.pid(), "openssl")
-        .field("/protocol", "tls");
+    let want = ExpectedConn::both(
+        "open connection",
+        client_ip,
+        client.pid(),
+        "openssl",
+        server_addr,
+        server.pid(),
+        "openssl",
+    )
+    .field("/protocol", "tls");
     let mut checks = Checks::new();
     checks.check("observer exit", run.expect_clean_exit());
     check_connections(&run.records, &[want], &mut checks);
@@ -160,7 +152,7 @@ fn a_burst_of_connections_from_parallel_clients_is_reported_exactly_once_each() 
         let ports: Vec<u16> = client.stdout().lines().filter_map(|l| l.trim().parse().ok()).collect();
         assert_eq!(ports.len(), PER_CLIENT, "client {i} made {} connections", ports.len());
         for port in ports {
-            let mut c = conn(
+            let mut c = ExpectedConn::both(
                 format!("client {i} port {port}"),
                 IpAddr::V4(a.ipv4()),
                 client.pid(),
@@ -205,7 +197,7 @@ fn tls_server_attributed_on_ipv6_and_v4_mapped_addresses() {
         assert!(run.stdout.contains("HTTP/1.0 200"), "{run}");
         let client_ip =
             if ip.to_canonical().is_ipv4() { IpAddr::V4(a.ipv4()) } else { IpAddr::V6(a.ipv6().expect("v6")) };
-        want.push(conn(
+        want.push(ExpectedConn::both(
             format!("to {ip}"),
             client_ip,
             run.pid,
@@ -287,7 +279,7 @@ fn a_silent_leg_is_no_data_when_closed_and_observer_stopped_when_still_open() {
     let server_addr = SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 18082);
     let mut want = Vec::new();
     for (port, reason) in ports.iter().zip(["no_data", "observer_stopped"]) {
-        let mut c = conn(
+        let mut c = ExpectedConn::both(
             format!("silent {reason}"),
             server_addr.ip(),
             client.pid(),

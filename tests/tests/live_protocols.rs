@@ -21,29 +21,6 @@ const DRAIN: Duration = Duration::from_millis(1500);
 const TLS_PORT: u16 = 14415;
 const HTTP_PORT: u16 = 18083;
 
-fn conn(
-    label: &str,
-    client_ip: IpAddr,
-    pid: u32,
-    comm: &str,
-    server: SocketAddr,
-    server_pid: u32,
-    server_comm: &str,
-) -> ExpectedConn {
-    ExpectedConn {
-        label: label.into(),
-        client_ip,
-        client_port: None,
-        client_pid: pid,
-        client_comm: comm.into(),
-        server,
-        server_pid,
-        server_comm: server_comm.into(),
-        observed_at: "both".into(),
-        fields: Vec::new(),
-    }
-}
-
 #[test]
 fn resumption_and_http2_prior_knowledge_are_recognised() {
     let _serial = serial();
@@ -80,7 +57,7 @@ fn resumption_and_http2_prior_knowledge_are_recognised() {
 
     let client_ip = IpAddr::V4(a.ipv4());
     let tls_server = SocketAddr::new(server_ip, TLS_PORT);
-    let mut h2_conn = conn(
+    let mut h2_conn = ExpectedConn::both(
         "h2 prior knowledge",
         client_ip,
         h2.pid(),
@@ -93,11 +70,11 @@ fn resumption_and_http2_prior_knowledge_are_recognised() {
     .field("/protocol", "http2");
     h2_conn.client_port = h2.local.map(|l| l.port());
     let want = [
-        conn("full handshake", client_ip, first.pid, "openssl", tls_server, tls.pid(), "openssl")
+        ExpectedConn::both("full handshake", client_ip, first.pid, "openssl", tls_server, tls.pid(), "openssl")
             .field("/security", "tls")
             .field("/tls/client_cert", "not_requested")
             .field("/tls/sni", "resume.b.e2e.test"),
-        conn("resumed", client_ip, resumed.pid, "openssl", tls_server, tls.pid(), "openssl")
+        ExpectedConn::both("resumed", client_ip, resumed.pid, "openssl", tls_server, tls.pid(), "openssl")
             .field("/tls/client_cert", "resumed")
             .field("/tls/evidence", "psk_resumption")
             .field("/tls/version", "1.3")
@@ -163,7 +140,7 @@ fn a_client_hello_dribbled_in_small_writes_is_reassembled() {
     assert!(client.stdout.contains("HTTP/1.0 200"), "{client}\n{}", relay.logs());
     let upstream_port: Option<u16> = relay.stdout().lines().nth(1).and_then(|l| l.trim().parse().ok());
     let run = observer.stop_after(DRAIN).expect("observer stops");
-    let mut relayed = conn(
+    let mut relayed = ExpectedConn::both(
         "dribbled ClientHello",
         IpAddr::V4(a.ipv4()),
         relay.pid(),
@@ -241,7 +218,7 @@ fn failed_retried_resumed_and_big_chain_handshakes_are_classified() {
     let client_ip = IpAddr::V4(a.ipv4());
     let to = |port| SocketAddr::new(server_ip, port);
     let mut want = vec![
-        conn(
+        ExpectedConn::both(
             "TLS 1.3, required certificate not sent",
             client_ip,
             refused.pid,
@@ -253,19 +230,27 @@ fn failed_retried_resumed_and_big_chain_handshakes_are_classified() {
         .field("/security", "tls")
         .field("/tls/client_cert", "requested_not_presented")
         .field("/tls/sni", "refused.e2e.test"),
-        conn("HelloRetryRequest", client_ip, retried.pid, "openssl", to(14424), x25519_only.pid(), "openssl")
-            .field("/security", "tls")
-            .field("/tls/version", "1.3")
-            .field("/tls/sni", "retried.e2e.test"),
-        conn("TLS 1.2 full", client_ip, first.pid, "openssl", to(14423), plain12.pid(), "openssl")
+        ExpectedConn::both(
+            "HelloRetryRequest",
+            client_ip,
+            retried.pid,
+            "openssl",
+            to(14424),
+            x25519_only.pid(),
+            "openssl",
+        )
+        .field("/security", "tls")
+        .field("/tls/version", "1.3")
+        .field("/tls/sni", "retried.e2e.test"),
+        ExpectedConn::both("TLS 1.2 full", client_ip, first.pid, "openssl", to(14423), plain12.pid(), "openssl")
             .field("/tls/client_cert", "not_requested"),
-        conn("TLS 1.2 resumed", client_ip, resumed.pid, "openssl", to(14423), plain12.pid(), "openssl")
+        ExpectedConn::both("TLS 1.2 resumed", client_ip, resumed.pid, "openssl", to(14423), plain12.pid(), "openssl")
             .field("/tls/client_cert", "resumed")
             .field("/tls/version", "1.2"),
     ];
     for (client_run, pid, port, v) in &big {
-        let mut c = conn(
-            &format!("TLS {v}, 5 KB client chain"),
+        let mut c = ExpectedConn::both(
+            format!("TLS {v}, 5 KB client chain"),
             client_ip,
             client_run.pid,
             "openssl",

@@ -28,19 +28,8 @@ fn leg(
     server_comm: &str,
     security: &str,
 ) -> ExpectedConn {
-    ExpectedConn {
-        label: label.into(),
-        client_ip,
-        client_port: None,
-        client_pid,
-        client_comm: client_comm.into(),
-        server,
-        server_pid,
-        server_comm: server_comm.into(),
-        observed_at: "both".into(),
-        fields: Vec::new(),
-    }
-    .field("/security", security)
+    ExpectedConn::both(label, client_ip, client_pid, client_comm, server, server_pid, server_comm)
+        .field("/security", security)
 }
 
 /// Runs the mesh under the observer and checks the legs; `dissected` adds the dissector's

@@ -18,18 +18,7 @@ use observer_e2e::{
 };
 
 fn leg(label: &str, client_ip: IpAddr, client_pid: u32, client_comm: &str, server: SocketAddr) -> ExpectedConn {
-    ExpectedConn {
-        label: label.into(),
-        client_ip,
-        client_port: None,
-        client_pid,
-        client_comm: client_comm.into(),
-        server,
-        server_pid: 0,
-        server_comm: String::new(),
-        observed_at: "both".into(),
-        fields: Vec::new(),
-    }
+    ExpectedConn::both(label, client_ip, client_pid, client_comm, server, 0, "")
 }
 
 /// Runs the mesh with the observer and `--policy`, and checks every leg. Without `dissected`
