@@ -92,16 +92,9 @@ fn an_open_connection_is_reported_once_its_handshake_is_seen() {
         "no record within 10 s of a completed handshake on an open connection; records at exit:\n{}",
         run.records.between(client_ip, server_addr)
     );
-    let want = ExpectedConn::both(
-        "open connection",
-        client_ip,
-        client.pid(),
-        "openssl",
-        server_addr,
-        server.pid(),
-        "openssl",
-    )
-    .field("/protocol", "tls");
+    let want =
+        ExpectedConn::both("open connection", client_ip, client.pid(), "openssl", server_addr, server.pid(), "openssl")
+            .field("/protocol", "tls");
     let mut checks = Checks::new();
     checks.check("observer exit", run.expect_clean_exit());
     check_connections(&run.records, &[want], &mut checks);
