@@ -43,7 +43,7 @@ impl ClientCertificate {
         if let Some(der) = &self.leaf
             && let Ok((_, x509)) = parser.parse(der)
         {
-            identity.subject = Some(x509.subject().to_string());
+            identity.subject = Some(subject_string(x509.subject()));
             let san = x509
                 .iter_extensions()
                 .find(|e| e.oid == OID_X509_EXT_SUBJECT_ALT_NAME)
@@ -61,6 +61,44 @@ impl ClientCertificate {
 
 /// Read a Certificate message body (possibly cut short): `None` if its first three bytes (the
 /// list length) are not there yet.
+/// The subject as `CN=x, O=y` (RFC 4514 order as stored, the format x509-parser prints), with
+/// the common attribute names matched directly instead of through the OID registry: this runs once
+/// per TLS 1.2 client certificate, on the per-handshake path.
+fn subject_string(name: &x509_parser::x509::X509Name<'_>) -> String {
+    const NAMES: [(&[u8], &str); 9] = [
+        (&[0x55, 0x04, 0x03], "CN"),
+        (&[0x55, 0x04, 0x0a], "O"),
+        (&[0x55, 0x04, 0x0b], "OU"),
+        (&[0x55, 0x04, 0x06], "C"),
+        (&[0x55, 0x04, 0x08], "ST"),
+        (&[0x55, 0x04, 0x07], "L"),
+        (&[0x55, 0x04, 0x05], "serialNumber"),
+        (&[0x09, 0x92, 0x26, 0x89, 0x93, 0xf2, 0x2c, 0x64, 0x01, 0x19], "DC"),
+        (&[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x01], "Email"),
+    ];
+    let mut out = String::new();
+    for rdn in name.iter_rdn() {
+        for (i, attr) in rdn.iter().enumerate() {
+            out.push_str(match (out.is_empty(), i) {
+                (true, _) => "",
+                (false, 0) => ", ",
+                (false, _) => " + ",
+            });
+            let oid = attr.attr_type();
+            match NAMES.iter().find(|(bytes, _)| *bytes == oid.as_bytes()) {
+                Some((_, short)) => out.push_str(short),
+                None => out.push_str(&oid.to_id_string()),
+            }
+            out.push('=');
+            match attr.as_str() {
+                Ok(value) => out.push_str(value),
+                Err(_) => out.push_str("#<binary>"),
+            }
+        }
+    }
+    out
+}
+
 pub fn read(body: &[u8]) -> Option<ClientCertificate> {
     let [l0, l1, l2, rest @ ..] = body else {
         return None;
