@@ -25,6 +25,11 @@ use crate::{
 /// How long a closed socket stays pairable: its peer's open may still be in flight.
 const CLOSED_RETENTION: Duration = Duration::from_secs(2);
 
+/// Most sockets held. The kernel tracks at most `MAX_CONNECTIONS` and forgets the oldest silently
+/// (LRU), so a socket whose close never came would otherwise stay here forever; past this bound the
+/// oldest are evicted and counted.
+pub const MAX_SOCKETS: usize = 2 * observer_common::MAX_CONNECTIONS as usize;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 struct PairKey {
     /// The network namespace cookie for loopback addresses, 0 for the others.
@@ -42,6 +47,7 @@ struct SocketEntry {
     leg: LegId,
     side: Side,
     key: PairKey,
+    opened: Instant,
     closed_at: Option<Instant>,
 }
 
@@ -62,6 +68,8 @@ pub struct SocketStats {
     pub orphan_closes: u64,
     /// Records the decoder rejected.
     pub undecodable: u64,
+    /// Sockets forgotten because `MAX_SOCKETS` were held (their close was never seen).
+    pub evicted: u64,
 }
 
 /// The sockets of the open legs.
@@ -115,7 +123,7 @@ impl Sockets {
 
     pub fn on_event(&mut self, event: KernelEvent<'_>, now: Instant, out: &mut Vec<flows::Event>) {
         match event {
-            KernelEvent::Open(open) => self.on_open(&open, out),
+            KernelEvent::Open(open) => self.on_open(&open, now, out),
             KernelEvent::Sample { cookie, direction, offset, data, .. } => {
                 let Some(entry) = self.sockets.get(&cookie) else {
                     self.stats.orphan_samples += 1;
@@ -156,7 +164,7 @@ impl Sockets {
         }
     }
 
-    fn on_open(&mut self, open: &OpenEvent, out: &mut Vec<flows::Event>) {
+    fn on_open(&mut self, open: &OpenEvent, now: Instant, out: &mut Vec<flows::Event>) {
         let cookie = open.header.cookie;
         if self.sockets.contains_key(&cookie) {
             return;
@@ -205,7 +213,7 @@ impl Sockets {
         let sockets = self.legs.entry(leg).or_default();
         sockets.cookies.push(cookie);
         sockets.open += 1;
-        self.sockets.insert(cookie, SocketEntry { leg, side, key, closed_at: None });
+        self.sockets.insert(cookie, SocketEntry { leg, side, key, opened: now, closed_at: None });
     }
 
     /// The sockets of a leg (for telling the kernel to stop sampling them).
@@ -220,7 +228,7 @@ impl Sockets {
         }
     }
 
-    /// Forget sockets closed long enough ago, and legs without sockets.
+    /// Forget sockets closed long enough ago, the oldest beyond `MAX_SOCKETS`, and legs without sockets.
     pub fn tick(&mut self, now: Instant) {
         let mut gone = Vec::new();
         self.sockets.retain(|cookie, entry| {
@@ -230,6 +238,18 @@ impl Sockets {
             }
             keep
         });
+        if self.sockets.len() > MAX_SOCKETS {
+            let mut by_age: Vec<(Instant, u64)> = self.sockets.iter().map(|(c, e)| (e.opened, *c)).collect();
+            by_age.sort_unstable();
+            // Down to 90 % so the sort is not repeated on every tick.
+            let excess = self.sockets.len() - MAX_SOCKETS * 9 / 10;
+            for (_, cookie) in by_age.into_iter().take(excess) {
+                if let Some(entry) = self.sockets.remove(&cookie) {
+                    gone.push((cookie, entry.leg, entry.side, entry.key));
+                    self.stats.evicted += 1;
+                }
+            }
+        }
         for (cookie, leg, side, key) in gone {
             let index = match side {
                 Side::Client => &mut self.clients,

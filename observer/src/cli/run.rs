@@ -212,6 +212,7 @@ impl<W: Write> Session<W> {
             ("decode".to_owned(), sockets.undecodable),
             ("orphan_sample".to_owned(), sockets.orphan_samples),
             ("tracker_full".to_owned(), tracker.legs_dropped_full),
+            ("socket_evicted".to_owned(), sockets.evicted),
         ]);
         lost
     }

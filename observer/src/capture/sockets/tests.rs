@@ -155,5 +155,23 @@ fn events_of_unknown_sockets_are_counted() {
     sockets.on_event(close_event(77), now, &mut out);
     sockets.on_record(&[0u8; 3], now, &mut out);
     assert!(out.is_empty());
-    assert_eq!(sockets.stats(), SocketStats { orphan_samples: 1, orphan_closes: 1, undecodable: 1 });
+    assert_eq!(sockets.stats(), SocketStats { orphan_samples: 1, orphan_closes: 1, undecodable: 1, evicted: 0 });
+}
+
+#[test]
+fn sockets_whose_close_never_came_are_bounded() {
+    let mut sockets = table();
+    let t0 = Instant::now();
+    let mut out = Vec::new();
+    let total = MAX_SOCKETS as u64 + 10;
+    for cookie in 0..total {
+        let local = format!("10.{}.{}.{}:{}", (cookie >> 16) & 0xff, (cookie >> 8) & 0xff, cookie & 0xff, 40_000);
+        let open = open_event(cookie, 1, role::ACTIVE, &local, "10.255.0.1:443", b"curl");
+        sockets.on_event(KernelEvent::Open(open), t0 + Duration::from_micros(cookie), &mut out);
+    }
+    sockets.tick(t0 + Duration::from_secs(1));
+    assert!(sockets.len() <= MAX_SOCKETS, "{} sockets held", sockets.len());
+    assert_eq!(sockets.stats().evicted, total - (MAX_SOCKETS * 9 / 10) as u64);
+    assert!(sockets.cookies(0).is_empty(), "the oldest went first");
+    assert_eq!(sockets.cookies(total - 1), &[total - 1]);
 }
