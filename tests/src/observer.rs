@@ -249,6 +249,16 @@ impl ObserverRun {
         }
     }
 
+    /// The common ending of a test: the observer exited cleanly and reported exactly `want`
+    /// (see [`check_connections`](crate::check_connections)); every failure is shown at once.
+    #[track_caller]
+    pub fn assert_connections(&self, what: &str, want: &[crate::ExpectedConn]) {
+        let mut checks = Checks::new();
+        checks.check("observer exit", self.expect_clean_exit());
+        crate::check_connections(&self.records, want, &mut checks);
+        self.assert_passed(what, checks);
+    }
+
     /// The last `n` lines the observer logged (its exit counters), for failure messages.
     pub fn log_tail(&self, n: usize) -> String {
         let lines: Vec<&str> = self.stderr.lines().collect();

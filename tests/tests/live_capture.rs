@@ -13,7 +13,7 @@ use std::{
 };
 
 use observer_e2e::{
-    Checks, ExpectedConn, ObserverProcess, Topology, check_connections,
+    ExpectedConn, ObserverProcess, Topology,
     observer::ObserverRun,
     peers::{ClientAuth, Curl, HttpServer, SClient, TlsServer, TlsVersion, padding_alpn},
     pki::{KeyType, Leaf, Pki, spiffe_id},
@@ -142,10 +142,7 @@ fn every_leg_is_reported_once_with_its_ends_processes_and_side() {
         return;
     }
     let (run, want) = run_matrix(false);
-    let mut checks = Checks::new();
-    checks.check("observer exit", run.expect_clean_exit());
-    check_connections(&run.records, &want, &mut checks);
-    run.assert_passed("live capture", checks);
+    run.assert_connections("live capture", &want);
 }
 
 #[test]
@@ -155,10 +152,7 @@ fn tls_details_come_from_the_real_client_hello() {
         return;
     }
     let (run, want) = run_matrix(true);
-    let mut checks = Checks::new();
-    checks.check("observer exit", run.expect_clean_exit());
-    check_connections(&run.records, &want, &mut checks);
-    run.assert_passed("dissected live capture", checks);
+    run.assert_connections("dissected live capture", &want);
 }
 
 /// TLS 1.3 connections whose ~1.7 KB ClientHello (a long ALPN list) crosses in several segments
@@ -219,10 +213,7 @@ fn split_client_hello(dissected: bool) {
         want.push(conn);
     }
     let run = observer.stop_after(DRAIN).expect("observer stops");
-    let mut checks = Checks::new();
-    checks.check("observer exit", run.expect_clean_exit());
-    check_connections(&run.records, &want, &mut checks);
-    run.assert_passed("multi-segment ClientHello", checks);
+    run.assert_connections("multi-segment ClientHello", &want);
 }
 
 #[test]

@@ -7,7 +7,7 @@ use std::{
 };
 
 use observer_e2e::{
-    Checks, ExpectedConn, ObserverProcess, Spawn, Topology, check_connections,
+    ExpectedConn, ObserverProcess, Spawn, Topology,
     peers::{ClientAuth, Curl, HttpServer, SClient, TlsServer, TlsVersion},
     pki::{KeyType, Pki},
     require_root, serial,
@@ -71,8 +71,5 @@ fn plaintext_on_tls_ports_and_old_tls_are_deviations_by_default() {
             .field("/tls/version", "1.3")
             .field("/verdict/kind", serde_json::Value::Null),
     ];
-    let mut checks = Checks::new();
-    checks.check("observer exit", run.expect_clean_exit());
-    check_connections(&run.records, &want, &mut checks);
-    run.assert_passed("default policy", checks);
+    run.assert_connections("default policy", &want);
 }

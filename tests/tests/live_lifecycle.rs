@@ -9,7 +9,7 @@ use std::{
 };
 
 use observer_e2e::{
-    Checks, ExpectedConn, ObserverProcess, Spawn, Topology, check_connections,
+    ExpectedConn, ObserverProcess, Spawn, Topology,
     peers::{ClientAuth, Curl, HttpServer, PYTHON, TlsServer, TlsVersion, host_port},
     pki::{KeyType, Pki},
     require_root, serial,
@@ -44,10 +44,7 @@ fn servers_listening_before_the_observer_started_are_attributed() {
         "python3",
     );
     want.client_port = curl.local.map(|l| l.port());
-    let mut checks = Checks::new();
-    checks.check("observer exit", run.expect_clean_exit());
-    check_connections(&run.records, &[want], &mut checks);
-    run.assert_passed("listener started before the observer", checks);
+    run.assert_connections("listener started before the observer", &[want]);
 }
 
 #[test]
@@ -95,10 +92,7 @@ fn an_open_connection_is_reported_once_its_handshake_is_seen() {
     let want =
         ExpectedConn::both("open connection", client_ip, client.pid(), "openssl", server_addr, server.pid(), "openssl")
             .field("/protocol", "tls");
-    let mut checks = Checks::new();
-    checks.check("observer exit", run.expect_clean_exit());
-    check_connections(&run.records, &[want], &mut checks);
-    run.assert_passed("open connection reported once", checks);
+    run.assert_connections("open connection reported once", &[want]);
 }
 
 /// A python3 client making `count` HTTP connections one after another, printing each local port.
@@ -159,10 +153,7 @@ fn a_burst_of_connections_from_parallel_clients_is_reported_exactly_once_each() 
             want.push(c);
         }
     }
-    let mut checks = Checks::new();
-    checks.check("observer exit", run.expect_clean_exit());
-    check_connections(&run.records, &want, &mut checks);
-    run.assert_passed("burst", checks);
+    run.assert_connections("burst", &want);
 }
 
 #[test]
@@ -205,10 +196,7 @@ fn tls_server_attributed_on_ipv6_and_v4_mapped_addresses() {
         let shown = r.to_string();
         assert!(!shown.contains("::ffff:"), "v4-mapped address leaked into a record: {shown}");
     }
-    let mut checks = Checks::new();
-    checks.check("observer exit", run.expect_clean_exit());
-    check_connections(&run.records, &want, &mut checks);
-    run.assert_passed("dual-stack server", checks);
+    run.assert_connections("dual-stack server", &want);
 }
 
 #[test]
@@ -286,8 +274,5 @@ fn a_silent_leg_is_no_data_when_closed_and_observer_stopped_when_still_open() {
         c.client_port = Some(*port);
         want.push(c);
     }
-    let mut checks = Checks::new();
-    checks.check("observer exit", run.expect_clean_exit());
-    check_connections(&run.records, &want, &mut checks);
-    run.assert_passed("silent legs", checks);
+    run.assert_connections("silent legs", &want);
 }

@@ -10,7 +10,7 @@ use std::{
 };
 
 use observer_e2e::{
-    Checks, ExpectedConn, ObserverProcess, Spawn, TempDir, Topology, check_connections,
+    ExpectedConn, ObserverProcess, Spawn, TempDir, Topology,
     peers::{ClientAuth, Curl, HttpServer, PYTHON, SClient, TlsServer, TlsVersion},
     pki::{KeyType, Pki},
     require_root, serial,
@@ -81,10 +81,7 @@ fn resumption_and_http2_prior_knowledge_are_recognised() {
             .field("/tls/sni", "resume.b.e2e.test"),
         h2_conn,
     ];
-    let mut checks = Checks::new();
-    checks.check("observer exit", run.expect_clean_exit());
-    check_connections(&run.records, &want, &mut checks);
-    run.assert_passed("resumption and h2", checks);
+    run.assert_connections("resumption and h2", &want);
 }
 
 /// A python3 relay: accepts on 127.0.0.1:<listen>, connects to <host>:<port>, and forwards the
@@ -154,10 +151,7 @@ fn a_client_hello_dribbled_in_small_writes_is_reassembled() {
     .field("/tls/version", "1.2")
     .field("/tls/client_cert", "not_requested");
     relayed.client_port = upstream_port;
-    let mut checks = Checks::new();
-    checks.check("observer exit", run.expect_clean_exit());
-    check_connections(&run.records, &[relayed], &mut checks);
-    run.assert_passed("dribbled ClientHello", checks);
+    run.assert_connections("dribbled ClientHello", &[relayed]);
 }
 
 #[test]
@@ -266,8 +260,5 @@ fn failed_retried_resumed_and_big_chain_handshakes_are_classified() {
         }
         want.push(c);
     }
-    let mut checks = Checks::new();
-    checks.check("observer exit", run.expect_clean_exit());
-    check_connections(&run.records, &want, &mut checks);
-    run.assert_passed("handshake variants", checks);
+    run.assert_connections("handshake variants", &want);
 }

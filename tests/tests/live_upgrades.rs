@@ -8,7 +8,7 @@ use std::{
 };
 
 use observer_e2e::{
-    Checks, ExpectedConn, ObserverProcess, Topology, check_connections,
+    ExpectedConn, ObserverProcess, Topology,
     pki::{KeyType, Pki},
     postgres::{Postgres, psql},
     require_root, serial,
@@ -57,8 +57,5 @@ fn postgres_plaintext_and_sslrequest_upgrades_are_classified() {
         }
     }
     let run = observer.stop_after(Duration::from_millis(1500)).expect("observer stops");
-    let mut checks = Checks::new();
-    checks.check("observer exit", run.expect_clean_exit());
-    check_connections(&run.records, &want, &mut checks);
-    run.assert_passed("postgres upgrades", checks);
+    run.assert_connections("postgres upgrades", &want);
 }

@@ -8,8 +8,7 @@ use std::{
 };
 
 use observer_e2e::{
-    Checks, ExpectedConn, Mesh, ObserverProcess, Sidecar, check_connections, mesh::gateway::GATEWAY_PORT, peers::Curl,
-    require_root, serial,
+    ExpectedConn, Mesh, ObserverProcess, Sidecar, mesh::gateway::GATEWAY_PORT, peers::Curl, require_root, serial,
 };
 
 #[test]
@@ -75,8 +74,5 @@ fn gateway_downstream_and_upstream_legs_follow_the_gateway() {
     .field("/tls/sni", mesh.sni("pod-b"))
     .field("/verdict/status", "ok")
     .field("/verdict/expected", "mtls");
-    let mut checks = Checks::new();
-    checks.check("observer exit", run.expect_clean_exit());
-    check_connections(&run.records, &[downstream, upstream], &mut checks);
-    run.assert_passed("gateway legs", checks);
+    run.assert_connections("gateway legs", &[downstream, upstream]);
 }

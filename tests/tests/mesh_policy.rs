@@ -175,10 +175,7 @@ fn an_edited_policy_is_reloaded_live_and_a_broken_one_is_rejected() {
         c
     })
     .collect();
-    let mut checks = Checks::new();
-    checks.check("observer exit", run.expect_clean_exit());
-    check_connections(&run.records, &want, &mut checks);
-    run.assert_passed("live policy reload", checks);
+    run.assert_connections("live policy reload", &want);
 }
 
 #[test]
