@@ -19,7 +19,9 @@ pub enum CaptureError {
     #[error("cannot open cgroup {path}: {source}")]
     Cgroup { path: String, source: std::io::Error },
     /// The kernel refused the object (maps or BTF).
-    #[error("the kernel refused the eBPF object: {0}")]
+    #[error(
+        "the kernel refused the eBPF object ({0}): is BPF available in this kernel and not blocked by lockdown or a seccomp profile?"
+    )]
     Load(#[from] aya::EbpfError),
     /// A program is of the wrong type, or attaching it failed.
     #[error("eBPF program {program}: {source}")]
