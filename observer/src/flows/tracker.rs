@@ -113,6 +113,10 @@ impl Tracker {
 
     /// Apply one event; what it produces is appended to `out`.
     pub fn handle(&mut self, event: Event, now: Instant, out: &mut Vec<Output>) {
+        // Whether the classifier's input may have changed. A live leg seen from both ends gets
+        // every segment twice (the client's egress and the server's ingress): the copy changes
+        // nothing and is not classified again.
+        let mut changed = true;
         let leg = match event {
             Event::Open { leg, time, client, server, observed_at } => {
                 if self.legs.contains_key(&leg) {
@@ -166,10 +170,13 @@ impl Tracker {
             }
             Event::Data { leg, direction, offset, bytes } => {
                 let Some(state) = self.state(leg) else { return };
-                match direction {
-                    Direction::ClientToServer => state.client.insert(offset, &bytes),
-                    Direction::ServerToClient => state.server.insert(offset, &bytes),
-                }
+                let stream = match direction {
+                    Direction::ClientToServer => &mut state.client,
+                    Direction::ServerToClient => &mut state.server,
+                };
+                let before = (stream.bytes().len(), stream.has_gap(), stream.overflowed());
+                stream.insert(offset, &bytes);
+                changed = before != (stream.bytes().len(), stream.has_gap(), stream.overflowed());
                 leg
             }
             Event::DirectionEnd { leg, direction, end } => {
@@ -191,7 +198,8 @@ impl Tracker {
             return;
         };
         state.last_event = now;
-        if state.decided.is_none()
+        if changed
+            && state.decided.is_none()
             && let Progress::Done(classification) = state.classify()
         {
             state.decided = Some(classification);

@@ -145,3 +145,18 @@ fn opens_beyond_the_limit_are_counted_and_refused() {
     assert_eq!(tracker.stats().legs_dropped_full, 1);
     assert_eq!(out, vec![Output::StopSampling(2)]);
 }
+
+#[test]
+fn duplicate_segments_change_nothing_and_the_close_still_decides() {
+    let mut tracker = Tracker::new(TrackerConfig::default());
+    let now = Instant::now();
+    let mut out = Vec::new();
+    tracker.handle(open(8, ObservedAt::Both), now, &mut out);
+    // A ClientHello record header announcing more bytes than have come: not decided yet.
+    let head = [0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03];
+    tracker.handle(data(8, 0, &head), now, &mut out);
+    tracker.handle(data(8, 0, &head), now, &mut out);
+    assert!(out.is_empty());
+    tracker.handle(Event::Close { leg: 8 }, now, &mut out);
+    assert_eq!(records(&out).len(), 1, "closing still decides the leg: {out:?}");
+}
