@@ -76,7 +76,7 @@ use std::{
 pub use expect::{ExpectedConn, check_connections};
 pub use mesh::{Mesh, MeshPod, Sidecar};
 pub use netns::{Netns, cleanup_stale};
-pub use observer::ObserverProcess;
+pub use observer::{DRAIN, ObserverProcess, RUN_CAP};
 pub use pki::{KeyType, Leaf, Pki};
 pub use process::{Child, ClientRun, Spawn, wait_for_tcp_listen};
 pub use records::{Checks, Records};

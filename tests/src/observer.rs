@@ -44,6 +44,11 @@ pub struct ObserverProcess {
     _logs: TempDir,
 }
 
+/// Upper bound of one observer run in a test; tests stop it earlier with SIGINT.
+pub const RUN_CAP: Duration = Duration::from_secs(120);
+/// Time for the last events to drain after a test's traffic, before SIGINT.
+pub const DRAIN: Duration = Duration::from_millis(1500);
+
 /// What one observer run produced.
 #[derive(Debug)]
 pub struct ObserverRun {

@@ -13,17 +13,13 @@ use std::{
 };
 
 use observer_e2e::{
-    ExpectedConn, ObserverProcess, Topology,
+    DRAIN, ExpectedConn, ObserverProcess, RUN_CAP, Topology,
     observer::ObserverRun,
     peers::{ClientAuth, Curl, HttpServer, SClient, TlsServer, TlsVersion, padding_alpn},
     pki::{KeyType, Leaf, Pki, spiffe_id},
     require_root, serial,
 };
 
-/// Upper bound of one observer run; tests stop it earlier with SIGINT.
-const RUN_CAP: Duration = Duration::from_secs(120);
-/// Time for the last events to drain after the traffic, before SIGINT.
-const DRAIN: Duration = Duration::from_millis(1500);
 const HTTP_PORT: u16 = 18080;
 const TLS13_PORT: u16 = 14413;
 const TLS12_PORT: u16 = 14412;

@@ -9,14 +9,12 @@ use std::{
 };
 
 use observer_e2e::{
-    ExpectedConn, ObserverProcess, Spawn, Topology,
+    DRAIN, ExpectedConn, ObserverProcess, RUN_CAP, Spawn, Topology,
     peers::{ClientAuth, Curl, HttpServer, PYTHON, TlsServer, TlsVersion, host_port},
     pki::{KeyType, Pki},
     require_root, serial,
 };
 
-const RUN_CAP: Duration = Duration::from_secs(120);
-const DRAIN: Duration = Duration::from_millis(1500);
 const HTTP_PORT: u16 = 18081;
 const TLS_PORT: u16 = 14414;
 

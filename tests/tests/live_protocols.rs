@@ -4,20 +4,15 @@
 //! writes with pauses (reassembly across many segments and time, not only an MTU split); and
 //! handshakes that fail, retry (HelloRetryRequest), resume (TLS 1.2) or carry a 5 KB chain.
 
-use std::{
-    net::{IpAddr, SocketAddr},
-    time::Duration,
-};
+use std::net::{IpAddr, SocketAddr};
 
 use observer_e2e::{
-    ExpectedConn, ObserverProcess, Spawn, TempDir, Topology,
+    DRAIN, ExpectedConn, ObserverProcess, RUN_CAP, Spawn, TempDir, Topology,
     peers::{ClientAuth, Curl, HttpServer, PYTHON, SClient, TlsServer, TlsVersion},
     pki::{KeyType, Pki},
     require_root, serial,
 };
 
-const RUN_CAP: Duration = Duration::from_secs(120);
-const DRAIN: Duration = Duration::from_millis(1500);
 const TLS_PORT: u16 = 14415;
 const HTTP_PORT: u16 = 18083;
 

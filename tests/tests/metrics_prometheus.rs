@@ -10,12 +10,11 @@ use std::{
 };
 
 use observer_e2e::{
-    ObserverProcess, TempDir, Topology,
+    ObserverProcess, RUN_CAP, TempDir, Topology,
     peers::{Curl, HttpServer},
     require_root, serial,
 };
 
-const RUN_CAP: Duration = Duration::from_secs(120);
 const HTTP_PORT: u16 = 18085;
 const CONNECTIONS: usize = 3;
 
