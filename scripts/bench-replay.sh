@@ -4,7 +4,7 @@
 #
 #   scripts/bench-replay.sh [CONNECTIONS=5000] [RUNS=5]
 #
-# The capture is generated from the real fixtures (observer/tests/fixtures/*.pcap, Ethernet ones):
+# The capture is generated from the real fixtures (observer-wire/tests/fixtures/*.pcap, Ethernet ones):
 # each connection is a copy of a fixture connection with its own client address and port, so
 # every handshake is a real one. Prints one line per tool (median and min..max wall time) and
 # `ratio tshark/observer`. Set OBSERVER=path to time a prebuilt binary instead of building one.
@@ -23,7 +23,7 @@ if [[ -z ${OBSERVER:-} ]]; then
     OBSERVER=$ROOT/target/release/observer
 fi
 
-python3 - "$WORK/bench.pcap" "$CONNECTIONS" "$ROOT"/observer/tests/fixtures/*.pcap <<'PY'
+python3 - "$WORK/bench.pcap" "$CONNECTIONS" "$ROOT"/observer-wire/tests/fixtures/*.pcap <<'PY'
 import struct, sys
 out_path, count, files = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
 conns = []  # per fixture file: its frames (Ethernet + IPv4 only)

@@ -1,15 +1,10 @@
-//! observer: classifies every TCP connection leg on a node as plaintext, TLS or mutual TLS and
-//! checks it against the mesh policy. See DESIGN.md for the pipeline:
-//! source (live capture or pcap replay) -> flows -> dissect -> classify -> verdict -> export.
+//! The observer daemon and its command line: the live capture (eBPF programs and the ring
+//! buffer), the Kubernetes API source, policy reload, and the outputs (JSON lines, table,
+//! metrics). The pure stages are in `observer-wire`, the mesh model in `observer-mesh`;
+//! docs/ARCHITECTURE.md shows how the three fit.
 
 pub mod capture;
-pub mod classify;
 pub mod cli;
 pub mod cluster;
-pub mod dissect;
 pub mod export;
-pub mod flows;
-pub mod inventory;
-pub mod policy;
-pub mod replay;
-pub mod verdict;
+pub mod reload;

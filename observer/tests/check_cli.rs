@@ -4,7 +4,7 @@
 use std::{path::PathBuf, process::Command};
 
 fn testdata(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src/policy/testdata").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../observer-mesh/testdata").join(name)
 }
 
 fn check(paths: &[PathBuf]) -> (Option<i32>, String, String) {

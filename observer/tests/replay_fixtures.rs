@@ -4,22 +4,22 @@
 
 use std::path::{Path, PathBuf};
 
-use observer::{
-    export::ConnectionRecord,
-    flows::TrackerConfig,
-    replay::{Replay, ReplayError},
+use observer::export::ConnectionRecord;
+use observer_wire::{
+    legs::TrackerConfig,
+    pcap::{Replay, ReplayError},
 };
 use serde_json::Value;
 
 fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../observer-wire/tests/fixtures")
 }
 
 fn replay(path: &Path) -> Vec<Value> {
     let mut records = Vec::new();
     let mut replay = Replay::new(TrackerConfig::default());
-    let mut sink = |leg: observer::flows::LegRecord| {
-        let record = ConnectionRecord::from_leg(&leg, "test-node");
+    let mut sink = |leg: observer_wire::legs::LegRecord| {
+        let record = ConnectionRecord::unassessed(&leg, "test-node");
         records.push(serde_json::to_value(record).expect("records serialise"));
     };
     replay.file(path, &mut sink).expect("fixture replays");
@@ -170,6 +170,6 @@ fn damaged_packets_are_counted_and_skipped() {
     let (stats, _) = replay.finish(&mut |leg| records.push(leg));
     assert_eq!(stats.damaged, 1);
     assert_eq!(records.len(), 1);
-    assert_eq!(records[0].classification.security, observer::classify::Security::Tls);
+    assert_eq!(records[0].classification.security, observer_wire::classify::Security::Tls);
     std::fs::remove_dir_all(path.parent().expect("dir")).expect("cleanup");
 }

@@ -3,13 +3,20 @@
 
 use std::{fs::File, path::Path};
 
-use crate::export::metrics::ProgramRun;
 use aya::{
     Ebpf, EbpfLoader,
     maps::{HashMap, MapData, PerCpuArray, RingBuf},
     programs::{CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, CgroupSock, SockOps},
 };
 use observer_common::{ConnState, ListenerKey, Owner, conn_flags, drop_reason, names};
+
+/// Run statistics of one eBPF program (non-zero only while kernel.bpf_stats_enabled is 1).
+#[derive(Clone, Debug, Default)]
+pub struct ProgramRun {
+    pub program: String,
+    pub run_time_ns: u64,
+    pub run_count: u64,
+}
 
 /// Why the live capture could not start.
 #[derive(Debug, thiserror::Error)]

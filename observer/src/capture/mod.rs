@@ -8,6 +8,6 @@ mod preflight;
 pub mod sockets;
 
 pub use loader::CaptureError;
-pub use loader::{KernelCounters, LiveCapture};
+pub use loader::{KernelCounters, LiveCapture, ProgramRun};
 pub use preflight::{PreflightError, check as preflight, find_cgroup2};
 pub use sockets::{SocketStats, Sockets};

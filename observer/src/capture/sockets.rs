@@ -1,7 +1,7 @@
 //! From sockets to legs. The kernel reports sockets (by cookie); a leg is a TCP connection, seen
 //! from one socket or, when both ends live on this node, from two. This table pairs the two
 //! sockets of a local connection, maps each socket's egress/ingress onto the leg's
-//! client-to-server/server-to-client streams, and turns kernel events into [`flows::Event`]s.
+//! client-to-server/server-to-client streams, and turns kernel events into [`legs::Event`]s.
 //!
 //! Pairing key: the client socket's local address equals the server socket's remote address.
 //! That holds across network namespaces and behind Istio's REDIRECT (where the server socket's
@@ -15,12 +15,9 @@ use std::{
 };
 
 use observer_common::{OpenEvent, SAMPLE_BUDGET, direction, role};
+use observer_wire::legs::{self, Direction, LegId, ObservedAt, Peer, Process, Side, StreamEnd};
 
 use super::events::{self, KernelEvent};
-use crate::{
-    classify::StreamEnd,
-    flows::{self, Direction, LegId, ObservedAt, Peer, Process, Side},
-};
 
 /// How long a closed socket stays pairable: its peer's open may still be in flight.
 const CLOSED_RETENTION: Duration = Duration::from_secs(2);
@@ -111,7 +108,7 @@ impl Sockets {
     }
 
     /// Decode a ring buffer record and translate it.
-    pub fn on_record(&mut self, record: &[u8], now: Instant, out: &mut Vec<flows::Event>) {
+    pub fn on_record(&mut self, record: &[u8], now: Instant, out: &mut Vec<legs::Event>) {
         match events::decode(record) {
             Ok(event) => self.on_event(event, now, out),
             Err(error) => {
@@ -121,7 +118,7 @@ impl Sockets {
         }
     }
 
-    pub fn on_event(&mut self, event: KernelEvent<'_>, now: Instant, out: &mut Vec<flows::Event>) {
+    pub fn on_event(&mut self, event: KernelEvent<'_>, now: Instant, out: &mut Vec<legs::Event>) {
         match event {
             KernelEvent::Open(open) => self.on_open(&open, now, out),
             KernelEvent::Sample { cookie, direction, offset, data, .. } => {
@@ -139,9 +136,9 @@ impl Sockets {
                 };
                 let leg = entry.leg;
                 let end = u64::from(offset) + data.len() as u64;
-                out.push(flows::Event::Data { leg, direction: dir, offset: u64::from(offset), bytes: data.to_vec() });
+                out.push(legs::Event::Data { leg, direction: dir, offset: u64::from(offset), bytes: data.to_vec() });
                 if end >= u64::from(SAMPLE_BUDGET) {
-                    out.push(flows::Event::DirectionEnd { leg, direction: dir, end: StreamEnd::BudgetSpent });
+                    out.push(legs::Event::DirectionEnd { leg, direction: dir, end: StreamEnd::BudgetSpent });
                 }
             }
             KernelEvent::Close(close) => {
@@ -157,14 +154,14 @@ impl Sockets {
                 if let Some(sockets) = self.legs.get_mut(&leg) {
                     sockets.open = sockets.open.saturating_sub(1);
                     if sockets.open == 0 && !sockets.reported {
-                        out.push(flows::Event::Close { leg });
+                        out.push(legs::Event::Close { leg });
                     }
                 }
             }
         }
     }
 
-    fn on_open(&mut self, open: &OpenEvent, now: Instant, out: &mut Vec<flows::Event>) {
+    fn on_open(&mut self, open: &OpenEvent, now: Instant, out: &mut Vec<legs::Event>) {
         let cookie = open.header.cookie;
         if self.sockets.contains_key(&cookie) {
             return;
@@ -191,7 +188,7 @@ impl Sockets {
             .filter(|leg| self.legs.get(leg).is_some_and(|l| !l.reported));
 
         let leg = if let Some(leg) = peer_leg {
-            out.push(flows::Event::Joined { leg, side, process, local, remote });
+            out.push(legs::Event::Joined { leg, side, process, local, remote });
             leg
         } else {
             let time = self.boot_wall + Duration::from_nanos(open.header.ktime_ns);
@@ -203,7 +200,7 @@ impl Sockets {
                     (Peer { addr: remote, process: None }, Peer { addr: local, process }, ObservedAt::Server)
                 }
             };
-            out.push(flows::Event::Open { leg: cookie, time, client, server, observed_at });
+            out.push(legs::Event::Open { leg: cookie, time, client, server, observed_at });
             match side {
                 Side::Client => self.clients.insert(key, cookie),
                 Side::Server => self.servers.insert(key, cookie),

@@ -4,7 +4,7 @@
 
 use std::{io::Write, path::PathBuf, process::ExitCode};
 
-use crate::policy::{check, load_paths};
+use observer_mesh::{check::check, load_paths};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -52,7 +52,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::tests_support::testdata;
+
+    /// The mesh crate's manifest fixtures.
+    fn testdata(name: &str) -> PathBuf {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../observer-mesh/testdata").join(name)
+    }
 
     fn run_check(paths: &[PathBuf]) -> (u8, String, String) {
         let (mut out, mut err) = (Vec::new(), Vec::new());

@@ -12,9 +12,11 @@ use std::{
     time::Duration,
 };
 
+use observer_mesh::{Mesh, load::LoadErrors};
+
 use crate::{
     cluster::{KubeError, KubeOptions, KubeSource, Scope},
-    policy::{ConfigSource, FileSource, LoadErrors, PolicyStore, Snapshot},
+    reload::{ConfigSource, FileSource, PolicyStore},
 };
 
 /// How often policy files are checked for changes.
@@ -127,7 +129,7 @@ impl PolicyArgs {
 
 impl LoadedPolicy {
     /// `snapshot` in force, and a thread polling `source` every `interval` for the next one.
-    fn watching(snapshot: Snapshot, mut source: impl ConfigSource + Send + 'static, interval: Duration) -> Self {
+    fn watching(snapshot: Mesh, mut source: impl ConfigSource + Send + 'static, interval: Duration) -> Self {
         let store = Arc::new(PolicyStore::new(snapshot));
         let stop = Arc::new(AtomicBool::new(false));
         let handle = {

@@ -2,12 +2,13 @@
 
 use std::{path::PathBuf, process::ExitCode};
 
-use crate::{
-    export::{ConnectionRecord, Format, Printer},
-    flows::{LegRecord, TrackerConfig},
-    replay::Replay,
-    verdict,
+use observer_mesh::verdict;
+use observer_wire::{
+    legs::{LegRecord, TrackerConfig},
+    pcap::Replay,
 };
+
+use crate::export::{ConnectionRecord, Format, Printer};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -32,11 +33,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let (stats, tracker) = {
         let mut print = |leg: LegRecord| {
             if write_error.is_none()
-                && let Err(e) = printer.print(&{
-                    let mut record = ConnectionRecord::from_leg(&leg, &node);
-                    verdict::enrich(&mut record, &leg, &policy.store.current());
-                    record
-                })
+                && let Err(e) =
+                    printer.print(&ConnectionRecord::new(&leg, &verdict::assess(&leg, &policy.store.current()), &node))
             {
                 write_error = Some(e);
             }

@@ -12,6 +12,11 @@ use std::{
 use anyhow::Context as _;
 use aya::maps::{MapData, RingBuf};
 use observer_common::drop_reason;
+use observer_mesh::verdict;
+use observer_wire::{
+    classify::UnknownReason,
+    legs::{self, Output, Tracker, TrackerConfig},
+};
 use tokio::{io::unix::AsyncFd, signal::unix::SignalKind};
 
 use crate::{
@@ -21,9 +26,7 @@ use crate::{
         metrics::{Metrics, Snapshot},
         serve::{self, Exposition},
     },
-    flows::{self, Output, Tracker, TrackerConfig},
-    policy::PolicyStore,
-    verdict,
+    reload::PolicyStore,
 };
 
 /// The embedded kernel programs (empty when built with AYA_BUILD_SKIP).
@@ -101,7 +104,7 @@ struct Session<W: Write> {
     tracker: Tracker,
     printer: Printer<W>,
     node: String,
-    events: Vec<flows::Event>,
+    events: Vec<legs::Event>,
     outputs: Vec<Output>,
     records: u64,
     metrics: Metrics,
@@ -159,7 +162,7 @@ impl<W: Write> Session<W> {
             }
         }
         self.drain(ring.get_mut())?;
-        self.tracker.flush(crate::classify::UnknownReason::ObserverStopped, &mut self.outputs);
+        self.tracker.flush(UnknownReason::ObserverStopped, &mut self.outputs);
         self.handle_outputs()
     }
 
@@ -185,8 +188,8 @@ impl<W: Write> Session<W> {
                 }
                 Output::Record(leg) => {
                     self.sockets.reported(leg.leg);
-                    let mut record = ConnectionRecord::from_leg(&leg, &self.node);
-                    verdict::enrich(&mut record, &leg, &self.policy.current());
+                    let assessment = verdict::assess(&leg, &self.policy.current());
+                    let record = ConnectionRecord::new(&leg, &assessment, &self.node);
                     self.records += 1;
                     self.metrics.record(&record);
                     if let Err(error) = self.printer.print(&record) {

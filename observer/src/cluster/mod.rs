@@ -5,7 +5,7 @@
 //! Objects go through the same loader and validation as manifest files (`objects`), so a policy
 //! from the API and one from `--policy` mean the same thing and fail the same way; errors name
 //! the object (`k8s:Kind/namespace/name:line`). [`KubeSource`] is a
-//! [`ConfigSource`](crate::policy::ConfigSource): the [`PolicyStore`](crate::policy::PolicyStore)
+//! [`ConfigSource`](crate::reload::ConfigSource): the [`PolicyStore`](crate::reload::PolicyStore)
 //! polls it, swaps in clean snapshots and keeps the last good one when an object is invalid.
 
 mod objects;
@@ -22,7 +22,7 @@ pub use resources::{MESH_CONFIG_MAP, Query, Resource, Scope};
 pub use source::{KubeOptions, KubeSource};
 pub use watch::watch_error_counts;
 
-use crate::policy::LoadErrors;
+use observer_mesh::load::LoadErrors;
 
 /// Why the Kubernetes API source could not start.
 #[derive(Debug, thiserror::Error)]

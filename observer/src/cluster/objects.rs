@@ -19,9 +19,12 @@ use std::{
 use serde_json::Value;
 
 use super::resources::Resource;
-use crate::{
+use observer_mesh::{
+    Mesh,
     inventory::{Inventory, Namespace, Pod, Service},
-    policy::{LoadErrors, Policy, Snapshot, load_texts},
+    load::LoadErrors,
+    load_texts,
+    policy::Policy,
 };
 
 /// Metadata the API adds that the observer never reads and that only makes renderings large:
@@ -174,7 +177,7 @@ impl Objects {
 
     /// The policy and inventory these objects make, as the manifest loader makes it from them:
     /// every error of every invalid object at once, each naming its object.
-    pub fn snapshot(&self) -> Result<Snapshot, LoadErrors> {
+    pub fn snapshot(&self) -> Result<Mesh, LoadErrors> {
         let rejected: Vec<(&Path, &str)> = self
             .entries
             .values()
@@ -206,6 +209,6 @@ impl Objects {
             }
         }
         policy.sort_by_age();
-        Ok(Snapshot { policy, inventory: Inventory::new(pods, services, namespaces), files })
+        Ok(Mesh { policy, inventory: Inventory::new(pods, services, namespaces), files })
     }
 }

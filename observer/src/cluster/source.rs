@@ -1,7 +1,7 @@
 //! [`KubeSource`]: the watchers on a thread of their own, and a [`ConfigSource`] over what they
 //! know. The first snapshot waits for every resource to be listed once (a partial one would
 //! raise false deviations); later ones are built when a poll finds the objects changed, so the
-//! [`PolicyStore`](crate::policy::PolicyStore)'s poll interval is the debounce: a burst of pod
+//! [`PolicyStore`](crate::reload::PolicyStore)'s poll interval is the debounce: a burst of pod
 //! churn costs one rebuild per interval.
 
 use std::{sync::Arc, thread::JoinHandle, time::Duration};
@@ -13,7 +13,9 @@ use super::{
     resources::{Resource, Scope},
     watch::{Shared, watch},
 };
-use crate::policy::{ConfigSource, LoadErrors, Snapshot};
+use observer_mesh::{Mesh, load::LoadErrors};
+
+use crate::reload::ConfigSource;
 
 /// What [`KubeSource::open`] needs.
 #[derive(Clone)]
@@ -39,7 +41,7 @@ impl KubeSource {
     /// Starts the watchers, waits for the first full list of every resource and builds the first
     /// snapshot; fails if the API cannot be reached in time or an object is invalid (every error
     /// at once), before anything privileged happens.
-    pub fn open(options: KubeOptions) -> Result<(Self, Snapshot), KubeError> {
+    pub fn open(options: KubeOptions) -> Result<(Self, Mesh), KubeError> {
         let mut source = Self::start(options.config, options.scope)?;
         let snapshot = source.first_snapshot(options.sync_timeout)?;
         Ok((source, snapshot))
@@ -76,7 +78,7 @@ impl KubeSource {
     }
 
     /// Waits for every resource to be listed once, then builds the snapshot.
-    pub fn first_snapshot(&mut self, timeout: Duration) -> Result<Snapshot, KubeError> {
+    pub fn first_snapshot(&mut self, timeout: Duration) -> Result<Mesh, KubeError> {
         let state = self.shared.wait_until(timeout, |state| state.all_synced());
         if !state.all_synced() {
             let pending = Resource::ALL.iter().filter(|r| !state.synced.contains(r)).map(|r| r.name()).collect();
@@ -98,7 +100,7 @@ impl KubeSource {
 }
 
 impl ConfigSource for KubeSource {
-    fn poll(&mut self) -> Result<Option<Snapshot>, LoadErrors> {
+    fn poll(&mut self) -> Result<Option<Mesh>, LoadErrors> {
         let state = self.shared.lock();
         if !state.all_synced() || self.built == Some(state.generation) {
             return Ok(None);

@@ -7,6 +7,7 @@
 use std::{collections::BTreeMap, fmt::Write as _};
 
 use super::ConnectionRecord;
+use crate::capture::ProgramRun;
 
 /// Label values of `observer_connections_total`, in the order of [`CONNECTION_LABELS`].
 type ConnectionLabels = [String; 10];
@@ -43,14 +44,6 @@ pub struct Snapshot {
     pub programs: Vec<ProgramRun>,
     /// `observer_kubernetes_watch_errors_total` by resource (all zero without the API source).
     pub watch_errors: Vec<(&'static str, u64)>,
-}
-
-/// Run statistics of one eBPF program (non-zero only while kernel.bpf_stats_enabled is 1).
-#[derive(Clone, Debug, Default)]
-pub struct ProgramRun {
-    pub program: String,
-    pub run_time_ns: u64,
-    pub run_count: u64,
 }
 
 /// The JSON spelling of a serializable value, or "unknown" for null.
@@ -187,9 +180,9 @@ mod tests {
     use std::{net::SocketAddr, time::SystemTime};
 
     use super::*;
-    use crate::{
+    use observer_wire::{
         classify::{Classification, Protocol, Security},
-        flows::{LegRecord, ObservedAt, Peer},
+        legs::{LegRecord, ObservedAt, Peer},
     };
 
     fn record() -> ConnectionRecord {
@@ -207,7 +200,7 @@ mod tests {
                 tls: None,
             },
         };
-        let mut record = ConnectionRecord::from_leg(&leg, "n");
+        let mut record = ConnectionRecord::unassessed(&leg, "n");
         record.server.workload = Some("prod/api".to_owned());
         record
     }

@@ -5,10 +5,10 @@ use std::time::SystemTime;
 
 use serde::Serialize;
 
-use crate::{
+use observer_mesh::verdict::{Assessment, EndIdentity, LegKind, Verdict};
+use observer_wire::{
     classify::{Protocol, Security, TlsDetails, UnknownReason},
-    flows::{LegRecord, ObservedAt, Peer, Process},
-    verdict::{Leg, Verdict},
+    legs::{LegRecord, ObservedAt, Peer, Process},
 };
 
 /// One end of a leg in the JSON record.
@@ -34,7 +34,7 @@ pub struct ConnectionRecord {
     pub client: EndpointRecord,
     pub server: EndpointRecord,
     pub observed_at: ObservedAt,
-    pub leg: Leg,
+    pub leg: LegKind,
     pub security: Security,
     pub protocol: Protocol,
     pub reason: Option<UnknownReason>,
@@ -43,34 +43,39 @@ pub struct ConnectionRecord {
 }
 
 impl ConnectionRecord {
-    /// The record of a finished leg, before policy: leg `unknown`, verdict `unevaluated`.
-    pub fn from_leg(leg: &LegRecord, node: &str) -> Self {
+    /// The record of a finished leg and its assessment against the policy.
+    pub fn new(leg: &LegRecord, assessment: &Assessment, node: &str) -> Self {
         let c = &leg.classification;
         Self {
             time: rfc3339_millis(leg.time),
             node: node.to_owned(),
             conn_id: format!("c:{:x}", leg.leg),
-            client: endpoint(&leg.client),
-            server: endpoint(&leg.server),
+            client: endpoint(&leg.client, &assessment.client),
+            server: endpoint(&leg.server, &assessment.server),
             observed_at: leg.observed_at,
-            leg: Leg::Unknown,
+            leg: assessment.leg,
             security: c.security,
             protocol: c.protocol,
             reason: c.reason,
             tls: c.tls.clone(),
-            verdict: Verdict::unevaluated(),
+            verdict: assessment.verdict.clone(),
         }
+    }
+
+    /// The record of a finished leg without policy: leg `unknown`, verdict `unevaluated`.
+    pub fn unassessed(leg: &LegRecord, node: &str) -> Self {
+        Self::new(leg, &Assessment::unevaluated(), node)
     }
 }
 
-fn endpoint(peer: &Peer) -> EndpointRecord {
+fn endpoint(peer: &Peer, who: &EndIdentity) -> EndpointRecord {
     // A v4-mapped IPv6 address is the IPv4 peer of a dual-stack socket: show it as IPv4.
     let ip = peer.addr.ip().to_canonical();
     EndpointRecord {
         ip: ip.to_string(),
         port: peer.addr.port(),
-        workload: None,
-        identity: None,
+        workload: who.workload.clone(),
+        identity: who.identity.clone(),
         process: peer.process.clone(),
     }
 }

@@ -56,8 +56,8 @@ fn the_two_sockets_of_a_loopback_connection_make_one_leg() {
     let server = open_event(2, 9, role::PASSIVE, "127.0.0.1:8080", "127.0.0.1:40000", b"python3");
     sockets.on_event(KernelEvent::Open(client), now, &mut out);
     sockets.on_event(KernelEvent::Open(server), now, &mut out);
-    assert!(matches!(out[0], flows::Event::Open { leg: 1, observed_at: ObservedAt::Client, .. }));
-    let flows::Event::Joined { leg: 1, side: Side::Server, process: Some(ref p), .. } = out[1] else {
+    assert!(matches!(out[0], legs::Event::Open { leg: 1, observed_at: ObservedAt::Client, .. }));
+    let legs::Event::Joined { leg: 1, side: Side::Server, process: Some(ref p), .. } = out[1] else {
         panic!("server did not join the client's leg: {out:?}")
     };
     assert_eq!(p.comm, "python3");
@@ -70,7 +70,7 @@ fn the_two_sockets_of_a_loopback_connection_make_one_leg() {
     let dirs: Vec<_> = out
         .iter()
         .map(|e| match e {
-            flows::Event::Data { direction, .. } => *direction,
+            legs::Event::Data { direction, .. } => *direction,
             other => panic!("unexpected {other:?}"),
         })
         .collect();
@@ -80,7 +80,7 @@ fn the_two_sockets_of_a_loopback_connection_make_one_leg() {
     sockets.on_event(close_event(1), now, &mut out);
     assert!(out.is_empty(), "the leg stays open while one of its sockets is");
     sockets.on_event(close_event(2), now, &mut out);
-    assert!(matches!(out[..], [flows::Event::Close { leg: 1 }]));
+    assert!(matches!(out[..], [legs::Event::Close { leg: 1 }]));
 }
 
 #[test]
@@ -92,7 +92,7 @@ fn loopback_addresses_in_different_namespaces_do_not_pair() {
     let server = open_event(2, 10, role::PASSIVE, "127.0.0.1:8080", "127.0.0.1:40000", b"nginx");
     sockets.on_event(KernelEvent::Open(client), now, &mut out);
     sockets.on_event(KernelEvent::Open(server), now, &mut out);
-    assert!(matches!(out[1], flows::Event::Open { leg: 2, observed_at: ObservedAt::Server, .. }));
+    assert!(matches!(out[1], legs::Event::Open { leg: 2, observed_at: ObservedAt::Server, .. }));
 }
 
 #[test]
@@ -105,7 +105,7 @@ fn a_redirected_connection_pairs_with_the_proxy_and_keeps_the_original_destinati
     let app = open_event(4, 3, role::ACTIVE, "10.88.0.10:41000", "10.88.0.20:8080", b"curl");
     sockets.on_event(KernelEvent::Open(proxy), now, &mut out);
     sockets.on_event(KernelEvent::Open(app), now, &mut out);
-    let flows::Event::Joined { leg: 5, side: Side::Client, remote, .. } = out[1] else {
+    let legs::Event::Joined { leg: 5, side: Side::Client, remote, .. } = out[1] else {
         panic!("app did not join the proxy's leg: {out:?}")
     };
     assert_eq!(remote.to_string(), "10.88.0.20:8080");
@@ -120,7 +120,7 @@ fn sockets_in_two_pods_pair_across_namespaces() {
     let server = open_event(2, 4, role::PASSIVE, "[fd00:88::20]:443", "[fd00:88::10]:41000", b"openssl");
     sockets.on_event(KernelEvent::Open(client), now, &mut out);
     sockets.on_event(KernelEvent::Open(server), now, &mut out);
-    assert!(matches!(out[1], flows::Event::Joined { leg: 1, side: Side::Server, .. }));
+    assert!(matches!(out[1], legs::Event::Joined { leg: 1, side: Side::Server, .. }));
 }
 
 #[test]
@@ -134,7 +134,7 @@ fn the_budget_end_is_reported_and_reported_legs_go_quiet() {
     sockets.on_event(sample(1, direction::EGRESS, SAMPLE_BUDGET - 3, b"end"), now, &mut out);
     assert!(matches!(
         out[1],
-        flows::Event::DirectionEnd { leg: 1, direction: Direction::ClientToServer, end: StreamEnd::BudgetSpent }
+        legs::Event::DirectionEnd { leg: 1, direction: Direction::ClientToServer, end: StreamEnd::BudgetSpent }
     ));
     out.clear();
     sockets.reported(1);

@@ -10,7 +10,7 @@ use std::path::Path;
 use serde_json::{Value, json};
 
 use super::{ObjectKey, Objects, Resource, render};
-use crate::policy::{MtlsMode, load_str};
+use observer_mesh::{load_str, policy::MtlsMode};
 
 /// The fixture: a `v1 List` as `kubectl get ns,pods,svc,cm,peerauthentications,... -A -o json`
 /// prints it.
@@ -51,7 +51,7 @@ fn api_objects_make_the_policy_and_inventory_the_same_files_make() {
     let from_api = objects().snapshot().expect("the fixture is valid");
     let from_file = load_str(Path::new("cluster.json"), CLUSTER_JSON).expect("the fixture loads as a file");
 
-    let pa = |s: &crate::policy::Snapshot| -> Vec<(String, MtlsMode)> {
+    let pa = |s: &observer_mesh::Mesh| -> Vec<(String, MtlsMode)> {
         s.policy.peer_authentications.iter().map(|p| (p.meta.object.to_string(), p.mode)).collect()
     };
     assert_eq!(pa(&from_api), pa(&from_file));
@@ -67,8 +67,8 @@ fn api_objects_make_the_policy_and_inventory_the_same_files_make() {
     assert_eq!(from_api.policy.virtual_services.len(), 1);
     assert_eq!(from_api.policy.mesh.root_namespace, "istio-system");
     // The same pods; only their origins differ (the object, not a file).
-    let pods = |s: &crate::policy::Snapshot| {
-        let mut pods: Vec<crate::inventory::Pod> = s.inventory.pods().to_vec();
+    let pods = |s: &observer_mesh::Mesh| {
+        let mut pods: Vec<observer_mesh::inventory::Pod> = s.inventory.pods().to_vec();
         for pod in &mut pods {
             pod.meta.origin = pod.meta.origin.at(0);
             pod.meta.origin.file = Path::new("-").into();

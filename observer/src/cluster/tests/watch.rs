@@ -7,9 +7,11 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use super::{api_items, fake_api::FakeApi};
+use observer_mesh::{Mesh, policy::MtlsMode};
+
 use crate::{
     cluster::{KubeError, KubeOptions, KubeSource, Resource, Scope},
-    policy::{MtlsMode, PolicyStore, ReloadOutcome, Snapshot},
+    reload::{PolicyStore, ReloadOutcome},
 };
 
 /// Start-up waits at most this long in tests; a healthy fake answers in milliseconds.
@@ -48,18 +50,18 @@ fn peer_authentication(namespace: &str, name: &str, mode: &str) -> Value {
     })
 }
 
-fn open(fake: &FakeApi) -> (KubeSource, Snapshot) {
+fn open(fake: &FakeApi) -> (KubeSource, Mesh) {
     let options = KubeOptions { scope: scope(), config: Some(fake.config()), sync_timeout: SYNC_TIMEOUT };
     KubeSource::open(options).expect("the fake API syncs")
 }
 
-fn mode_of(snapshot: &Snapshot, namespace: &str, name: &str) -> Option<MtlsMode> {
+fn mode_of(snapshot: &Mesh, namespace: &str, name: &str) -> Option<MtlsMode> {
     let pa = snapshot.policy.peer_authentications.iter();
     pa.filter(|p| p.meta.object.namespace == namespace && p.meta.object.name == name).map(|p| p.mode).next()
 }
 
 /// Polls the source into the store until `done` holds for the snapshot in force.
-fn reload_until(store: &PolicyStore, source: &mut KubeSource, done: impl Fn(&Snapshot) -> bool) {
+fn reload_until(store: &PolicyStore, source: &mut KubeSource, done: impl Fn(&Mesh) -> bool) {
     let deadline = Instant::now() + CHANGE_TIMEOUT;
     while !done(&store.current()) {
         assert!(Instant::now() < deadline, "the change did not reach the store in {CHANGE_TIMEOUT:?}");

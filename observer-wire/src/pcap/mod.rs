@@ -1,0 +1,195 @@
+//! The pcap/pcapng replay source: reads captures, rebuilds TCP connections, and feeds the same
+//! [`Tracker`] as the live capture ("same code after the source"). Legs are `observed_at: wire`.
+
+mod capture;
+pub mod packet;
+mod pieces;
+mod tcp;
+
+use std::{
+    path::{Path, PathBuf},
+    time::{Duration, Instant, SystemTime},
+};
+
+pub use pieces::{LegPieces, Piece, leg_pieces};
+pub use tcp::{MAX_CONNECTIONS, TcpStats};
+
+use crate::legs::{Event, LegRecord, Output, Tracker, TrackerConfig, TrackerStats};
+use packet::FrameError;
+
+/// Capture time between two calls of [`Tracker::tick`] (idle legs expire in capture time).
+const TICK_EVERY: Duration = Duration::from_secs(1);
+
+/// Why a capture file could not be read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReplayError {
+    /// The file could not be opened.
+    #[error("{}: cannot open: {source}", path.display())]
+    Open { path: PathBuf, source: std::io::Error },
+    /// The file is empty.
+    #[error("{}: empty file, not a capture", path.display())]
+    Empty { path: PathBuf },
+    /// The file is neither pcap nor pcapng.
+    #[error("{}: not a pcap or pcapng file", path.display())]
+    NotACapture { path: PathBuf },
+    /// Reading failed.
+    #[error("{}: read error", path.display())]
+    Read { path: PathBuf },
+    /// A block in the middle of the file is damaged beyond resynchronisation.
+    #[error("{}: corrupt capture after byte {offset}: {what}", path.display())]
+    Corrupt { path: PathBuf, offset: usize, what: &'static str },
+}
+
+/// What a replay read and skipped; reported on stderr at the end.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReplayStats {
+    /// Files read to their end.
+    pub files: u64,
+    pub frames: u64,
+    pub tcp_segments: u64,
+    /// Frames with cut-short or inconsistent headers: counted and skipped.
+    pub damaged: u64,
+    /// TCP segments whose payload the capture cut short (snap length).
+    pub truncated_payloads: u64,
+    /// IP fragments (not reassembled).
+    pub fragments: u64,
+    pub not_tcp: u64,
+    pub unsupported_link: u64,
+    /// Files whose last block was cut short.
+    pub truncated_files: u64,
+    /// Packet blocks for interfaces the file did not describe.
+    pub orphan_packets: u64,
+    pub tcp: TcpStats,
+}
+
+/// A replay of one or more capture files into one tracker.
+pub struct Replay {
+    tracker: Tracker,
+    stats: ReplayStats,
+    next_leg: u64,
+    /// Capture time mapped onto the tracker's monotonic clock.
+    origin: Option<(SystemTime, Instant)>,
+    now: Instant,
+    last_tick: Instant,
+    events: Vec<Event>,
+    outputs: Vec<Output>,
+}
+
+impl Replay {
+    pub fn new(config: TrackerConfig) -> Self {
+        let now = Instant::now();
+        Self {
+            tracker: Tracker::new(config),
+            stats: ReplayStats::default(),
+            next_leg: 1,
+            origin: None,
+            now,
+            last_tick: now,
+            events: Vec::new(),
+            outputs: Vec::new(),
+        }
+    }
+
+    /// Replay one file; every leg that finishes is passed to `record`. Connections still open at
+    /// the end of the file are closed (a later file is another capture).
+    pub fn file(&mut self, path: &Path, record: &mut dyn FnMut(LegRecord)) -> Result<(), ReplayError> {
+        let mut connections = tcp::Connections::new(self.next_leg);
+        let mut stats = self.stats;
+        let result = capture::read(path, |frame| {
+            stats.frames += 1;
+            let segment = match packet::decode(frame.link, frame.data) {
+                Ok(s) => s,
+                Err(FrameError::NotTcp) => {
+                    stats.not_tcp += 1;
+                    return;
+                }
+                Err(FrameError::Fragment) => {
+                    stats.fragments += 1;
+                    return;
+                }
+                Err(FrameError::UnsupportedLink(_)) => {
+                    stats.unsupported_link += 1;
+                    return;
+                }
+                Err(FrameError::Damaged { .. }) => {
+                    stats.damaged += 1;
+                    return;
+                }
+            };
+            stats.tcp_segments += 1;
+            stats.truncated_payloads += u64::from(segment.truncated);
+            let now = self.clock(frame.time);
+            connections.segment(&segment, frame.time, &mut self.events);
+            self.deliver(now, &mut connections, record);
+            if now.saturating_duration_since(self.last_tick) >= TICK_EVERY {
+                self.last_tick = now;
+                self.tracker.tick(now, &mut self.outputs);
+                self.collect(&mut connections, record);
+            }
+        });
+        connections.finish(&mut self.events);
+        let now = self.now;
+        self.deliver(now, &mut connections, record);
+        stats.tcp = add_tcp(stats.tcp, connections.stats);
+        self.next_leg = connections.next_leg();
+        match result {
+            Ok(end) => {
+                stats.files += 1;
+                stats.truncated_files += u64::from(end.truncated);
+                stats.orphan_packets += end.orphan_packets;
+                self.stats = stats;
+                Ok(())
+            }
+            Err(e) => {
+                self.stats = stats;
+                Err(e)
+            }
+        }
+    }
+
+    /// Report what is left (legs whose classification never completed) and the counters.
+    pub fn finish(mut self, record: &mut dyn FnMut(LegRecord)) -> (ReplayStats, TrackerStats) {
+        self.tracker.flush(crate::classify::UnknownReason::CaptureEnded, &mut self.outputs);
+        for output in self.outputs.drain(..) {
+            if let Output::Record(leg) = output {
+                record(leg);
+            }
+        }
+        (self.stats, self.tracker.stats())
+    }
+
+    fn clock(&mut self, time: SystemTime) -> Instant {
+        let (t0, i0) = *self.origin.get_or_insert((time, self.now));
+        let at = i0 + time.duration_since(t0).unwrap_or_default();
+        self.now = self.now.max(at);
+        self.now
+    }
+
+    fn deliver(&mut self, now: Instant, connections: &mut tcp::Connections, record: &mut dyn FnMut(LegRecord)) {
+        for event in self.events.drain(..) {
+            self.tracker.handle(event, now, &mut self.outputs);
+        }
+        self.collect(connections, record);
+    }
+
+    fn collect(&mut self, connections: &mut tcp::Connections, record: &mut dyn FnMut(LegRecord)) {
+        for output in self.outputs.drain(..) {
+            match output {
+                Output::StopSampling(leg) => connections.stop_sampling(leg),
+                Output::Record(leg) => {
+                    connections.reported(leg.leg);
+                    record(leg);
+                }
+            }
+        }
+    }
+}
+
+fn add_tcp(a: TcpStats, b: TcpStats) -> TcpStats {
+    TcpStats {
+        connections: a.connections + b.connections,
+        midstream: a.midstream + b.midstream,
+        dropped: a.dropped + b.dropped,
+    }
+}

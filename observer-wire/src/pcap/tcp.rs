@@ -1,0 +1,249 @@
+//! TCP connections rebuilt from segments, turned into the pipeline's [`Event`]s.
+//!
+//! The client is the SYN sender (the SYN-ACK receiver if only the SYN-ACK was captured); stream
+//! offsets count from ISN+1. A connection whose handshake was not captured is joined at its first
+//! segment with payload: the endpoint with the higher port is taken as the client (ephemeral
+//! ports are high), and each direction's offsets count from the first sequence number seen in it,
+//! so its bytes may begin mid-stream and classify as unknown.
+
+use std::{
+    collections::{HashMap, HashSet},
+    net::SocketAddr,
+    time::SystemTime,
+};
+
+use super::packet::{Segment, flags};
+use crate::legs::{Direction, Event, LegId, MAX_STREAM_BYTES, ObservedAt, Peer, StreamEnd};
+
+/// Connections held at once (open, and closed ones kept to swallow their late segments).
+pub const MAX_CONNECTIONS: usize = 1 << 20;
+
+/// Sequence distances beyond this are behind the stream start (u32 wrap-around arithmetic).
+const MAX_FORWARD: u32 = 1 << 31;
+
+/// The two endpoints of a connection, in a fixed order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct FlowKey(SocketAddr, SocketAddr);
+
+impl FlowKey {
+    fn new(a: SocketAddr, b: SocketAddr) -> Self {
+        if a <= b { Self(a, b) } else { Self(b, a) }
+    }
+}
+
+struct Connection {
+    leg: LegId,
+    client: SocketAddr,
+    /// Sequence number of the first payload byte, per direction.
+    client_base: Option<u32>,
+    server_base: Option<u32>,
+    client_fin: bool,
+    server_fin: bool,
+    closed: bool,
+}
+
+/// Counters of the rebuilding.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TcpStats {
+    pub connections: u64,
+    /// Connections joined without their handshake.
+    pub midstream: u64,
+    /// Connections not tracked because `MAX_CONNECTIONS` were held.
+    pub dropped: u64,
+}
+
+/// The connections of one capture.
+#[derive(Default)]
+pub struct Connections {
+    table: HashMap<FlowKey, Connection>,
+    /// Legs whose classification is final: their later bytes are not delivered (as live).
+    stopped: HashSet<LegId>,
+    /// Legs the tracker has reported: nothing more about them is delivered.
+    gone: HashSet<LegId>,
+    next_leg: LegId,
+    pub stats: TcpStats,
+}
+
+impl Connections {
+    /// Legs are numbered from `first_leg` (unique across the files of one replay).
+    pub fn new(first_leg: LegId) -> Self {
+        Self { next_leg: first_leg, ..Default::default() }
+    }
+
+    /// The next unused leg id.
+    pub fn next_leg(&self) -> LegId {
+        self.next_leg
+    }
+
+    /// Sampling of `leg` may stop: its later payload is not delivered.
+    pub fn stop_sampling(&mut self, leg: LegId) {
+        self.stopped.insert(leg);
+    }
+
+    /// `leg` was reported and left the tracker: its later segments produce no events.
+    pub fn reported(&mut self, leg: LegId) {
+        self.gone.insert(leg);
+    }
+
+    /// Apply one segment; the events it produces are appended to `events`.
+    pub fn segment(&mut self, s: &Segment<'_>, time: SystemTime, events: &mut Vec<Event>) {
+        let start = events.len();
+        self.apply(s, time, events);
+        if !self.gone.is_empty() {
+            let closed: Vec<LegId> = events[start..]
+                .iter()
+                .filter_map(|e| match e {
+                    Event::Close { leg } => Some(*leg),
+                    _ => None,
+                })
+                .collect();
+            let mut index = 0;
+            events.retain(|e| {
+                index += 1;
+                index <= start || !self.gone.contains(&event_leg(e))
+            });
+            // A closed, reported leg is never referred to again.
+            for leg in closed {
+                self.gone.remove(&leg);
+            }
+        }
+    }
+
+    fn apply(&mut self, s: &Segment<'_>, time: SystemTime, events: &mut Vec<Event>) {
+        let key = FlowKey::new(s.src, s.dst);
+        let syn = s.flags & flags::SYN != 0;
+        let ack = s.flags & flags::ACK != 0;
+        let reused = matches!(self.table.get(&key), Some(c)
+            if syn && !ack && (c.closed || (c.client == s.src && c.client_base != Some(s.seq.wrapping_add(1)))));
+        if reused && let Some(old) = self.table.remove(&key) {
+            self.close(old, events);
+        }
+        if !self.table.contains_key(&key) {
+            let (client, server, client_base, server_base) = if syn && !ack {
+                (s.src, s.dst, Some(s.seq.wrapping_add(1)), None)
+            } else if syn {
+                (s.dst, s.src, Some(s.ack), Some(s.seq.wrapping_add(1)))
+            } else if !s.payload.is_empty() && s.flags & flags::RST == 0 {
+                self.stats.midstream += 1;
+                if s.src.port() >= s.dst.port() { (s.src, s.dst, None, None) } else { (s.dst, s.src, None, None) }
+            } else {
+                return; // a bare ACK, FIN or RST of a connection not seen: nothing to classify
+            };
+            if self.table.len() >= MAX_CONNECTIONS {
+                self.table.retain(|_, c| !c.closed);
+                if self.table.len() >= MAX_CONNECTIONS {
+                    self.stats.dropped += 1;
+                    return;
+                }
+            }
+            let leg = self.next_leg;
+            self.next_leg += 1;
+            self.stats.connections += 1;
+            events.push(Event::Open {
+                leg,
+                time,
+                client: Peer { addr: client, process: None },
+                server: Peer { addr: server, process: None },
+                observed_at: ObservedAt::Wire,
+            });
+            self.table.insert(
+                key,
+                Connection {
+                    leg,
+                    client,
+                    client_base,
+                    server_base,
+                    client_fin: false,
+                    server_fin: false,
+                    closed: false,
+                },
+            );
+        }
+        let Some(conn) = self.table.get_mut(&key) else {
+            return;
+        };
+        if conn.closed {
+            return;
+        }
+        let from_client = s.src == conn.client;
+        let direction = if from_client { Direction::ClientToServer } else { Direction::ServerToClient };
+        if syn && ack && !from_client && conn.server_base.is_none() {
+            conn.server_base = Some(s.seq.wrapping_add(1));
+        }
+        // Payload (a SYN's, with TCP Fast Open, starts after the SYN's sequence number).
+        let data_seq = if syn { s.seq.wrapping_add(1) } else { s.seq };
+        if !s.payload.is_empty() && !self.stopped.contains(&conn.leg) {
+            let base = if from_client { &mut conn.client_base } else { &mut conn.server_base };
+            let base = *base.get_or_insert(data_seq);
+            let distance = data_seq.wrapping_sub(base);
+            if distance < MAX_FORWARD {
+                let offset = u64::from(distance);
+                // Keep at most one byte past the tracker's cap: enough to mark the overflow.
+                let room = (MAX_STREAM_BYTES as u64 + 1).saturating_sub(offset);
+                let keep = s.payload.len().min(usize::try_from(room).unwrap_or(usize::MAX));
+                if keep > 0 {
+                    events.push(Event::Data { leg: conn.leg, direction, offset, bytes: s.payload[..keep].to_vec() });
+                }
+            }
+        }
+        if s.flags & flags::RST != 0 {
+            if let Some(conn) = self.table.get_mut(&key) {
+                conn.closed = true;
+                let leg = conn.leg;
+                self.stopped.remove(&leg);
+                events.push(Event::Close { leg });
+            }
+            return;
+        }
+        if s.flags & flags::FIN != 0 {
+            let (fin, other) = if from_client {
+                (&mut conn.client_fin, conn.server_fin)
+            } else {
+                (&mut conn.server_fin, conn.client_fin)
+            };
+            if !*fin {
+                *fin = true;
+                let leg = conn.leg;
+                if other {
+                    conn.closed = true;
+                    self.stopped.remove(&leg);
+                    events.push(Event::Close { leg });
+                } else {
+                    events.push(Event::DirectionEnd { leg, direction, end: StreamEnd::Closed });
+                }
+            }
+        }
+    }
+
+    fn close(&mut self, conn: Connection, events: &mut Vec<Event>) {
+        if self.gone.remove(&conn.leg) {
+            self.stopped.remove(&conn.leg);
+            return;
+        }
+        self.stopped.remove(&conn.leg);
+        if !conn.closed {
+            events.push(Event::Close { leg: conn.leg });
+        }
+    }
+
+    /// The capture ended: close every connection still open.
+    pub fn finish(&mut self, events: &mut Vec<Event>) {
+        let mut open: Vec<Connection> = self.table.drain().map(|(_, c)| c).collect();
+        open.sort_by_key(|c| c.leg);
+        for conn in open {
+            self.close(conn, events);
+        }
+        self.stopped.clear();
+        self.gone.clear();
+    }
+}
+
+fn event_leg(event: &Event) -> LegId {
+    match event {
+        Event::Open { leg, .. }
+        | Event::Joined { leg, .. }
+        | Event::Data { leg, .. }
+        | Event::DirectionEnd { leg, .. }
+        | Event::Close { leg } => *leg,
+    }
+}
