@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use observer::classify::{Input, Progress, StreamEnd, classify};
+use observer_wire::classify::{Input, Progress, StreamEnd, classify};
 
 fn end(bits: u8) -> StreamEnd {
     match bits & 3 {
@@ -30,10 +30,7 @@ fuzz_target!(|data: &[u8]| {
     };
     let first = classify(&input);
     if input.client_end != StreamEnd::Open && input.server_end != StreamEnd::Open {
-        assert!(
-            matches!(first, Progress::Done(_)),
-            "ended streams must decide"
-        );
+        assert!(matches!(first, Progress::Done(_)), "ended streams must decide");
     }
     assert_eq!(first, classify(&input));
 });

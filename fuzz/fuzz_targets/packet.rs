@@ -2,7 +2,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use observer::replay::packet::{decode, linktype};
+use observer_wire::pcap::packet::{decode, linktype};
 
 fuzz_target!(|data: &[u8]| {
     for link in [

@@ -1,5 +1,5 @@
 //! Reassembly + tracker + classification: arbitrary segments (out of order, overlapping,
-//! duplicated, past the cap) of one leg fed as `flows::Event`s. Must never panic, and the leg
+//! duplicated, past the cap) of one leg fed as `legs::Event`s. Must never panic, and the leg
 //! must be reported exactly once (when decided or at flush).
 //! Input: a sequence of [flags, offset hi, offset lo, len, bytes(len)...] segments.
 #![no_main]
@@ -7,19 +7,16 @@
 use std::time::{Instant, SystemTime};
 
 use libfuzzer_sys::fuzz_target;
-use observer::{
-    classify::StreamEnd,
-    flows::{Direction, Event, ObservedAt, Output, Peer, Tracker, TrackerConfig},
+use observer_wire::{
+    classify::{StreamEnd, UnknownReason},
+    legs::{Direction, Event, ObservedAt, Output, Peer, Tracker, TrackerConfig},
 };
 
 fuzz_target!(|data: &[u8]| {
     let mut tracker = Tracker::new(TrackerConfig::default());
     let now = Instant::now();
     let mut out = Vec::new();
-    let peer = |addr: &str| Peer {
-        addr: addr.parse().expect("literal"),
-        process: None,
-    };
+    let peer = |addr: &str| Peer { addr: addr.parse().expect("literal"), process: None };
     tracker.handle(
         Event::Open {
             leg: 1,
@@ -36,37 +33,21 @@ fuzz_target!(|data: &[u8]| {
         let len = usize::from(*len).min(tail.len());
         let (bytes, next) = tail.split_at(len);
         rest = next;
-        let direction = if flags & 1 == 0 {
-            Direction::ClientToServer
-        } else {
-            Direction::ServerToClient
-        };
+        let direction = if flags & 1 == 0 { Direction::ClientToServer } else { Direction::ServerToClient };
         // Offsets up to 64 KiB x 4: beyond the reassembly cap too.
         let offset = (u64::from(*hi) << 8 | u64::from(*lo)) << (flags >> 1 & 3);
         let event = match flags >> 3 & 3 {
-            0 | 1 => Event::Data {
-                leg: 1,
-                direction,
-                offset,
-                bytes: bytes.to_vec(),
-            },
+            0 | 1 => Event::Data { leg: 1, direction, offset, bytes: bytes.to_vec() },
             2 => Event::DirectionEnd {
                 leg: 1,
                 direction,
-                end: if flags & 0x20 == 0 {
-                    StreamEnd::Closed
-                } else {
-                    StreamEnd::BudgetSpent
-                },
+                end: if flags & 0x20 == 0 { StreamEnd::Closed } else { StreamEnd::BudgetSpent },
             },
             _ => Event::Close { leg: 1 },
         };
         tracker.handle(event, now, &mut out);
     }
-    tracker.flush(&mut out);
-    let records = out
-        .iter()
-        .filter(|o| matches!(o, Output::Record(_)))
-        .count();
+    tracker.flush(UnknownReason::CaptureEnded, &mut out);
+    let records = out.iter().filter(|o| matches!(o, Output::Record(_))).count();
     assert_eq!(records, 1, "a leg is reported exactly once");
 });

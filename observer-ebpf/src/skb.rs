@@ -40,7 +40,7 @@ pub fn observer_skb_ingress(ctx: SkBuffContext) -> i32 {
 fn sample(ctx: &SkBuffContext, dir: u32) {
     // SAFETY: the helper accepts the skb context.
     let cookie = unsafe { bpf_get_socket_cookie(ctx.as_ptr()) };
-    let Some(state) = CONNS.get_ptr_mut(&cookie) else {
+    let Some(state) = CONNS.get_ptr_mut(cookie) else {
         return;
     };
     // SAFETY: a pointer into the map value, valid while the program runs.

@@ -34,7 +34,7 @@ pub fn observer_sock_create(ctx: SockContext) -> i32 {
         // SAFETY: the helper accepts the cgroup sock context.
         let cookie = unsafe { bpf_get_socket_cookie(ctx.as_ptr()) };
         // A full LRU map evicts the oldest entry; an insert cannot fail for want of space.
-        let _ = OWNERS.insert(&cookie, &owner::current(), 0);
+        let _ = OWNERS.insert(cookie, owner::current(), 0);
     }
     ALLOW
 }
@@ -60,5 +60,5 @@ fn record_listener(ctx: &SockContext) {
     // SAFETY: the helper accepts the cgroup sock context.
     let netns_cookie = unsafe { bpf_get_netns_cookie(ctx.as_ptr()) };
     let key = ListenerKey { netns_cookie, port, _pad: 0 };
-    let _ = LISTENERS.insert(&key, &owner::current(), 0);
+    let _ = LISTENERS.insert(key, owner::current(), 0);
 }

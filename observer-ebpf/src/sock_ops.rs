@@ -39,7 +39,7 @@ fn on_established(ctx: &SockOpsContext, role: u32) {
     let (cookie, netns_cookie, ops) =
         unsafe { (bpf_get_socket_cookie(ctx.as_ptr()), bpf_get_netns_cookie(ctx.as_ptr()), &*ctx.ops) };
     let state = ConnState { egress_base: ops.snd_nxt, ingress_base: ops.rcv_nxt, flags: 0, _pad: 0 };
-    if CONNS.insert(&cookie, &state, 0).is_err() {
+    if CONNS.insert(cookie, state, 0).is_err() {
         count_drop(drop_reason::CONN_INSERT);
         return;
     }
@@ -50,11 +50,11 @@ fn on_established(ctx: &SockOpsContext, role: u32) {
     let local_port = ctx.local_port() as u16;
     let owner = if role == role::ACTIVE {
         // SAFETY: map values are plain data.
-        unsafe { OWNERS.get(&cookie) }.copied()
+        unsafe { OWNERS.get(cookie) }.copied()
     } else {
         let key = ListenerKey { netns_cookie, port: local_port as u32, _pad: 0 };
         // SAFETY: as above.
-        unsafe { LISTENERS.get(&key) }.copied()
+        unsafe { LISTENERS.get(key) }.copied()
     };
 
     let Some(mut entry) = EVENTS.reserve::<OpenEvent>(0) else {
@@ -118,9 +118,9 @@ fn on_close(ctx: &SockOpsContext) {
     // SAFETY: the helper accepts the sock_ops context.
     let cookie = unsafe { bpf_get_socket_cookie(ctx.as_ptr()) };
     // SAFETY: map values are plain data.
-    let flags = unsafe { CONNS.get(&cookie) }.map_or(0, |state| state.flags);
-    let _ = CONNS.remove(&cookie);
-    let _ = OWNERS.remove(&cookie);
+    let flags = unsafe { CONNS.get(cookie) }.map_or(0, |state| state.flags);
+    let _ = CONNS.remove(cookie);
+    let _ = OWNERS.remove(cookie);
     let Some(mut entry) = EVENTS.reserve::<CloseEvent>(0) else {
         count_drop(drop_reason::CLOSE_RESERVE);
         return;

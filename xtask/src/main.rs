@@ -6,6 +6,7 @@
 mod bench;
 mod cmd;
 mod demo;
+mod lint;
 mod setup;
 
 use anyhow::Result;
@@ -24,7 +25,8 @@ enum Task {
     Setup,
     /// Build the observer (release, with its eBPF programs).
     Build,
-    /// Run every test: unit tests, then the end-to-end tests (as root).
+    /// Run every check and test: rustfmt, clippy, the fuzz targets build, unit tests, then the
+    /// end-to-end tests (as root).
     Test {
         /// Extra arguments for `cargo test` (after `--`), e.g. a test name filter.
         #[arg(last = true)]
@@ -49,6 +51,7 @@ fn main() -> Result<()> {
         }
         Task::Test { cargo_args } => {
             setup::run()?;
+            lint::run()?;
             test(&cargo_args)
         }
         Task::Demo => {
