@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Compares `observer replay` with `tshark -r FILE -Y tls.handshake` on the same generated capture
-# of thousands of connections (DESIGN §8: replay must be faster), as medians and a ratio in one run.
+# of thousands of connections (docs/ARCHITECTURE.md, "Budgets": replay must be faster), as medians and a ratio in one run.
 #
 #   scripts/bench-replay.sh [CONNECTIONS=5000] [RUNS=5]
 #

@@ -170,7 +170,7 @@ fn check_one(e: &ExpectedConn, r: &Value, checks: &mut Checks) {
     }
 }
 
-/// `2026-11-26T14:00:00.123Z`: the shape DESIGN §6 promises.
+/// `2026-11-26T14:00:00.123Z`: the shape docs/OUTPUT.md promises.
 pub fn is_rfc3339_millis_utc(time: &str) -> bool {
     let b = time.as_bytes();
     let digits = |range: std::ops::Range<usize>| range.into_iter().all(|i| b[i].is_ascii_digit());

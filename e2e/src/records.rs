@@ -1,4 +1,4 @@
-//! The observer's JSON records (DESIGN §6) as `serde_json::Value`s, with filters that pick out a
+//! The observer's JSON records (docs/OUTPUT.md) as `serde_json::Value`s, with filters that pick out a
 //! test's own connections (the observer sees every connection on the machine, other tests'
 //! included) and assertions whose failure messages show every record seen.
 

@@ -8,7 +8,7 @@ use anyhow::{Context, bail};
 
 use crate::process::Spawn;
 
-/// tcpdump drops the last packets when stopped at once (shared/MESH-TESTBED.md).
+/// tcpdump drops the last packets when stopped at once (docs/TESTING.md).
 const SETTLE: Duration = Duration::from_millis(300);
 
 /// Runs `action` while tcpdump captures `filter` on `iface` inside `ns`; returns the non-zero

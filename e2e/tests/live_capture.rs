@@ -1,4 +1,4 @@
-//! Issue 2 end to end: the live `observer run` against real peers in namespaces. For plaintext
+//! The live `observer run` against real peers in namespaces. For plaintext
 //! HTTP, TLS 1.3 and TLS 1.2 with and without a client certificate, over IPv4 and IPv6 between
 //! two pods and over loopback inside one, every connection is reported exactly once with its
 //! ends, owning processes and side; the TLS details prove the capture starts at the real

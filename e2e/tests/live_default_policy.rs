@@ -1,5 +1,5 @@
 //! The embedded default policy, live (no `--policy`): plaintext to a well-known TLS port and TLS
-//! below 1.2 are deviations (DESIGN §6), while plaintext to an ordinary port and TLS 1.3 are not.
+//! below 1.2 are deviations (docs/OUTPUT.md, "Verdict"), while plaintext to an ordinary port and TLS 1.3 are not.
 
 use std::{
     net::{IpAddr, SocketAddr},

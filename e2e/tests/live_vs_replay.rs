@@ -1,4 +1,4 @@
-//! The live source and the pcap replay feed the same pipeline (DESIGN §3): traffic seen live
+//! The live source and the pcap replay feed the same pipeline (docs/ARCHITECTURE.md): traffic seen live
 //! and captured by tcpdump at the same time must be classified alike — same ends, security,
 //! protocol and TLS details — with `observed_at: wire` and no processes in the replay.
 

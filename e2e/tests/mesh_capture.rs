@@ -4,7 +4,7 @@
 //! proxy's 15001/15006) and the owning processes (the sidecar as uid 1337). A legacy pod's
 //! plaintext to a STRICT pod is one leg to the original destination too.
 //!
-//! Capture facts only (issue 2); leg names and verdicts from `--policy` are issue 4's.
+//! Capture facts only; leg names and verdicts from `--policy` are in `mesh_policy`.
 
 use std::{
     net::{IpAddr, Ipv4Addr, SocketAddr},

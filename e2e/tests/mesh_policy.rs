@@ -1,4 +1,4 @@
-//! Issue 4 end to end: the observer given the mesh's Pod, Service and PeerAuthentication YAML
+//! The observer given the mesh's Pod, Service and PeerAuthentication YAML
 //! (`--policy DIR`) names every leg of a request through two sidecars, finds nothing wrong on the
 //! healthy path, reports a legacy pod's plaintext to a STRICT workload as `unexpected_plaintext`
 //! naming the PeerAuthentication, and to a PERMISSIVE one as `would_break_under_strict`.
@@ -206,7 +206,7 @@ fn the_testbed_manifests_pass_observer_check() {
 
 /// The mesh captures IPv4 only (like Istio with an IPv4-only capture on a dual-stack cluster):
 /// over IPv6 a sidecar pod's app reaches a legacy pod directly, past its sidecar — the traffic
-/// DESIGN §1 wants caught. Both sockets are on this node, so the observer sees that the server
+/// the observer exists to catch. Both sockets are on this node, so the observer sees that the server
 /// is python3 in another pod, not the pod's own sidecar: the leg cannot be `local_outbound`.
 #[test]
 fn an_app_bypassing_its_sidecar_is_not_called_local_outbound() {

@@ -1,5 +1,5 @@
 //! The observer's metrics scraped by a real Prometheus (Debian's package): the series named in
-//! DESIGN §6 arrive with bounded labels, and the connections a test makes are counted under the
+//! docs/OUTPUT.md arrive with bounded labels, and the connections a test makes are counted under the
 //! workload the policy's Pod manifest names.
 
 use std::{

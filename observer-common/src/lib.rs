@@ -26,6 +26,10 @@ pub const SAMPLE_BUDGET: u32 = 4096;
 /// produces about 2 opens, 2 closes and 4 to 8 samples (~8 KiB); 16 MiB is two seconds of that
 /// if userspace stalls.
 pub const RING_BYTES: u32 = 16 << 20;
+/// Bytes waiting in the ring buffer past which a submit wakes userspace; below it userspace
+/// drains on its poll timer. A wakeup costs the submitting program microseconds, so most
+/// submits must not wake (docs/KERNEL.md, "Ring buffer wakeups").
+pub const RING_WAKEUP_BYTES: u64 = 512 * 1024;
 
 /// Connections tracked in the kernel at once (LRU: the oldest is evicted first).
 pub const MAX_CONNECTIONS: u32 = 65_536;
@@ -151,7 +155,7 @@ pub struct EventHeader {
     /// `event_kind`.
     pub kind: u32,
     pub _pad: u32,
-    /// Socket cookie: the connection identity (never the 5-tuple, see DESIGN §4).
+    /// Socket cookie: the connection identity (never the 5-tuple: docs/ARCHITECTURE.md, "Invariants").
     pub cookie: u64,
     /// `bpf_ktime_get_ns` (CLOCK_MONOTONIC).
     pub ktime_ns: u64,

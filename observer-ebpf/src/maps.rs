@@ -6,7 +6,7 @@ use aya_ebpf::{
     macros::map,
     maps::{LruHashMap, PerCpuArray, RingBuf},
 };
-use observer_common::{ConnState, ListenerKey, MAX_CONNECTIONS, Owner, RING_BYTES, drop_reason};
+use observer_common::{ConnState, ListenerKey, MAX_CONNECTIONS, Owner, RING_BYTES, RING_WAKEUP_BYTES, drop_reason};
 
 /// Events to userspace: opens, samples, closes.
 #[map(name = "EVENTS")]
@@ -29,9 +29,9 @@ pub static LISTENERS: LruHashMap<ListenerKey, Owner> = LruHashMap::with_max_entr
 pub static DROPS: PerCpuArray<u64> = PerCpuArray::with_max_entries(drop_reason::COUNT, 0);
 
 /// Bytes waiting in the ring buffer past which a submit wakes userspace; below it userspace
-/// polls on a timer. Set by the loader.
+/// polls on a timer. The loader sets it (to the same default unless told otherwise).
 #[unsafe(no_mangle)]
-static WAKEUP_BYTES: u64 = 256 * 1024;
+static WAKEUP_BYTES: u64 = RING_WAKEUP_BYTES;
 
 #[inline(always)]
 pub fn count_drop(reason: u32) {

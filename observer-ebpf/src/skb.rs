@@ -126,7 +126,7 @@ fn copy_chunks(
         if done >= wanted {
             break;
         }
-        // Bounded as [1, SAMPLE_CHUNK] in a form the verifier follows (TOOLCHAIN pitfall 1).
+        // Bounded as [1, SAMPLE_CHUNK] in a form the verifier follows (docs/KERNEL.md, "Verifier").
         let mut len = wanted - done - 1;
         if len > SAMPLE_CHUNK as u32 - 1 {
             len = SAMPLE_CHUNK as u32 - 1;

@@ -1,4 +1,4 @@
-//! `observer check`: static analysis of manifests for the documented TLS mistakes (DESIGN §2,
+//! `observer check`: static analysis of manifests for the documented TLS mistakes (docs/MESH.md, "Mistakes",
 //! Istio's "TLS configuration mistakes"). Each finding names the line that causes it.
 
 use std::fmt;

@@ -1,4 +1,4 @@
-//! Dissect + classify per handshake (DESIGN §8 budget: <= 5 µs), over the legs of the real
+//! Dissect + classify per handshake (budget in docs/ARCHITECTURE.md), over the legs of the real
 //! fixtures. `final`: one call with both directions whole (what a replay of a closed leg costs
 //! at least); `incremental`: one call per captured segment until the answer, as the tracker
 //! does live, which is the real per-handshake cost.

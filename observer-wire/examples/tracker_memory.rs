@@ -1,4 +1,4 @@
-//! RSS of the userspace tracker against the number of legs it holds (DESIGN §8: a curve at
+//! RSS of the userspace tracker against the number of legs it holds (docs/ARCHITECTURE.md, "Budgets": a curve at
 //! 10k/100k/1M, bounded by `--max-legs`). Each leg holds a partial 512-byte ClientHello, as a
 //! connection waiting for the rest of its handshake would.
 //!

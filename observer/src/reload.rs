@@ -1,7 +1,7 @@
 //! Live reload: a [`ConfigSource`] says when the policy changed, and a [`PolicyStore`] swaps in
 //! the new snapshot only when it loaded cleanly: a broken file is reported (every error, with
 //! file:line) and the last good policy stays in force. [`FileSource`] polls file mtimes and
-//! sizes; a Kubernetes API watcher can implement the same trait later.
+//! sizes; the Kubernetes API source (`crate::cluster::KubeSource`) implements the same trait.
 
 use std::{
     path::PathBuf,

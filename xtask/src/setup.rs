@@ -1,4 +1,4 @@
-//! Prerequisites, installed only when missing (TOOLCHAIN.md has the verified recipe).
+//! Prerequisites, installed only when missing (docs/KERNEL.md lists what the build needs and why).
 
 use std::process::Command;
 

@@ -1,4 +1,4 @@
-//! An Istio-like mesh in network namespaces (shared/MESH-TESTBED.md): pods with an HAProxy
+//! An Istio-like mesh in network namespaces (docs/TESTING.md): pods with an HAProxy
 //! sidecar (uid 1337, Istio's iptables capture, 127.0.0.6 on lo, mTLS with ALPN
 //! `istio-peer-exchange,istio`, SPIFFE certificates, Istio SNI), a plaintext app behind each,
 //! legacy pods without sidecar, ingress gateways, and the matching Kubernetes/Istio manifests

@@ -1,6 +1,6 @@
 //! The sidecar of a mesh pod: Istio's iptables capture rules (loaded with iptables-restore in the
 //! pod) and an HAProxy 2.6 configuration playing Envoy (outbound 15001 originating Istio-style
-//! mTLS, inbound 15006 terminating it, STRICT or PERMISSIVE). See shared/MESH-TESTBED.md.
+//! mTLS, inbound 15006 terminating it, STRICT or PERMISSIVE). docs/TESTING.md describes the testbed.
 
 use std::{fmt::Write as _, net::Ipv4Addr, path::Path};
 

@@ -1,8 +1,8 @@
 //! Workload inventory: which pod an address belongs to (namespace, name, service account,
 //! labels, sidecar, container ports), and the Services in front of pods. Built from Pod,
-//! Service and Namespace manifests (a Kubernetes API watcher can fill the same type later,
-//! behind `policy::ConfigSource`). Host-network pods and unknown addresses stay unknown: an
-//! address shared by several running pods is never guessed.
+//! Service and Namespace manifests, from files or from the Kubernetes API (the daemon's
+//! `cluster` source renders API objects into the same manifests). Host-network pods and
+//! unknown addresses stay unknown: an address shared by several running pods is never guessed.
 
 mod model;
 pub(crate) mod raw;

@@ -1,4 +1,4 @@
-//! DestinationRule: what a client sidecar (or gateway) sends to a destination (DESIGN §2).
+//! DestinationRule: what a client sidecar (or gateway) sends to a destination (docs/MESH.md, "DestinationRule").
 //! Lookup: the client's namespace, then the service's namespace if the rule is exported to the
 //! client, then the root namespace; within a namespace the most specific host wins, and a rule
 //! whose workloadSelector matches the client beats a selector-less one. Within the rule: subset

@@ -1,5 +1,5 @@
 //! PeerAuthentication: what a sidecar accepts on its inbound side, and how the mesh, namespace,
-//! workload and port levels combine (DESIGN §2): the most specific level that is not UNSET
+//! workload and port levels combine (docs/MESH.md, "PeerAuthentication"): the most specific level that is not UNSET
 //! decides; nothing at all means PERMISSIVE; at equal scope the oldest object wins.
 //! `portLevelMtls` counts only with a selector, and its keys are container ports.
 
@@ -112,7 +112,7 @@ impl Policy {
         })
     }
 
-    /// The mesh-wide and namespace-wide mode only: what auto mTLS clients infer (DESIGN §2).
+    /// The mesh-wide and namespace-wide mode only: what auto mTLS clients infer (docs/MESH.md, "Auto mTLS").
     pub fn namespace_mtls(&self, namespace: &str) -> EffectiveMtls {
         let mut effective = EffectiveMtls { mode: MtlsMode::Permissive, set_by: None };
         let mesh = self.oldest_pa(&self.mesh.root_namespace, None);

@@ -1,4 +1,4 @@
-//! Precedence rules of DESIGN §2, one test per rule, table-driven from the YAML fixtures in
+//! Precedence rules of docs/MESH.md, one test per rule, table-driven from the YAML fixtures in
 //! `testdata/`. Loading is tested in `crate::load`.
 
 use std::path::{Path, PathBuf};

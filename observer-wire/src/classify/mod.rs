@@ -1,5 +1,5 @@
 //! What a connection leg is: plaintext, TLS or mutual TLS, the protocol, the TLS details, and the
-//! evidence for the verdict (DESIGN §5). Pure: bytes in, a [`Classification`] out.
+//! evidence for the verdict (docs/CLASSIFICATION.md). Pure: bytes in, a [`Classification`] out.
 //!
 //! The entry point is [`classify`]: it is called again each time more bytes of a leg arrive, and
 //! answers [`Progress::NeedMore`] until the bytes decide the question (or can never decide it).

@@ -1,4 +1,4 @@
-//! The verdict on a TLS leg from the handshake facts, evidence strongest first (DESIGN §5):
+//! The verdict on a TLS leg from the handshake facts, evidence strongest first (docs/CLASSIFICATION.md):
 //! the TLS 1.2 client Certificate, the TLS 1.3 client flight size, PSK or session resumption,
 //! and only when those cannot decide, Istio's ALPN.
 

@@ -1,4 +1,4 @@
-//! The values a classification is made of. Their serde names are the JSON contract (DESIGN §6).
+//! The values a classification is made of. Their serde names are the JSON contract (docs/OUTPUT.md).
 
 use serde::Serialize;
 
@@ -28,7 +28,7 @@ pub enum ClientCert {
     Unknown,
 }
 
-/// What established the security verdict (strongest first, DESIGN §5).
+/// What established the security verdict (strongest first, docs/CLASSIFICATION.md).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]

@@ -50,8 +50,10 @@ const MYSQL_CLIENT_SSL: u32 = 0x0800;
 /// The body of a MySQL SSLRequest: capabilities 4, max packet 4, charset 1, filler 23.
 const MYSQL_SSL_REQUEST_LEN: usize = 32;
 
-/// Detect the plaintext protocol of a leg, or the upgrade to TLS it makes. `client_final` and
-/// `server_final` say a direction will not grow (then "need more" becomes "not this").
+/// Detect the plaintext protocol of a leg from the first bytes of each direction, or the upgrade
+/// to TLS it makes. `Incomplete` while the bytes could still become a known protocol: whether
+/// a direction can still grow is the caller's to know (`classify` turns a final `Incomplete`
+/// into `unknown` with a reason).
 pub fn detect(client: &[u8], server: &[u8]) -> Parse<Plain> {
     let answers = [
         http2(client),

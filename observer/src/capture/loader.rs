@@ -8,7 +8,7 @@ use aya::{
     maps::{HashMap, MapData, PerCpuArray, RingBuf},
     programs::{CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, CgroupSock, SockOps},
 };
-use observer_common::{ConnState, ListenerKey, Owner, conn_flags, drop_reason, names};
+use observer_common::{ConnState, ListenerKey, Owner, RING_WAKEUP_BYTES, conn_flags, drop_reason, names};
 
 /// Run statistics of one eBPF program (non-zero only while kernel.bpf_stats_enabled is 1).
 #[derive(Clone, Debug, Default)]
@@ -62,15 +62,13 @@ pub struct LiveCapture {
     ebpf: Ebpf,
 }
 
-/// Ring buffer bytes past which the kernel wakes userspace (below it userspace polls on a timer).
-const WAKEUP_BYTES: u64 = 512 * 1024;
 
 impl LiveCapture {
     /// Load the object and attach every program at `cgroup`. Returns the capture and its ring buffer.
     pub fn attach(object: &[u8], cgroup: &Path) -> Result<(Self, RingBuf<MapData>), CaptureError> {
         let cgroup_file =
             File::open(cgroup).map_err(|source| CaptureError::Cgroup { path: cgroup.display().to_string(), source })?;
-        let mut ebpf = EbpfLoader::new().override_global(names::WAKEUP_BYTES, &WAKEUP_BYTES, true).load(object)?;
+        let mut ebpf = EbpfLoader::new().override_global(names::WAKEUP_BYTES, &RING_WAKEUP_BYTES, true).load(object)?;
 
         // Owners first, so sockets created while the rest attaches are already attributed.
         for name in [names::SOCK_CREATE, names::POST_BIND4, names::POST_BIND6] {

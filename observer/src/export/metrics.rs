@@ -1,4 +1,4 @@
-//! The observer's metrics (DESIGN §6) in the Prometheus text format, served on `--metrics-addr`.
+//! The observer's metrics (docs/OUTPUT.md) in the Prometheus text format, served on `--metrics-addr`.
 //!
 //! Labels are bounded: workload and namespace names, enum values, program names; never client IPs
 //! or ports. Counters are kept here as the records pass; gauges and kernel counters are read at

@@ -1,4 +1,4 @@
-//! Output of finished legs: the JSON line contract (DESIGN §6) and a table for people.
+//! Output of finished legs: the JSON line contract (docs/OUTPUT.md) and a table for people.
 
 pub mod metrics;
 mod record;

@@ -1,4 +1,4 @@
-//! `cargo xtask bench`: the DESIGN §8 budgets, measured here and reported as figures.
+//! `cargo xtask bench`: the budgets of docs/ARCHITECTURE.md, measured here and reported as figures.
 //!
 //! - kernel: run time per packet of the cgroup_skb programs, from the kernel's BPF stats, on the
 //!   sampling path (short connections) and the after-budget path (one long stream), repeated;

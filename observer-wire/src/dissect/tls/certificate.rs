@@ -59,8 +59,6 @@ impl ClientCertificate {
     }
 }
 
-/// Read a Certificate message body (possibly cut short): `None` if its first three bytes (the
-/// list length) are not there yet.
 /// The subject as `CN=x, O=y` (RFC 4514 order as stored, the format x509-parser prints), with
 /// the common attribute names matched directly instead of through the OID registry: this runs once
 /// per TLS 1.2 client certificate, on the per-handshake path.
@@ -99,6 +97,8 @@ fn subject_string(name: &x509_parser::x509::X509Name<'_>) -> String {
     out
 }
 
+/// Read a Certificate message body (possibly cut short): `None` if its first three bytes (the
+/// list length) are not there yet.
 pub fn read(body: &[u8]) -> Option<ClientCertificate> {
     let [l0, l1, l2, rest @ ..] = body else {
         return None;

@@ -2,7 +2,7 @@
 //!
 //! TLS 1.2 sends it in cleartext: a Certificate message (type 11) comes first exactly when the
 //! server asked for one, empty if the client had none. TLS 1.3 encrypts it, but the sizes of the
-//! client's encrypted records before its Finished tell (DESIGN §5): Finished alone is
+//! client's encrypted records before its Finished tell (docs/CLASSIFICATION.md): Finished alone is
 //! `4 + hash + 1 + tag` bytes of ciphertext (53 for SHA-256 suites, 69 for SHA-384); an empty
 //! Certificate adds 8 bytes of message (25 as a record of its own); a certificate chain adds
 //! hundreds. OpenSSL sends each message in its own record, BoringSSL packs them into one, so the
