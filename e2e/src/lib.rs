@@ -75,13 +75,31 @@ use std::{
 
 pub use expect::{ExpectedConn, check_connections};
 pub use mesh::{Mesh, MeshPod, Sidecar};
-pub use netns::{Netns, cleanup_stale};
+pub use netns::Netns;
 pub use observer::{DRAIN, ObserverProcess, RUN_CAP};
 pub use pki::{KeyType, Leaf, Pki};
 pub use process::{Child, ClientRun, Spawn, wait_for_tcp_listen};
 pub use records::{Checks, Records};
 pub use tempdir::TempDir;
 pub use topology::{Pod, Topology, TopologyBuilder};
+
+/// Removes namespaces, cgroups and temp dirs left by earlier harness runs that crashed (killed
+/// before their destructors ran). Only names with the harness prefix whose creating process is
+/// gone are touched, so concurrent runs (another test binary, `cargo xtask demo`) are left
+/// alone. Returns the namespaces and cgroups removed.
+pub fn cleanup_stale() -> Vec<String> {
+    let mut removed = netns::cleanup_stale_namespaces();
+    removed.extend(cgroup::cleanup_stale_cgroups(netns::alive).into_iter().map(|p| p.display().to_string()));
+    if let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) {
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if netns::owner_pid(&name, tempdir::TEMP_PREFIX).is_some_and(|pid| !netns::alive(pid)) {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+    removed
+}
 
 /// Whether this process runs as root; the first call as root also runs [`cleanup_stale`]. When
 /// not root, prints `skipped: <why>` (visible with

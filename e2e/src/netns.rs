@@ -2,13 +2,12 @@
 //! process still inside them, and a sweep for the leftovers of crashed runs.
 
 use std::{
-    fs,
     path::Path,
     sync::atomic::{AtomicU32, Ordering},
     time::{Duration, Instant},
 };
 
-use crate::{cmd, tempdir::TEMP_PREFIX};
+use crate::cmd;
 
 /// Prefix of every namespace the harness creates: `obs-<pid>-<n>-<role>`.
 pub const NETNS_PREFIX: &str = "obs-";
@@ -112,33 +111,22 @@ pub fn list_ours() -> Vec<String> {
 }
 
 /// The PID embedded in a harness name (`obs-<pid>-...` or `obs-e2e-<pid>-...`).
-fn owner_pid(name: &str, prefix: &str) -> Option<u32> {
+pub(crate) fn owner_pid(name: &str, prefix: &str) -> Option<u32> {
     name.strip_prefix(prefix)?.split('-').next()?.parse().ok()
 }
 
-fn alive(pid: u32) -> bool {
+pub(crate) fn alive(pid: u32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
 }
 
-/// Removes namespaces, cgroups and temp dirs left by earlier harness runs that crashed (killed before
-/// their destructors ran). Only names with the harness prefix whose creating process is gone
-/// are touched, so concurrent runs (another test binary, `cargo xtask demo`) are left alone.
-/// Returns the namespaces and cgroups removed.
-pub fn cleanup_stale() -> Vec<String> {
+/// Removes the namespaces left by earlier harness runs that crashed (killed before their
+/// destructors ran): only names with the harness prefix whose creating process is gone.
+pub(crate) fn cleanup_stale_namespaces() -> Vec<String> {
     let mut removed = Vec::new();
     for name in list_ours() {
         if owner_pid(&name, NETNS_PREFIX).is_some_and(|pid| !alive(pid)) {
             remove(&name);
             removed.push(name);
-        }
-    }
-    removed.extend(crate::cgroup::cleanup_stale_cgroups(alive).into_iter().map(|p| p.display().to_string()));
-    if let Ok(entries) = fs::read_dir(std::env::temp_dir()) {
-        for entry in entries.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if owner_pid(&name, TEMP_PREFIX).is_some_and(|pid| !alive(pid)) {
-                let _ = fs::remove_dir_all(entry.path());
-            }
         }
     }
     removed
@@ -147,6 +135,7 @@ pub fn cleanup_stale() -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tempdir::TEMP_PREFIX;
 
     #[test]
     fn owner_pid_is_read_from_our_names_only() {

@@ -62,7 +62,6 @@ pub struct LiveCapture {
     ebpf: Ebpf,
 }
 
-
 impl LiveCapture {
     /// Load the object and attach every program at `cgroup`. Returns the capture and its ring buffer.
     pub fn attach(object: &[u8], cgroup: &Path) -> Result<(Self, RingBuf<MapData>), CaptureError> {
