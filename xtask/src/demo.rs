@@ -1,6 +1,6 @@
 //! `cargo xtask demo`: two throwaway network namespaces with real peers (python3's HTTP server,
 //! `openssl s_server`, curl, `openssl s_client`), the observer watching from the root namespace,
-//! and what it saw. Built from the end-to-end harness (`tests/`), which removes every namespace
+//! and what it saw. Built from the end-to-end harness (`e2e/`), which removes every namespace
 //! and process it made, also on failure.
 
 use std::{

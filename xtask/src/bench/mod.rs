@@ -80,7 +80,7 @@ pub fn run(criterion: bool) -> Result<()> {
     drop(stats);
 
     println!("\n## Tracker memory against legs held (userspace, no kernel)\n");
-    cmd::cargo(&["run", "--release", "-q", "-p", "observer", "--example", "tracker_memory"])?;
+    cmd::cargo(&["run", "--release", "-q", "-p", "observer-wire", "--example", "tracker_memory"])?;
 
     println!("\n## observer replay against tshark -r FILE -Y tls.handshake (same capture, one run)\n");
     // The release binary is already built (with its eBPF object): the script must not rebuild it.
@@ -93,7 +93,7 @@ pub fn run(criterion: bool) -> Result<()> {
 
     if criterion {
         println!("\n## Userspace benches (criterion)\n");
-        cmd::cargo(&["bench", "-p", "observer"])?;
+        cmd::cargo(&["bench", "-p", "observer-wire"])?;
     }
     Ok(())
 }
