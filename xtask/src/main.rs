@@ -34,11 +34,15 @@ enum Task {
     },
     /// Show the observer on real traffic in throwaway network namespaces.
     Demo,
-    /// Measure: eBPF run time per packet, connection rate without loss, RSS, dissector speed.
+    /// Measure what the observer costs (with/without table, eBPF per packet, daemon CPU per
+    /// connection, loss, memory, replay, dissector) and write docs/BENCHMARKS.md.
     Bench {
         /// Skip the criterion benches (faster).
         #[arg(long)]
         no_criterion: bool,
+        /// Rounds of the with/without table (each workload alternately without and with).
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
     },
 }
 
@@ -59,10 +63,10 @@ fn main() -> Result<()> {
             build()?;
             demo::run()
         }
-        Task::Bench { no_criterion } => {
+        Task::Bench { no_criterion, rounds } => {
             setup::run()?;
             build()?;
-            bench::run(!no_criterion)
+            bench::run(!no_criterion, rounds.max(1))
         }
     }
 }

@@ -27,6 +27,10 @@ const APT_PACKAGES: &[&str] = &[
     "tcpdump",
     "tshark",
     "prometheus",
+    // cargo xtask bench: the with/without table's load generators and the report's plot.
+    "wrk",
+    "iperf3",
+    "gnuplot-nox",
 ];
 
 const BPF_LINKER_VERSION: &str = "0.13.0";

@@ -4,10 +4,17 @@
 //!   sampling path (short connections) and the after-budget path (one long stream), repeated;
 //! - loss: loopback connection rates stepped up, with the observer's lost counters read before and after;
 //! - memory: the observer's RSS idle and at its peak;
-//! - userspace: replay against tshark on one generated capture; the criterion benches.
+//! - userspace: replay against tshark on one generated capture; the criterion benches;
+//! - first, with bpf_stats off: the with/without table of what the observer takes from the
+//!   node's own traffic ([`overhead`]).
+//!
+//! The whole report goes to stdout and to docs/BENCHMARKS.md (tracked), with a plot of the
+//! daemon's CPU per connection against the connection rate and of memory against legs held.
 
 mod load;
 mod observer;
+mod overhead;
+mod report;
 
 use std::{process::Command, time::Duration};
 
@@ -15,22 +22,28 @@ use anyhow::Result;
 
 use crate::cmd;
 use observer::Observer;
+use overhead::{Servers, Workload, spread};
+use report::Report;
 
 const REPEATS: usize = 5;
 const RATES: &[u64] = &[2_000, 5_000, 10_000, 15_000, 20_000];
 
-pub fn run(criterion: bool) -> Result<()> {
+pub fn run(criterion: bool, rounds: usize) -> Result<()> {
     if !cmd::is_root() {
         anyhow::bail!("the bench loads eBPF programs and reads BPF stats: run it as root");
     }
+    let mut report = Report::new(rounds)?;
+    // Measured first, with bpf_stats off: what a user's node pays.
+    overhead_table(&mut report, rounds)?;
+
     let stats = BpfStats::enable()?;
     let observer = Observer::start()?;
     std::thread::sleep(Duration::from_secs(2));
     let idle_rss = observer.rss_kib();
 
-    println!("\n## eBPF run time per packet (bpf_stats on: it adds ~20 ns per run)\n");
-    println!("| path | program | median ns/run | min | max | runs per repeat |");
-    println!("|---|---|---|---|---|---|");
+    report.section("eBPF run time per packet (bpf_stats on: it adds ~20 ns per run)");
+    report.line("| path | program | median ns/run | min | max | runs per repeat |");
+    report.line("|---|---|---|---|---|---|");
     let mut sampling = Vec::new();
     let mut after = Vec::new();
     for _ in 0..REPEATS {
@@ -49,51 +62,108 @@ pub fn run(criterion: bool) -> Result<()> {
             }
             per_run.sort_by(f64::total_cmp);
             let count = runs.iter().map(|r| r.count(program)).sum::<u64>() / runs.len() as u64;
-            println!(
+            report.line(&format!(
                 "| {path} | {program} | {:.0} | {:.0} | {:.0} | {count} |",
                 per_run[per_run.len() / 2],
                 per_run[0],
                 per_run[per_run.len() - 1]
-            );
+            ));
         }
     }
 
-    println!("\n## Loopback connection rate against lost samples (3 s per step)\n");
-    println!("| target conn/s | reached conn/s | failed | lost (all stages) |");
-    println!("|---|---|---|---|");
+    report.section("Loopback connection rate: lost samples and daemon CPU per connection (3 s per step)");
+    report.line("| target conn/s | reached conn/s | failed | lost (all stages) | daemon CPU µs per connection |");
+    report.line("|---|---|---|---|---|");
     let mut best_clean = 0.0f64;
+    let mut cpu_curve = Vec::new();
     for &rate in RATES {
         let lost_before = observer.lost()?;
+        let cpu_before = observer.cpu_time();
         let run = load::connections(rate, Duration::from_secs(3))?;
         std::thread::sleep(Duration::from_millis(300));
+        let cpu = observer.cpu_time().saturating_sub(cpu_before);
         let lost = observer.lost()? - lost_before;
-        println!("| {rate} | {:.0} | {} | {lost} |", run.rate(), run.failed);
+        // The lost-counter reads sleep 1.1 s each and the daemon idles meanwhile: its idle cost
+        // is part of the figure, as a user would see it.
+        let per_connection = cpu.as_secs_f64() * 1e6 / run.completed.max(1) as f64;
+        cpu_curve.push((run.rate(), per_connection));
+        report.line(&format!("| {rate} | {:.0} | {} | {lost} | {per_connection:.1} |", run.rate(), run.failed));
         if lost == 0 {
             best_clean = best_clean.max(run.rate());
         }
     }
-    println!("\nHighest rate reached with zero lost samples: {best_clean:.0} connections/s");
+    report.line(&format!("\nHighest rate reached with zero lost samples: {best_clean:.0} connections/s"));
 
-    println!("\n## Observer memory\n");
-    println!("RSS idle: {} KiB; peak (VmHWM) after the runs: {} KiB", idle_rss, observer.peak_rss_kib());
+    report.section("Observer memory");
+    report.line(&format!("RSS idle: {} KiB; peak (VmHWM) after the runs: {} KiB", idle_rss, observer.peak_rss_kib()));
     drop(observer);
     drop(stats);
 
-    println!("\n## Tracker memory against legs held (userspace, no kernel)\n");
-    cmd::cargo(&["run", "--release", "-q", "-p", "observer-wire", "--example", "tracker_memory"])?;
+    report.section("Tracker memory against legs held (userspace, no kernel)");
+    let tracker = report::capture(Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned())).args([
+        "run",
+        "--release",
+        "-q",
+        "-p",
+        "observer-wire",
+        "--example",
+        "tracker_memory",
+    ]))?;
+    report.block(&tracker);
+    let memory_curve = report::table_columns(&tracker, 0, 1);
 
-    println!("\n## observer replay against tshark -r FILE -Y tls.handshake (same capture, one run)\n");
+    report.section("observer replay against tshark -r FILE -Y tls.handshake (same capture, one run)");
     // The release binary is already built (with its eBPF object): the script must not rebuild it.
-    cmd::status(
+    let replay = report::capture(
         Command::new("bash")
             .arg(cmd::workspace().join("scripts/bench-replay.sh"))
             .args(["5000", "5"])
             .env("OBSERVER", cmd::observer_bin()),
     )?;
+    report.block(&replay);
 
     if criterion {
-        println!("\n## Userspace benches (criterion)\n");
-        cmd::cargo(&["bench", "-p", "observer-wire"])?;
+        report.section("Userspace benches (criterion: median and its 95% interval)");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+        let out = report::capture(
+            Command::new(cargo).args(["bench", "-p", "observer-wire"]).env("PATH", cmd::path_with_tools()),
+        )?;
+        report.block(&report::criterion_summary(&out));
+    }
+    report.plot(&cpu_curve, &memory_curve)?;
+    report.write()
+}
+
+/// The with/without table of docs/ARCHITECTURE.md's budgets: each workload alternately without
+/// and with the observer, `rounds` times.
+fn overhead_table(report: &mut Report, rounds: usize) -> Result<()> {
+    report.section(&format!(
+        "What the observer takes from the node (loopback, alternating without/with, {rounds} rounds, medians)"
+    ));
+    report.line("| workload | without | with | ratio (median, min–max) | budget | daemon CPU µs per connection | daemon RSS MiB |");
+    report.line("|---|---|---|---|---|---|---|");
+    let servers = Servers::start()?;
+    for workload in Workload::ALL {
+        let (mut without, mut with) = (Vec::new(), Vec::new());
+        for _ in 0..rounds {
+            without.push(overhead::without_observer(&servers, workload)?);
+            with.push(overhead::with_observer(&servers, workload)?);
+        }
+        let figures = |s: &[overhead::Sample]| s.iter().map(|x| x.figure).collect::<Vec<_>>();
+        let ratios: Vec<f64> = without.iter().zip(&with).map(|(a, b)| b.figure / a.figure).collect();
+        let cpu: Vec<f64> = with.iter().filter_map(overhead::Sample::cpu_us_per_connection).collect();
+        let rss: Vec<f64> = with.iter().filter_map(|s| s.daemon_rss_kib).map(|k| k as f64 / 1024.0).collect();
+        let digits = if workload == Workload::Iperf { 1 } else { 0 };
+        report.line(&format!(
+            "| {} | {} | {} | {} | ≥ {} | {} | {} |",
+            workload.label(),
+            spread(&figures(&without), digits),
+            spread(&figures(&with), digits),
+            spread(&ratios, 2),
+            workload.budget(),
+            if cpu.is_empty() { "–".to_owned() } else { spread(&cpu, 1) },
+            spread(&rss, 0),
+        ));
     }
     Ok(())
 }

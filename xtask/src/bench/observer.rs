@@ -102,6 +102,17 @@ impl Observer {
             .sum())
     }
 
+    /// CPU time the daemon used so far (user + system), from /proc/PID/stat.
+    pub fn cpu_time(&self) -> std::time::Duration {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
+        // Fields after the parenthesised command name: state is field 3, utime 14, stime 15.
+        let fields: Vec<&str> =
+            stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
+        let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        let total = ticks(11) + ticks(12);
+        std::time::Duration::from_secs_f64(total as f64 / clock_ticks_per_second())
+    }
+
     pub fn rss_kib(&self) -> u64 {
         self.status_field("VmRSS:")
     }
@@ -124,6 +135,14 @@ impl Drop for Observer {
         let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
         let _ = self.child.wait();
     }
+}
+
+/// `getconf CLK_TCK` (the unit of /proc/PID/stat times), 100 if it cannot be read.
+fn clock_ticks_per_second() -> f64 {
+    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        cmd::output("getconf", &["CLK_TCK"]).and_then(|t| t.trim().parse().ok()).filter(|t| *t > 0.0).unwrap_or(100.0)
+    })
 }
 
 fn scrape() -> Result<String> {
