@@ -152,6 +152,19 @@ fn a_burst_of_connections_from_parallel_clients_is_reported_exactly_once_each() 
         }
     }
     run.assert_connections("burst", &want);
+    // Both sockets of every leg are on this node: each direction is sampled once, at its
+    // sender's egress, not again at the receiver's ingress.
+    let counters = run.stderr.lines().rev().find(|l| l.contains("counters")).expect("a counters line at exit");
+    let count = |name: &str| -> u64 {
+        counters
+            .split_whitespace()
+            .find_map(|field| field.strip_prefix(name)?.strip_prefix('=')?.parse().ok())
+            .unwrap_or_else(|| panic!("{name} in the counters line: {counters}"))
+    };
+    let (egress, ingress) = (count("egress_samples"), count("ingress_samples"));
+    let pieces = (CLIENTS * PER_CLIENT * 2) as u64;
+    assert!(egress >= pieces, "{egress} egress samples for {pieces} pieces: {counters}");
+    assert!(ingress * 20 < egress, "local legs sampled at ingress too ({ingress} of {egress}): {counters}");
 }
 
 #[test]

@@ -41,6 +41,7 @@ pub mod names {
     pub const OWNERS: &str = "OWNERS";
     pub const LISTENERS: &str = "LISTENERS";
     pub const DROPS: &str = "DROPS";
+    pub const PEERS: &str = "PEERS";
     pub const WAKEUP_BYTES: &str = "WAKEUP_BYTES";
     pub const SOCK_OPS: &str = "observer_sock_ops";
     pub const SOCK_CREATE: &str = "observer_sock_create";
@@ -84,6 +85,10 @@ pub mod conn_flags {
     pub const INGRESS_DONE: u32 = 2;
     /// Both directions; userspace sets this when the classification no longer needs bytes.
     pub const ALL_DONE: u32 = EGRESS_DONE | INGRESS_DONE;
+    /// This socket waits in `PEERS` for its peer, keyed by its local address (a client).
+    pub const WAITING_AS_CLIENT: u32 = 4;
+    /// This socket waits in `PEERS` for its peer, keyed by its remote address (a server).
+    pub const WAITING_AS_SERVER: u32 = 8;
 }
 
 /// Indexes of the per-CPU `DROPS` counters: every sample or event the kernel could not deliver.
@@ -122,6 +127,33 @@ pub struct Owner {
     /// cgroup v2 id of the task.
     pub cgroup_id: u64,
     pub comm: [u8; COMM_LEN],
+}
+
+/// The address both sockets of a connection on this node agree on: the client socket's local
+/// address is the server socket's remote address (also behind a REDIRECT). Loopback addresses
+/// repeat in every network namespace, so for them the namespace cookie is part of the key (0
+/// otherwise, since pods in different namespaces reach each other by their own addresses).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PeerKey {
+    pub netns_cookie: u64,
+    /// The address as the kernel stores it (network byte order in each word): IPv4 in the
+    /// first word and zeros after it, or the four words of an IPv6 address.
+    pub addr: [u32; 4],
+    /// Host byte order.
+    pub port: u32,
+    /// `AF_INET` or `AF_INET6`; an IPv4-mapped IPv6 address is keyed as IPv4.
+    pub family: u32,
+}
+
+/// The socket of a connection waiting for its peer on this node, in the `PEERS` map.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WaitingPeer {
+    pub cookie: u64,
+    /// `role` of that socket.
+    pub role: u32,
+    pub _pad: u32,
 }
 
 /// Key of the listener owner table: an accepted socket inherits the owner of the socket bound to
@@ -210,6 +242,8 @@ pub struct CloseEvent {
 const _: () = assert!(core::mem::size_of::<Owner>() == 40);
 const _: () = assert!(core::mem::size_of::<ListenerKey>() == 16);
 const _: () = assert!(core::mem::size_of::<ConnState>() == 16);
+const _: () = assert!(core::mem::size_of::<PeerKey>() == 32);
+const _: () = assert!(core::mem::size_of::<WaitingPeer>() == 16);
 const _: () = assert!(core::mem::size_of::<EventHeader>() == 24);
 const _: () = assert!(core::mem::size_of::<OpenEvent>() == 24 + 8 + 40 + 8 + 32 + 8);
 const _: () = assert!(core::mem::size_of::<SampleEvent>() == 24 + 16 + SAMPLE_CHUNK);
@@ -222,6 +256,8 @@ mod pod {
     unsafe impl aya::Pod for super::Owner {}
     unsafe impl aya::Pod for super::ListenerKey {}
     unsafe impl aya::Pod for super::ConnState {}
+    unsafe impl aya::Pod for super::PeerKey {}
+    unsafe impl aya::Pod for super::WaitingPeer {}
 }
 
 #[cfg(test)]

@@ -6,7 +6,9 @@ use aya_ebpf::{
     macros::map,
     maps::{LruHashMap, PerCpuArray, RingBuf},
 };
-use observer_common::{ConnState, ListenerKey, MAX_CONNECTIONS, Owner, RING_BYTES, RING_WAKEUP_BYTES, drop_reason};
+use observer_common::{
+    ConnState, ListenerKey, MAX_CONNECTIONS, Owner, PeerKey, RING_BYTES, RING_WAKEUP_BYTES, WaitingPeer, drop_reason,
+};
 
 /// Events to userspace: opens, samples, closes.
 #[map(name = "EVENTS")]
@@ -23,6 +25,12 @@ pub static OWNERS: LruHashMap<u64, Owner> = LruHashMap::with_max_entries(MAX_CON
 /// Owner of the socket bound to a port in a network namespace; accepted sockets inherit it.
 #[map(name = "LISTENERS")]
 pub static LISTENERS: LruHashMap<ListenerKey, Owner> = LruHashMap::with_max_entries(16_384, 0);
+
+/// The first socket of a connection whose other end may be on this node, until the second one
+/// arrives (or it closes): when both sockets are here, each byte is sampled once, at the
+/// sender's egress, instead of again at the receiver's ingress.
+#[map(name = "PEERS")]
+pub static PEERS: LruHashMap<PeerKey, WaitingPeer> = LruHashMap::with_max_entries(MAX_CONNECTIONS, 0);
 
 /// Per-CPU counters of everything the kernel side could not deliver, by `drop_reason`.
 #[map(name = "DROPS")]

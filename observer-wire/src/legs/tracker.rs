@@ -38,6 +38,9 @@ pub struct TrackerStats {
     pub events_for_unknown_legs: u64,
     /// Legs reported because of the idle timeout.
     pub legs_idle_expired: u64,
+    /// Payload pieces that added nothing (a retransmission, or the same bytes seen at a second
+    /// socket: live, each direction of a local leg should be sampled once, at its sender).
+    pub duplicate_data: u64,
 }
 
 struct LegState {
@@ -177,6 +180,7 @@ impl Tracker {
                 let before = (stream.bytes().len(), stream.has_gap(), stream.overflowed());
                 stream.insert(offset, &bytes);
                 changed = before != (stream.bytes().len(), stream.has_gap(), stream.overflowed());
+                self.stats.duplicate_data += u64::from(!changed);
                 leg
             }
             Event::DirectionEnd { leg, direction, end } => {

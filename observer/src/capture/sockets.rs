@@ -67,6 +67,10 @@ pub struct SocketStats {
     pub undecodable: u64,
     /// Sockets forgotten because `MAX_SOCKETS` were held (their close was never seen).
     pub evicted: u64,
+    /// Sample records received, by where the kernel took them. When both sockets of a leg are
+    /// on this node the kernel samples only egress: ingress samples come from remote peers.
+    pub egress_samples: u64,
+    pub ingress_samples: u64,
 }
 
 /// The sockets of the open legs.
@@ -122,6 +126,11 @@ impl Sockets {
         match event {
             KernelEvent::Open(open) => self.on_open(&open, now, out),
             KernelEvent::Sample { cookie, direction, offset, data, .. } => {
+                if direction == direction::EGRESS {
+                    self.stats.egress_samples += 1;
+                } else {
+                    self.stats.ingress_samples += 1;
+                }
                 let Some(entry) = self.sockets.get(&cookie) else {
                     self.stats.orphan_samples += 1;
                     return;

@@ -244,6 +244,9 @@ impl<W: Write> Session<W> {
             lost = %if lost.is_empty() { "0".to_owned() } else { lost.join(",") },
             orphan_closes = self.sockets.stats().orphan_closes,
             legs_idle_expired = tracker.legs_idle_expired,
+            duplicate_data = tracker.duplicate_data,
+            egress_samples = self.sockets.stats().egress_samples,
+            ingress_samples = self.sockets.stats().ingress_samples,
             "counters"
         );
     }
