@@ -7,8 +7,9 @@
 //! `ci/all-options-values.yaml`; deploy/kubernetes/ differs from the default render; the
 //! chart's copy of the alert rules differs from deploy/prometheus/alerts.yaml; any rendered
 //! object fails the Kubernetes schemas (strict, every version from [`MIN_KUBERNETES`] to the
-//! newest the schema package ships); or the all-options render is not what its values ask for
-//! ([`crate::chart_checks`]).
+//! newest the schema package ships); the all-options render is not what its values ask for
+//! ([`crate::chart_checks`]); or `observer check` does not load its policy ConfigMap laid out
+//! the way the kubelet mounts it.
 
 use std::{
     collections::BTreeMap,
@@ -57,7 +58,7 @@ pub struct Rendered {
 }
 
 impl Rendered {
-    /// The one object of this kind (panics the check with a message when absent).
+    /// The one object of this kind (an error when there is none, or more than one).
     pub fn object(&self, kind: &str) -> Result<&Value> {
         let mut found = self.objects.iter().filter(|(_, o)| o["kind"] == kind);
         let first = found.next().with_context(|| format!("no {kind} rendered"))?;
@@ -218,19 +219,21 @@ pub fn check() -> Result<()> {
     }
 
     let (expected, committed) = (generated_files(&default)?, committed_files()?);
+    let mut stale = Vec::new();
     for (name, text) in &expected {
         if committed.get(name) != Some(text) {
-            problems.push(format!("deploy/kubernetes/{name} differs from the chart's default render"));
+            stale.push(format!("deploy/kubernetes/{name} differs from the chart's default render"));
         }
     }
     for name in committed.keys().filter(|n| !expected.contains_key(*n)) {
-        problems.push(format!("deploy/kubernetes/{name} is not rendered by the chart"));
+        stale.push(format!("deploy/kubernetes/{name} is not rendered by the chart"));
     }
     if std::fs::read(alerts())? != std::fs::read(chart_alerts()).unwrap_or_default() {
-        problems.push("deploy/helm/observer/files/alerts.yaml differs from deploy/prometheus/alerts.yaml".to_owned());
+        stale.push("deploy/helm/observer/files/alerts.yaml differs from deploy/prometheus/alerts.yaml".to_owned());
     }
-    if problems.iter().any(|p| p.contains("differ") || p.contains("not rendered")) {
-        problems.push("  (run `cargo xtask render-deploy` and commit the result)".to_owned());
+    if !stale.is_empty() {
+        stale.push("  (run `cargo xtask render-deploy` and commit the result)".to_owned());
+        problems.append(&mut stale);
     }
 
     let mut unvalidated = Vec::new();
@@ -244,6 +247,7 @@ pub fn check() -> Result<()> {
     problems.extend(chart_checks::all_options(&all, &yaml(&all_options_values())?[0]));
     problems.extend(chart_checks::flags_exist(&[&default, &all])?);
     problems.extend(refuses_bad_values()?);
+    problems.extend(policy_mount_loads(&all)?);
     for kind in &unvalidated {
         ensure!(
             ["ServiceMonitor", "PodMonitor", "PrometheusRule"].iter().any(|k| kind.ends_with(k)),
@@ -262,6 +266,35 @@ pub fn check() -> Result<()> {
         unvalidated.join(", ")
     );
     Ok(())
+}
+
+/// The chart-made policy ConfigMap, laid out the way the kubelet mounts one (the files in a
+/// hidden timestamped directory, `..data` linking to it, one link per file beside it), is
+/// read by `observer check` as valid manifests, each once (a file read twice would define its
+/// objects twice, which the observer rejects).
+fn policy_mount_loads(rendered: &Rendered) -> Result<Vec<String>> {
+    let data = rendered.object("ConfigMap")?["data"].as_object().context("the policy ConfigMap has no data")?.clone();
+    let mount = cmd::workspace().join("target/chart/policy-mount");
+    if mount.exists() {
+        std::fs::remove_dir_all(&mount)?;
+    }
+    let version = mount.join("..2026_01_01_00_00_00.000000001");
+    std::fs::create_dir_all(&version)?;
+    std::os::unix::fs::symlink("..2026_01_01_00_00_00.000000001", mount.join("..data"))?;
+    for (file, text) in &data {
+        std::fs::write(version.join(file), text.as_str().context("ConfigMap data is text")?)?;
+        std::os::unix::fs::symlink(format!("..data/{file}"), mount.join(file))?;
+    }
+    let out = Command::new(cmd::observer_bin()).arg("check").arg(&mount).output().context("observer check")?;
+    // 0: clean, 1: findings (the manifests loaded); 2: they did not.
+    Ok(match out.status.code() {
+        Some(0 | 1) => Vec::new(),
+        _ => vec![format!(
+            "observer check does not load the policy ConfigMap as mounted ({}):\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        )],
+    })
 }
 
 /// `helm lint --strict`: findings of severity warning or error.

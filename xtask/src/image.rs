@@ -120,8 +120,8 @@ fn is_static(binary: &Path) -> Result<bool> {
     let phoff = u64::from_le_bytes(elf[0x20..0x28].try_into()?) as usize;
     let (entry_size, count) = (u16_at(0x36), u16_at(0x38));
     for i in 0..count {
-        let at = phoff + i * entry_size;
-        let header = elf.get(at..at + 4).context("program header past the end")?;
+        let at = i.checked_mul(entry_size).and_then(|o| o.checked_add(phoff)).context("program header offset")?;
+        let header = elf.get(at..at.saturating_add(4)).context("program header past the end")?;
         if u32::from_le_bytes(header.try_into()?) == PT_INTERP {
             return Ok(false);
         }
@@ -133,7 +133,7 @@ fn is_static(binary: &Path) -> Result<bool> {
 pub struct Provenance {
     pub version: String,
     pub revision: String,
-    /// The repository's `origin` remote, when it has one (an OCI source is a URL).
+    /// The repository's `origin` remote, when it is an https URL (an OCI source is a URL).
     pub source: Option<String>,
     /// Commit time, seconds since the epoch: the image's creation time, for a repeatable build.
     pub created: i64,
@@ -149,7 +149,10 @@ impl Provenance {
         Ok(Self {
             version: cargo_version()?,
             revision: if dirty { format!("{head}-dirty") } else { head },
-            source: git(&["remote", "get-url", "origin"]).map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()),
+            // A public https URL only: never a local path, never credentials (user:token@host).
+            source: git(&["remote", "get-url", "origin"])
+                .map(|s| s.trim().to_owned())
+                .filter(|s| s.starts_with("https://") && !s.contains('@') && !s.contains(char::is_whitespace)),
             created,
         })
     }

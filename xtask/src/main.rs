@@ -109,6 +109,8 @@ fn test(extra: &[String]) -> Result<()> {
         args.extend(extra.iter().map(String::as_str));
     }
     cmd::cargo(&args)?;
+    // A filtered run (`cargo xtask test -- NAME`) is for iterating on some tests: only the whole
+    // run adds the deploy checks.
     if extra.is_empty() {
         // The deploy checks: the chart against its rendered manifests and the Kubernetes
         // schemas, then the image (as root) with `observer --version` run inside it.
