@@ -8,7 +8,8 @@
 //! daemon) and commits it, with OCI annotations, straight into an OCI archive:
 //! `target/image/observer-VERSION.oci.tar`, `observer:VERSION` inside.
 //!
-//! [`test`] (part of `cargo xtask test`, as root) rebuilds it, checks the annotations, runs
+//! [`test`] (part of `cargo xtask test`, as root) builds it twice (the same manifest both times:
+//! timestamps are the commit's), checks the annotations, runs
 //! `observer --version` inside it with buildah's chroot isolation (a root holding no shared
 //! library: the binary must be static), then `observer run` for two seconds with only the pod's
 //! three capabilities (its programs attach at the host's cgroup v2 root and detach), converts it
@@ -286,11 +287,14 @@ pub fn test() -> Result<()> {
         eprintln!("image: skipped: building and running the image needs root (buildah's chroot isolation)");
         return Ok(());
     }
-    let image = build(&build_binary()?)?;
+    let binary = build_binary()?;
+    let first = manifest_of(&build(&binary)?)?;
+    let image = build(&binary)?;
     let expected = image.provenance.annotations();
 
-    let manifest: Value =
-        serde_json::from_str(&capture(Command::new("skopeo").args(["inspect", "--raw", &image.reference()]))?)?;
+    let manifest = manifest_of(&image)?;
+    // The creation time and file times are the commit's: the same binary gives the same image.
+    ensure!(manifest == first, "two builds of one binary differ:\n{first}\n{manifest}");
     let config: Value =
         serde_json::from_str(&capture(Command::new("skopeo").args(["inspect", "--config", &image.reference()]))?)?;
     for (key, value) in &expected {
@@ -332,6 +336,11 @@ pub fn test() -> Result<()> {
         expected.len()
     );
     Ok(())
+}
+
+/// The archive's image manifest (its layers' and config's digests, its annotations).
+fn manifest_of(image: &Image) -> Result<Value> {
+    Ok(serde_json::from_str(&capture(Command::new("skopeo").args(["inspect", "--raw", &image.reference()]))?)?)
 }
 
 /// buildah's default capabilities, dropped so that a run holds only the ones it adds.
