@@ -1,11 +1,14 @@
-//! Project tasks: `cargo xtask setup | build | test | demo | bench`.
+//! Project tasks: `cargo xtask setup | build | test | demo | bench | image | render-deploy`.
 //!
 //! Every task that needs a prerequisite installs it first (`setup` is idempotent), so a fresh
 //! Debian 12 machine needs nothing but this repository and the Rust toolchains.
 
 mod bench;
+mod chart;
+mod chart_checks;
 mod cmd;
 mod demo;
+mod image;
 mod lint;
 mod setup;
 
@@ -25,8 +28,8 @@ enum Task {
     Setup,
     /// Build the observer (release, with its eBPF programs).
     Build,
-    /// Run every check and test: rustfmt, clippy, the fuzz targets build, unit tests, then the
-    /// end-to-end tests (as root).
+    /// Run every check and test: rustfmt, clippy, the fuzz targets build, unit tests, the
+    /// end-to-end tests (as root), the chart checks, then the image's (as root).
     Test {
         /// Extra arguments for `cargo test` (after `--`), e.g. a test name filter.
         #[arg(last = true)]
@@ -44,6 +47,17 @@ enum Task {
         #[arg(long, default_value_t = 3)]
         rounds: usize,
     },
+    /// Build the observer's container image as an OCI archive (target/image/), without a daemon.
+    Image {
+        /// Then test it as `cargo xtask test` does (root): annotations, `observer --version`
+        /// inside it, conversion to a docker archive.
+        #[arg(long)]
+        check: bool,
+    },
+    /// Render the Helm chart with its default values into deploy/kubernetes/.
+    RenderDeploy,
+    /// Check the Helm chart: lint, render, Kubernetes schemas, deploy/kubernetes/ in step.
+    CheckDeploy,
 }
 
 fn main() -> Result<()> {
@@ -68,6 +82,23 @@ fn main() -> Result<()> {
             build()?;
             bench::run(!no_criterion, rounds.max(1))
         }
+        Task::Image { check: false } => {
+            setup::run()?;
+            image::build(&image::build_binary()?).map(|_| ())
+        }
+        Task::Image { check: true } => {
+            setup::run()?;
+            image::test()
+        }
+        Task::RenderDeploy => {
+            setup::run()?;
+            chart::render_deploy()
+        }
+        Task::CheckDeploy => {
+            setup::run()?;
+            build()?;
+            chart::check()
+        }
     }
 }
 
@@ -83,5 +114,14 @@ fn test(extra: &[String]) -> Result<()> {
         args.push("--");
         args.extend(extra.iter().map(String::as_str));
     }
-    cmd::cargo(&args)
+    cmd::cargo(&args)?;
+    // A filtered run (`cargo xtask test -- NAME`) is for iterating on some tests: only the whole
+    // run adds the deploy checks.
+    if extra.is_empty() {
+        // The deploy checks: the chart against its rendered manifests and the Kubernetes
+        // schemas, then the image (as root) with `observer --version` run inside it.
+        chart::check()?;
+        image::test()?;
+    }
+    Ok(())
 }

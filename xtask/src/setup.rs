@@ -1,6 +1,6 @@
 //! Prerequisites, installed only when missing (docs/KERNEL.md lists what the build needs and why).
 
-use std::process::Command;
+use std::{path::PathBuf, process::Command};
 
 use anyhow::{Result, bail};
 
@@ -31,7 +31,21 @@ const APT_PACKAGES: &[&str] = &[
     "wrk",
     "iperf3",
     "gnuplot-nox",
+    // The container image (cargo xtask image): built without a daemon, from scratch.
+    "buildah",
+    "skopeo",
+    "binutils",
+    "ca-certificates",
+    // The chart's render, lint and schema checks run in a venv of Debian's Python.
+    "python3-venv",
 ];
+
+/// The Python venv the chart checks run in (under target/: `cargo clean` removes it, the next
+/// setup makes it again).
+pub const VENV: &str = "target/xtask-venv";
+/// What the venv holds, pinned: Helm's engine behind a Python API (no helm binary can be
+/// installed here), the Kubernetes JSON schemas with their validator, and PyYAML.
+const VENV_REQUIREMENTS: &[&str] = &["helm-python-sdk==0.2.2", "kubernetes-validate==1.37.0", "PyYAML==6.0.4"];
 
 const BPF_LINKER_VERSION: &str = "0.13.0";
 
@@ -39,6 +53,35 @@ pub fn run() -> Result<()> {
     apt()?;
     rust_src()?;
     bpf_linker()?;
+    venv()?;
+    Ok(())
+}
+
+/// The venv's interpreter.
+pub fn venv_python() -> PathBuf {
+    cmd::workspace().join(VENV).join("bin/python")
+}
+
+/// Makes the venv with Debian's Python (not whichever `python3` is first on PATH), unless it
+/// already holds exactly [`VENV_REQUIREMENTS`].
+fn venv() -> Result<()> {
+    let dir = cmd::workspace().join(VENV);
+    let stamp = dir.join("xtask-requirements.txt");
+    let wanted = VENV_REQUIREMENTS.join("\n");
+    if venv_python().exists() && std::fs::read_to_string(&stamp).is_ok_and(|s| s == wanted) {
+        return Ok(());
+    }
+    eprintln!("setup: making the Python venv {VENV} ({})", VENV_REQUIREMENTS.join(" "));
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir)?;
+    }
+    cmd::status(Command::new("/usr/bin/python3").args(["-m", "venv"]).arg(&dir))?;
+    cmd::status(
+        Command::new(dir.join("bin/pip"))
+            .args(["install", "--quiet", "--disable-pip-version-check"])
+            .args(VENV_REQUIREMENTS),
+    )?;
+    std::fs::write(stamp, wanted)?;
     Ok(())
 }
 
