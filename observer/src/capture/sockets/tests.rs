@@ -155,7 +155,17 @@ fn events_of_unknown_sockets_are_counted() {
     sockets.on_event(close_event(77), now, &mut out);
     sockets.on_record(&[0u8; 3], now, &mut out);
     assert!(out.is_empty());
-    assert_eq!(sockets.stats(), SocketStats { orphan_samples: 1, orphan_closes: 1, undecodable: 1, evicted: 0 });
+    assert_eq!(
+        sockets.stats(),
+        SocketStats {
+            orphan_samples: 1,
+            orphan_closes: 1,
+            undecodable: 1,
+            evicted: 0,
+            egress_samples: 1,
+            ingress_samples: 0
+        }
+    );
 }
 
 #[test]
