@@ -2,7 +2,7 @@
 //! decision of when a leg is reported.
 
 use std::{
-    collections::HashMap,
+    collections::{BTreeSet, HashMap, VecDeque},
     time::{Duration, Instant},
 };
 
@@ -45,6 +45,8 @@ pub struct TrackerStats {
 
 struct LegState {
     opened: Instant,
+    /// This leg's entry in `Tracker::idle_due`.
+    idle_due: Instant,
     last_event: Instant,
     record: LegRecord,
     client: Reassembly,
@@ -90,15 +92,29 @@ impl LegState {
 }
 
 /// Open legs, keyed by [`LegId`].
+///
+/// The deadlines live in timer queues, so a [`Tracker::tick`] costs what falls due, not what is
+/// held: pairing graces in a FIFO (every leg gets the same grace, from its open, and opens come
+/// in time order), idle timeouts in an ordered set checked against the leg's latest event when
+/// they come up (a leg that got events since is put back at its new deadline; a reported leg
+/// takes its entry out, so the set holds one entry per leg held).
 pub struct Tracker {
     config: TrackerConfig,
     legs: HashMap<LegId, LegState>,
     stats: TrackerStats,
+    grace_due: VecDeque<(Instant, LegId)>,
+    idle_due: BTreeSet<(Instant, LegId)>,
 }
 
 impl Tracker {
     pub fn new(config: TrackerConfig) -> Self {
-        Self { config, legs: HashMap::new(), stats: TrackerStats::default() }
+        Self {
+            config,
+            legs: HashMap::new(),
+            stats: TrackerStats::default(),
+            grace_due: VecDeque::new(),
+            idle_due: BTreeSet::new(),
+        }
     }
 
     pub fn stats(&self) -> TrackerStats {
@@ -142,6 +158,7 @@ impl Tracker {
                     leg,
                     LegState {
                         opened: now,
+                        idle_due: now + self.config.idle_timeout,
                         last_event: now,
                         record,
                         client: Reassembly::default(),
@@ -152,6 +169,10 @@ impl Tracker {
                         decided: None,
                     },
                 );
+                if !matches!(observed_at, ObservedAt::Both | ObservedAt::Wire) {
+                    self.grace_due.push_back((now + self.config.pair_grace, leg));
+                }
+                self.idle_due.insert((now + self.config.idle_timeout, leg));
                 leg
             }
             Event::Joined { leg, side, process, local, remote } => {
@@ -224,6 +245,7 @@ impl Tracker {
 
     fn report(&mut self, leg: LegId, out: &mut Vec<Output>) {
         if let Some(mut state) = self.legs.remove(&leg) {
+            self.idle_due.remove(&(state.idle_due, leg));
             if let Some(classification) = state.decided.take() {
                 state.record.classification = classification;
             }
@@ -231,22 +253,38 @@ impl Tracker {
         }
     }
 
-    /// Report legs whose pairing grace or idle timeout has run out. Call periodically.
+    /// Report legs whose pairing grace or idle timeout has run out. Call periodically; the cost
+    /// is that of the deadlines that fell due.
     pub fn tick(&mut self, now: Instant, out: &mut Vec<Output>) {
         let grace = self.config.pair_grace;
-        let idle = self.config.idle_timeout;
-        let mut due = Vec::new();
-        for (leg, state) in &mut self.legs {
-            if state.ready(now, grace) {
-                due.push(*leg);
-            } else if now.saturating_duration_since(state.last_event) >= idle {
-                // Idle without its close: what came is all there is.
-                state.decided = Some(final_classification(state, UnknownReason::NoData, UnknownReason::Truncated));
-                self.stats.legs_idle_expired += 1;
-                due.push(*leg);
+        while let Some(&(due, leg)) = self.grace_due.front() {
+            if due > now {
+                break;
+            }
+            self.grace_due.pop_front();
+            // Undecided legs are reported when they decide (their grace is over by then).
+            if self.legs.get(&leg).is_some_and(|state| state.ready(now, grace)) {
+                self.report(leg, out);
             }
         }
-        for leg in due {
+        let idle = self.config.idle_timeout;
+        while let Some(&(due, leg)) = self.idle_due.first() {
+            if due > now {
+                break;
+            }
+            self.idle_due.pop_first();
+            let Some(state) = self.legs.get_mut(&leg) else { continue };
+            let deadline = state.last_event + idle;
+            if deadline > now {
+                state.idle_due = deadline;
+                self.idle_due.insert((deadline, leg));
+                continue;
+            }
+            // Idle without its close: what came is all there is.
+            if state.decided.is_none() {
+                state.decided = Some(final_classification(state, UnknownReason::NoData, UnknownReason::Truncated));
+            }
+            self.stats.legs_idle_expired += 1;
             self.report(leg, out);
         }
     }
@@ -255,6 +293,8 @@ impl Tracker {
     /// ends). Undecided legs still open are `unknown` with `reason`.
     pub fn flush(&mut self, reason: UnknownReason, out: &mut Vec<Output>) {
         let legs: Vec<LegId> = self.legs.keys().copied().collect();
+        self.grace_due.clear();
+        self.idle_due.clear();
         for leg in legs {
             if let Some(state) = self.legs.get_mut(&leg)
                 && state.decided.is_none()

@@ -9,7 +9,7 @@
 //! addresses repeat in every namespace, so for them the key includes the namespace.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, VecDeque},
     net::SocketAddr,
     time::{Duration, Instant, SystemTime},
 };
@@ -44,7 +44,6 @@ struct SocketEntry {
     leg: LegId,
     side: Side,
     key: PairKey,
-    opened: Instant,
     closed_at: Option<Instant>,
 }
 
@@ -83,6 +82,13 @@ pub struct Sockets {
     /// Wall clock minus the monotonic clock, to date kernel timestamps.
     boot_wall: SystemTime,
     stats: SocketStats,
+    /// Closed sockets in the order they closed: a tick forgets those past `CLOSED_RETENTION`
+    /// from the front, so it costs what expires, not what is held.
+    closed: VecDeque<(Instant, u64)>,
+    /// Sockets in the order they opened, for evicting the oldest past `MAX_SOCKETS`. Holds
+    /// cookies of sockets already gone too; they are skipped, and compacted away when they
+    /// outnumber the live ones.
+    opened: VecDeque<u64>,
 }
 
 impl Sockets {
@@ -95,6 +101,8 @@ impl Sockets {
             servers: HashMap::new(),
             boot_wall,
             stats: SocketStats::default(),
+            closed: VecDeque::new(),
+            opened: VecDeque::new(),
         }
     }
 
@@ -124,7 +132,7 @@ impl Sockets {
 
     pub fn on_event(&mut self, event: KernelEvent<'_>, now: Instant, out: &mut Vec<legs::Event>) {
         match event {
-            KernelEvent::Open(open) => self.on_open(&open, now, out),
+            KernelEvent::Open(open) => self.on_open(&open, out),
             KernelEvent::Sample { cookie, direction, offset, data, .. } => {
                 if direction == direction::EGRESS {
                     self.stats.egress_samples += 1;
@@ -159,6 +167,7 @@ impl Sockets {
                     return;
                 }
                 entry.closed_at = Some(now);
+                self.closed.push_back((now, close.header.cookie));
                 let leg = entry.leg;
                 if let Some(sockets) = self.legs.get_mut(&leg) {
                     sockets.open = sockets.open.saturating_sub(1);
@@ -170,7 +179,7 @@ impl Sockets {
         }
     }
 
-    fn on_open(&mut self, open: &OpenEvent, now: Instant, out: &mut Vec<legs::Event>) {
+    fn on_open(&mut self, open: &OpenEvent, out: &mut Vec<legs::Event>) {
         let cookie = open.header.cookie;
         if self.sockets.contains_key(&cookie) {
             return;
@@ -219,7 +228,12 @@ impl Sockets {
         let sockets = self.legs.entry(leg).or_default();
         sockets.cookies.push(cookie);
         sockets.open += 1;
-        self.sockets.insert(cookie, SocketEntry { leg, side, key, opened: now, closed_at: None });
+        self.sockets.insert(cookie, SocketEntry { leg, side, key, closed_at: None });
+        self.opened.push_back(cookie);
+        if self.opened.len() > 2 * self.sockets.len() + 1024 {
+            let sockets = &self.sockets;
+            self.opened.retain(|c| sockets.contains_key(c));
+        }
     }
 
     /// The sockets of a leg (for telling the kernel to stop sampling them).
@@ -237,19 +251,19 @@ impl Sockets {
     /// Forget sockets closed long enough ago, the oldest beyond `MAX_SOCKETS`, and legs without sockets.
     pub fn tick(&mut self, now: Instant) {
         let mut gone = Vec::new();
-        self.sockets.retain(|cookie, entry| {
-            let keep = entry.closed_at.is_none_or(|at| now.saturating_duration_since(at) < CLOSED_RETENTION);
-            if !keep {
-                gone.push((*cookie, entry.leg, entry.side, entry.key));
+        while let Some(&(at, cookie)) = self.closed.front() {
+            if now.saturating_duration_since(at) < CLOSED_RETENTION {
+                break;
             }
-            keep
-        });
+            self.closed.pop_front();
+            if let Some(entry) = self.sockets.remove(&cookie) {
+                gone.push((cookie, entry.leg, entry.side, entry.key));
+            }
+        }
         if self.sockets.len() > MAX_SOCKETS {
-            let mut by_age: Vec<(Instant, u64)> = self.sockets.iter().map(|(c, e)| (e.opened, *c)).collect();
-            by_age.sort_unstable();
-            // Down to 90 % so the sort is not repeated on every tick.
-            let excess = self.sockets.len() - MAX_SOCKETS * 9 / 10;
-            for (_, cookie) in by_age.into_iter().take(excess) {
+            // Down to 90 %, oldest first, so that eviction is not repeated on every tick.
+            while self.sockets.len() > MAX_SOCKETS * 9 / 10 {
+                let Some(cookie) = self.opened.pop_front() else { break };
                 if let Some(entry) = self.sockets.remove(&cookie) {
                     gone.push((cookie, entry.leg, entry.side, entry.key));
                     self.stats.evicted += 1;

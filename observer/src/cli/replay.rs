@@ -48,6 +48,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         replay.finish(&mut print)
     };
+    if write_error.is_none()
+        && let Err(e) = printer.flush()
+    {
+        write_error = Some(e);
+    }
     if let Some(e) = write_error
         && e.kind() != std::io::ErrorKind::BrokenPipe
     {

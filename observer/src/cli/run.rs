@@ -35,6 +35,8 @@ static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"),
 /// How often userspace drains the ring buffer without a wakeup: submits do not wake it below
 /// the wakeup threshold, so this bounds the latency of a quiet node.
 const POLL_INTERVAL: Duration = Duration::from_millis(25);
+/// Output buffered between flushes (a flush comes at least every `POLL_INTERVAL`).
+const OUTPUT_BUFFER: usize = 64 * 1024;
 /// How often the counters are logged.
 const STATS_INTERVAL: Duration = Duration::from_secs(10);
 /// How often the metrics exposition is refreshed.
@@ -79,7 +81,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         pair_grace: Duration::from_millis(args.pair_grace_ms),
         ..TrackerConfig::default()
     };
-    let printer = Printer::new(args.output, std::io::stdout().lock());
+    // Buffered: flushed when the loop goes idle (every poll) and at the end.
+    let printer = Printer::new(args.output, std::io::BufWriter::with_capacity(OUTPUT_BUFFER, std::io::stdout().lock()));
     let mut session = Session::new(capture, config, printer, policy.store.clone());
     runtime.block_on(async {
         if let Some(addr) = args.metrics_addr {
@@ -153,6 +156,7 @@ impl<W: Write> Session<W> {
                     self.tracker.tick(Instant::now(), &mut self.outputs);
                     self.sockets.tick(Instant::now());
                     self.handle_outputs()?;
+                    self.flush()?;
                 }
                 _ = stats.tick() => self.log_counters(),
                 _ = refresh.tick() => self.refresh_metrics(),
@@ -163,7 +167,15 @@ impl<W: Write> Session<W> {
         }
         self.drain(ring.get_mut())?;
         self.tracker.flush(UnknownReason::ObserverStopped, &mut self.outputs);
-        self.handle_outputs()
+        self.handle_outputs()?;
+        self.flush()
+    }
+
+    fn flush(&mut self) -> anyhow::Result<()> {
+        match self.printer.flush() {
+            Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => anyhow::bail!("standard output closed"),
+            other => other.context("writing records"),
+        }
     }
 
     fn drain(&mut self, ring: &mut RingBuf<MapData>) -> anyhow::Result<()> {

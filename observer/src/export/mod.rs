@@ -19,7 +19,8 @@ pub enum Format {
     Table,
 }
 
-/// Writes records in the chosen format.
+/// Writes records in the chosen format. Records are not flushed one by one: the caller flushes
+/// when it goes idle and at the end (a write and a flush per record cost more than the record).
 pub struct Printer<W: Write> {
     format: Format,
     table: Table,
@@ -39,6 +40,11 @@ impl<W: Write> Printer<W> {
             }
             Format::Table => self.table.write_row(&mut self.out, record)?,
         }
+        Ok(())
+    }
+
+    /// Push what is buffered to the output.
+    pub fn flush(&mut self) -> std::io::Result<()> {
         self.out.flush()
     }
 }

@@ -160,3 +160,51 @@ fn duplicate_segments_change_nothing_and_the_close_still_decides() {
     tracker.handle(Event::Close { leg: 8 }, now, &mut out);
     assert_eq!(records(&out).len(), 1, "closing still decides the leg: {out:?}");
 }
+
+#[test]
+fn the_idle_timeout_counts_from_the_last_event_and_timers_hold_one_entry_per_leg() {
+    let idle = Duration::from_secs(300);
+    let mut tracker = Tracker::new(TrackerConfig { idle_timeout: idle, ..TrackerConfig::default() });
+    let t0 = Instant::now();
+    let mut out = Vec::new();
+    for leg in 1..=1000 {
+        tracker.handle(open(leg, ObservedAt::Wire), t0, &mut out);
+    }
+    // Half decide at once and leave; their idle entries leave with them.
+    for leg in 1..=500 {
+        tracker.handle(data(leg, 0, b"GET / HTTP/1.1\r\n"), t0, &mut out);
+    }
+    assert_eq!(records(&out).len(), 500);
+    assert_eq!((tracker.len(), tracker.idle_due.len()), (500, 500));
+    out.clear();
+    // Leg 501 keeps talking (an incomplete request line): it idles from its last event.
+    tracker.handle(data(501, 0, b"GE"), t0 + Duration::from_secs(200), &mut out);
+    tracker.tick(t0 + idle, &mut out);
+    let expired: Vec<LegId> = records(&out).iter().map(|r| r.leg).collect();
+    assert_eq!(expired.len(), 499, "every silent leg expires at its deadline");
+    assert!(!expired.contains(&501));
+    out.clear();
+    tracker.tick(t0 + idle + Duration::from_secs(199), &mut out);
+    assert!(out.is_empty(), "leg 501 is not due before its last event plus the timeout");
+    tracker.tick(t0 + idle + Duration::from_secs(200), &mut out);
+    assert_eq!(records(&out).iter().map(|r| r.leg).collect::<Vec<_>>(), vec![501]);
+    assert_eq!(records(&out)[0].classification.reason, Some(UnknownReason::Truncated));
+    assert_eq!(tracker.stats().legs_idle_expired, 500);
+    assert!(tracker.is_empty() && tracker.idle_due.is_empty());
+}
+
+#[test]
+fn a_decided_one_sided_leg_is_reported_when_its_grace_runs_out() {
+    let grace = Duration::from_millis(100);
+    let mut tracker = Tracker::new(TrackerConfig { pair_grace: grace, ..TrackerConfig::default() });
+    let t0 = Instant::now();
+    let mut out = Vec::new();
+    tracker.handle(open(1, ObservedAt::Client), t0, &mut out);
+    tracker.handle(data(1, 0, b"GET / HTTP/1.1\r\n"), t0, &mut out);
+    assert!(records(&out).is_empty(), "waits for its peer socket");
+    tracker.tick(t0 + grace / 2, &mut out);
+    assert!(records(&out).is_empty());
+    tracker.tick(t0 + grace, &mut out);
+    assert_eq!(records(&out).len(), 1);
+    assert!(tracker.grace_due.is_empty());
+}
