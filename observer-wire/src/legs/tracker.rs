@@ -2,9 +2,11 @@
 //! decision of when a leg is reported.
 
 use std::{
-    collections::{BTreeSet, HashMap, VecDeque},
+    collections::{BTreeSet, VecDeque},
     time::{Duration, Instant},
 };
+
+use foldhash::HashMap;
 
 use super::{Direction, Event, LegId, LegRecord, ObservedAt, Output, Peer, Reassembly, Side};
 use crate::classify::{self, Classification, Input, Progress, StreamEnd, UnknownReason};
@@ -110,7 +112,7 @@ impl Tracker {
     pub fn new(config: TrackerConfig) -> Self {
         Self {
             config,
-            legs: HashMap::new(),
+            legs: HashMap::default(),
             stats: TrackerStats::default(),
             grace_due: VecDeque::new(),
             idle_due: BTreeSet::new(),

@@ -9,11 +9,12 @@
 //! addresses repeat in every namespace, so for them the key includes the namespace.
 
 use std::{
-    collections::{HashMap, VecDeque},
+    collections::VecDeque,
     net::SocketAddr,
     time::{Duration, Instant, SystemTime},
 };
 
+use foldhash::HashMap;
 use observer_common::{OpenEvent, SAMPLE_BUDGET, direction, role};
 use observer_wire::legs::{self, Direction, LegId, ObservedAt, Peer, Process, Side, StreamEnd};
 
@@ -95,10 +96,10 @@ impl Sockets {
     /// `boot_wall`: the wall-clock time at which CLOCK_MONOTONIC was zero.
     pub fn new(boot_wall: SystemTime) -> Self {
         Self {
-            sockets: HashMap::new(),
-            legs: HashMap::new(),
-            clients: HashMap::new(),
-            servers: HashMap::new(),
+            sockets: HashMap::default(),
+            legs: HashMap::default(),
+            clients: HashMap::default(),
+            servers: HashMap::default(),
             boot_wall,
             stats: SocketStats::default(),
             closed: VecDeque::new(),
@@ -239,6 +240,11 @@ impl Sockets {
     /// The sockets of a leg (for telling the kernel to stop sampling them).
     pub fn cookies(&self, leg: LegId) -> &[u64] {
         self.legs.get(&leg).map_or(&[], |l| l.cookies.as_slice())
+    }
+
+    /// The sockets of a leg that have not closed.
+    pub fn open_cookies(&self, leg: LegId) -> impl Iterator<Item = u64> + '_ {
+        self.cookies(leg).iter().copied().filter(|c| self.sockets.get(c).is_some_and(|s| s.closed_at.is_none()))
     }
 
     /// The tracker reported the leg: drop its sockets' later events.

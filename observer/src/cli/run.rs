@@ -109,6 +109,8 @@ struct Session<W: Write> {
     node: String,
     events: Vec<legs::Event>,
     outputs: Vec<Output>,
+    /// Legs whose sampling may stop, stopped at the next poll if they are still open.
+    stop_pending: Vec<legs::LegId>,
     records: u64,
     metrics: Metrics,
     exposition: Exposition,
@@ -125,6 +127,7 @@ impl<W: Write> Session<W> {
             node: super::node_name(),
             events: Vec::new(),
             outputs: Vec::new(),
+            stop_pending: Vec::new(),
             records: 0,
             metrics: Metrics::default(),
             exposition: Exposition::default(),
@@ -154,8 +157,9 @@ impl<W: Write> Session<W> {
                 _ = poll.tick() => {
                     self.drain(ring.get_mut())?;
                     self.tracker.tick(Instant::now(), &mut self.outputs);
-                    self.sockets.tick(Instant::now());
                     self.handle_outputs()?;
+                    self.stop_sampling();
+                    self.sockets.tick(Instant::now());
                     self.flush()?;
                 }
                 _ = stats.tick() => self.log_counters(),
@@ -169,6 +173,15 @@ impl<W: Write> Session<W> {
         self.tracker.flush(UnknownReason::ObserverStopped, &mut self.outputs);
         self.handle_outputs()?;
         self.flush()
+    }
+
+    /// Tell the kernel to stop sampling the decided legs that are still open.
+    fn stop_sampling(&mut self) {
+        for leg in self.stop_pending.drain(..) {
+            for cookie in self.sockets.open_cookies(leg) {
+                self.capture.stop_sampling(cookie);
+            }
+        }
     }
 
     fn flush(&mut self) -> anyhow::Result<()> {
@@ -193,11 +206,9 @@ impl<W: Write> Session<W> {
     fn handle_outputs(&mut self) -> anyhow::Result<()> {
         for output in std::mem::take(&mut self.outputs) {
             match output {
-                Output::StopSampling(leg) => {
-                    for &cookie in self.sockets.cookies(leg) {
-                        self.capture.stop_sampling(cookie);
-                    }
-                }
+                // Stopping costs two syscalls a socket; most short connections close before
+                // the next poll, and then there is nothing to stop.
+                Output::StopSampling(leg) => self.stop_pending.push(leg),
                 Output::Record(leg) => {
                     self.sockets.reported(leg.leg);
                     let assessment = verdict::assess(&leg, &self.policy.current());
