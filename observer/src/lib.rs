@@ -2,6 +2,7 @@
 //! checks it against the mesh policy. See DESIGN.md for the pipeline:
 //! source (live capture or pcap replay) -> flows -> dissect -> classify -> verdict -> export.
 
+pub mod alert;
 pub mod capture;
 pub mod classify;
 pub mod cli;

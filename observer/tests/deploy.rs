@@ -5,8 +5,15 @@
 use std::{collections::BTreeSet, path::PathBuf};
 
 use observer::{
+    classify::{Classification, Protocol, Security},
     cluster::{MESH_CONFIG_MAP, Resource},
-    export::metrics::{Metrics, Snapshot},
+    export::{
+        ConnectionRecord, health,
+        metrics::{LegMetrics, ProgramRun, Snapshot},
+        telemetry::{OtlpProtocol, Telemetry, TelemetryConfig},
+    },
+    flows::{LegRecord, ObservedAt, Peer},
+    verdict::{DeviationKind, Status},
 };
 use serde_json::Value;
 
@@ -59,7 +66,7 @@ fn every_file_in_deploy_parses_and_every_manifest_names_its_kind() {
             }
         }
     }
-    assert_eq!(yaml_files, 4);
+    assert_eq!(yaml_files, 5);
 }
 
 #[test]
@@ -134,10 +141,54 @@ fn the_daemonset_runs_unprivileged_with_the_capabilities_it_needs() {
     }
 }
 
+/// The Prometheus exposition with every instrument holding a value.
+fn exposition() -> String {
+    let telemetry = Telemetry::new(&TelemetryConfig {
+        prometheus: true,
+        otlp_endpoint: None,
+        otlp_protocol: OtlpProtocol::Grpc,
+        export_interval: None,
+        cardinality_limit: 100,
+        node: "n".to_owned(),
+    })
+    .expect("telemetry");
+    let meter = telemetry.meter();
+    let snapshot = health::SharedSnapshot::default();
+    *snapshot.lock().expect("snapshot") = Snapshot {
+        lost: vec![("sample_reserve".to_owned(), 1)],
+        programs: vec![ProgramRun { program: "observer_skb_egress".to_owned(), run_time_ns: 1, run_count: 1 }],
+        watch_errors: vec![("pods", 1)],
+        alert_failures: vec![("unreachable", 1)],
+        ..Snapshot::default()
+    };
+    health::register(&meter, &snapshot, Default::default());
+    let mut metrics = LegMetrics::new(&meter, 100);
+    let addr = "10.0.0.1:80".parse().expect("address");
+    let leg = LegRecord {
+        leg: 1,
+        time: std::time::SystemTime::UNIX_EPOCH,
+        client: Peer { addr, process: None },
+        server: Peer { addr, process: None },
+        observed_at: ObservedAt::Wire,
+        classification: Classification {
+            security: Security::Plaintext,
+            protocol: Protocol::Http1,
+            reason: Some(observer::classify::UnknownReason::Truncated),
+            tls: None,
+        },
+    };
+    let mut record = ConnectionRecord::from_leg(&leg, "n");
+    record.verdict.status = Status::Deviation;
+    record.verdict.kind = Some(DeviationKind::UnexpectedPlaintext);
+    metrics.record(&record);
+    let text = telemetry.scrape();
+    telemetry.shutdown();
+    text
+}
+
 #[test]
 fn the_alert_rules_use_metrics_the_observer_exports() {
-    let exported: BTreeSet<String> = Metrics::default()
-        .render(&Snapshot::default())
+    let exported: BTreeSet<String> = exposition()
         .lines()
         .filter_map(|l| l.strip_prefix("# TYPE "))
         .filter_map(|l| l.split(' ').next())
@@ -167,6 +218,10 @@ fn the_alert_rules_use_metrics_the_observer_exports() {
         assert!(alerts.contains(alert), "{alert} missing");
     }
     let text = std::fs::read_to_string(deploy_dir().join("prometheus/alerts.yaml")).expect("alerts");
-    assert!(text.contains(r#"increase(observer_policy_deviations_total{kind="unexpected_plaintext"}[5m])"#));
+    assert!(
+        text.contains(
+            r#"increase(observer_policy_deviations_total{observer_deviation_kind="unexpected_plaintext"}[5m])"#
+        )
+    );
     assert!(text.contains("increase(observer_capture_lost_total[5m])"));
 }

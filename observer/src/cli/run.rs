@@ -15,11 +15,14 @@ use observer_common::drop_reason;
 use tokio::{io::unix::AsyncFd, signal::unix::SignalKind};
 
 use crate::{
+    alert::{self, Alerts},
     capture::{self, LiveCapture, Sockets},
     export::{
         ConnectionRecord, Format, Printer,
-        metrics::{Metrics, Snapshot},
-        serve::{self, Exposition},
+        health::{self, SharedSnapshot, Snapshot},
+        metrics::LegMetrics,
+        serve,
+        telemetry::{self, OtlpProtocol, Telemetry, TelemetryConfig},
     },
     flows::{self, Output, Tracker, TrackerConfig},
     policy::PolicyStore,
@@ -34,8 +37,8 @@ static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"),
 const POLL_INTERVAL: Duration = Duration::from_millis(25);
 /// How often the counters are logged.
 const STATS_INTERVAL: Duration = Duration::from_secs(10);
-/// How often the metrics exposition is refreshed.
-const METRICS_INTERVAL: Duration = Duration::from_secs(1);
+/// How often the self-telemetry snapshot is refreshed and alerts are re-sent or resolved.
+const METRICS_INTERVAL: Duration = Duration::from_millis(500);
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -61,6 +64,21 @@ pub struct Args {
     /// Most legs held at once; more are counted as lost.
     #[arg(long, value_name = "N", default_value_t = 100_000)]
     pub max_legs: usize,
+    /// Push metrics over OTLP to this endpoint (default: OTEL_EXPORTER_OTLP_ENDPOINT; unset: no push).
+    #[arg(long, value_name = "URL")]
+    pub otlp_endpoint: Option<String>,
+    /// OTLP transport (default: OTEL_EXPORTER_OTLP_PROTOCOL, else grpc).
+    #[arg(long, value_enum, value_name = "PROTOCOL")]
+    pub otlp_protocol: Option<OtlpProtocol>,
+    /// Most attribute sets per metric; more are counted under otel.metric.overflow=true.
+    #[arg(long, value_name = "N", default_value_t = 2000, value_parser = clap::value_parser!(u32).range(2..=1_000_000))]
+    pub metrics_cardinality_limit: u32,
+    /// Post deviations to this Alertmanager (base URL; the v2 API is used).
+    #[arg(long, value_name = "URL")]
+    pub alertmanager: Option<String>,
+    /// An alert is resolved once its deviation has not been seen for this long (e.g. 5m, 30s).
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = alert::parse_duration)]
+    pub alert_resolve_after: Duration,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -77,21 +95,43 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         ..TrackerConfig::default()
     };
     let printer = Printer::new(args.output, std::io::stdout().lock());
-    let mut session = Session::new(capture, config, printer, policy.store.clone());
-    runtime.block_on(async {
-        if let Some(addr) = args.metrics_addr {
-            let bound = serve::spawn(addr, session.exposition.clone())
-                .await
-                .with_context(|| format!("serving metrics on {addr}"))?;
+    let telemetry = Telemetry::new(&telemetry_config(&args)?).context("setting up metrics")?;
+    let alerts = match &args.alertmanager {
+        Some(url) => alert::Sender::start(alert::SenderConfig::new(url)).context("starting the alert sender")?,
+        None => alert::Sender::disabled(),
+    };
+    let mut session =
+        Session::new(capture, config, printer, policy.store.clone(), &telemetry, args.metrics_cardinality_limit);
+    session.alerts = Alerts::new(alerts, args.alert_resolve_after);
+    let result = runtime.block_on(async {
+        if let (Some(addr), Some(registry)) = (args.metrics_addr, telemetry.scraper()) {
+            let bound = serve::spawn(addr, registry).await.with_context(|| format!("serving metrics on {addr}"))?;
             tracing::info!(addr = %bound, "serving metrics at /metrics");
         }
         session.run(ring, args.duration.map(Duration::from_secs)).await
-    })?;
+    });
+    session.refresh_metrics();
     session.log_counters();
     // Dropping the session drops LiveCapture: every link is detached before the process exits.
     drop(session);
     tracing::info!("observer detached");
+    drop(runtime);
+    // Outside any async context: the last OTLP export (a blocking HTTP client may run it).
+    telemetry.shutdown();
+    result?;
     Ok(ExitCode::SUCCESS)
+}
+
+fn telemetry_config(args: &Args) -> anyhow::Result<TelemetryConfig> {
+    let node = args.kube.node_name.clone().filter(|n| !n.is_empty()).unwrap_or_else(super::node_name);
+    Ok(TelemetryConfig {
+        prometheus: args.metrics_addr.is_some(),
+        otlp_endpoint: telemetry::endpoint_from(args.otlp_endpoint.clone()),
+        otlp_protocol: telemetry::protocol_from(args.otlp_protocol)?,
+        export_interval: None,
+        cardinality_limit: args.metrics_cardinality_limit as usize,
+        node,
+    })
 }
 
 /// Everything one `observer run` holds.
@@ -104,13 +144,24 @@ struct Session<W: Write> {
     events: Vec<flows::Event>,
     outputs: Vec<Output>,
     records: u64,
-    metrics: Metrics,
-    exposition: Exposition,
+    metrics: LegMetrics,
+    snapshot: SharedSnapshot,
+    alerts: Alerts,
     policy: Arc<PolicyStore>,
 }
 
 impl<W: Write> Session<W> {
-    fn new(capture: LiveCapture, config: TrackerConfig, printer: Printer<W>, policy: Arc<PolicyStore>) -> Self {
+    fn new(
+        capture: LiveCapture,
+        config: TrackerConfig,
+        printer: Printer<W>,
+        policy: Arc<PolicyStore>,
+        telemetry: &Telemetry,
+        cardinality_limit: u32,
+    ) -> Self {
+        let meter = telemetry.meter();
+        let snapshot = SharedSnapshot::default();
+        health::register(&meter, &snapshot, telemetry.export_failures());
         Self {
             capture,
             sockets: Sockets::new(boot_wall_clock()),
@@ -120,8 +171,9 @@ impl<W: Write> Session<W> {
             events: Vec::new(),
             outputs: Vec::new(),
             records: 0,
-            metrics: Metrics::default(),
-            exposition: Exposition::default(),
+            metrics: LegMetrics::new(&meter, cardinality_limit as usize),
+            snapshot,
+            alerts: Alerts::new(alert::Sender::disabled(), Duration::from_secs(300)),
             policy,
         }
     }
@@ -189,6 +241,10 @@ impl<W: Write> Session<W> {
                     verdict::enrich(&mut record, &leg, &self.policy.current());
                     self.records += 1;
                     self.metrics.record(&record);
+                    if record.verdict.status == crate::verdict::Status::Deviation {
+                        alert::log_deviation(&record);
+                        self.alerts.on_record(&record, Instant::now());
+                    }
                     if let Err(error) = self.printer.print(&record) {
                         if error.kind() == std::io::ErrorKind::BrokenPipe {
                             anyhow::bail!("standard output closed");
@@ -217,16 +273,25 @@ impl<W: Write> Session<W> {
         lost
     }
 
-    fn refresh_metrics(&self) {
+    /// Refreshes what the self-telemetry callbacks read, and drives the alerts' timers.
+    fn refresh_metrics(&mut self) {
+        self.alerts.tick(Instant::now());
+        let tracker = self.tracker.stats();
         let snapshot = Snapshot {
             lost: self.lost(),
             tracked: self.tracker.len() as u64,
+            orphan_closes: self.sockets.stats().orphan_closes,
+            unknown_leg_events: tracker.events_for_unknown_legs,
+            idle_expired: tracker.legs_idle_expired,
             programs: self.capture.program_runs(),
             watch_errors: crate::cluster::watch_error_counts(),
+            policy_reloads: self.policy.reload_counts(),
+            alerts_sent: self.alerts.stats().sent(),
+            alert_failures: self.alerts.stats().failures(),
         };
-        let text = self.metrics.render(&snapshot);
-        if let Ok(mut exposition) = self.exposition.lock() {
-            *exposition = text;
+        match self.snapshot.lock() {
+            Ok(mut shared) => *shared = snapshot,
+            Err(poisoned) => *poisoned.into_inner() = snapshot,
         }
     }
 

@@ -22,6 +22,9 @@ pub struct EndpointRecord {
     pub identity: Option<String>,
     /// Present for an end whose socket lives on this node.
     pub process: Option<Process>,
+    /// The workload owning the pod (metrics and alerts group by it; not in the JSON line).
+    #[serde(skip)]
+    pub owner: Option<std::sync::Arc<crate::inventory::Owner>>,
 }
 
 /// One classified connection leg.
@@ -72,6 +75,7 @@ fn endpoint(peer: &Peer) -> EndpointRecord {
         workload: None,
         identity: None,
         process: peer.process.clone(),
+        owner: None,
     }
 }
 

@@ -5,9 +5,11 @@
 //! address shared by several running pods is never guessed.
 
 mod model;
+mod owner;
 pub(crate) mod raw;
 
 pub use model::{ContainerPort, InvalidPod, InvalidService, Namespace, Pod, Service, ServicePort, TargetPort};
+pub use owner::Owner;
 
 use std::{collections::HashMap, net::IpAddr};
 

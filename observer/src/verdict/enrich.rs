@@ -11,6 +11,7 @@ use crate::{
 fn endpoint(record: &mut EndpointRecord, ip: std::net::IpAddr, snapshot: &Snapshot) {
     if let Some(pod) = snapshot.inventory.pod_by_ip(ip) {
         record.workload = Some(pod.workload());
+        record.owner = Some(pod.owner.clone());
         record.identity = snapshot.inventory.identity(pod, &snapshot.policy.mesh.trust_domain);
     }
 }
