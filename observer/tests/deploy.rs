@@ -13,6 +13,7 @@ use observer::{
         telemetry::{OtlpProtocol, Telemetry, TelemetryConfig},
     },
     flows::{LegRecord, ObservedAt, Peer},
+    inventory::Owner,
     verdict::{DeviationKind, Status},
 };
 use serde_json::Value;
@@ -180,6 +181,12 @@ fn exposition() -> String {
     let mut record = ConnectionRecord::from_leg(&leg, "n");
     record.verdict.status = Status::Deviation;
     record.verdict.kind = Some(DeviationKind::UnexpectedPlaintext);
+    record.verdict.policy = Some("PeerAuthentication/prod/strict".to_owned());
+    let owner = |name: &str| {
+        Some(std::sync::Arc::new(Owner { namespace: "prod".into(), kind: "Deployment".into(), name: name.into() }))
+    };
+    record.client.owner = owner("legacy");
+    record.server.owner = owner("api");
     metrics.record(&record);
     let text = telemetry.scrape();
     telemetry.shutdown();
@@ -188,12 +195,21 @@ fn exposition() -> String {
 
 #[test]
 fn the_alert_rules_use_metrics_the_observer_exports() {
-    let exported: BTreeSet<String> = exposition()
+    let text = exposition();
+    let exported: BTreeSet<String> = text
         .lines()
         .filter_map(|l| l.strip_prefix("# TYPE "))
         .filter_map(|l| l.split(' ').next())
         .map(str::to_owned)
         .collect();
+    // Label names of the series, and the ones Prometheus adds.
+    let mut labels: BTreeSet<String> = ["instance", "job"].map(str::to_owned).into();
+    for series in text.lines().filter(|l| !l.starts_with('#')) {
+        let inside = series.split_once('{').and_then(|(_, rest)| rest.rsplit_once('}')).map_or("", |(l, _)| l);
+        labels.extend(
+            inside.split("\",").filter_map(|kv| kv.split_once('=')).map(|(k, _)| k.trim_matches(',').to_owned()),
+        );
+    }
     let rules = documents("prometheus/alerts.yaml");
     let mut used = BTreeSet::new();
     let mut alerts = BTreeSet::new();
@@ -204,8 +220,25 @@ fn the_alert_rules_use_metrics_the_observer_exports() {
             }
             let expr = rule["expr"].as_str().expect("expr");
             for word in expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
-                if word.starts_with("observer_") {
+                if word.starts_with("observer_") && word.ends_with("_total") {
                     used.insert(word.to_owned());
+                }
+            }
+            // Every label a rule groups or filters by is one the observer exports.
+            for clause in expr.split("by (").skip(1) {
+                for label in clause.split(')').next().unwrap_or("").split(',').map(str::trim) {
+                    assert!(labels.contains(label), "{label} (in {expr}) is not an exported label: {labels:?}");
+                }
+            }
+            for matcher in expr.split('{').skip(1) {
+                for label in
+                    matcher.split('}').next().unwrap_or("").split(',').filter_map(|m| m.split(['=', '!']).next())
+                {
+                    let label = label.trim();
+                    assert!(
+                        label.is_empty() || labels.contains(label),
+                        "{label} in {expr} is not exported: {labels:?}"
+                    );
                 }
             }
         }
@@ -217,11 +250,31 @@ fn the_alert_rules_use_metrics_the_observer_exports() {
     for alert in ["ObserverUnexpectedPlaintext", "ObserverMissingClientCert", "ObserverCaptureLoss"] {
         assert!(alerts.contains(alert), "{alert} missing");
     }
-    let text = std::fs::read_to_string(deploy_dir().join("prometheus/alerts.yaml")).expect("alerts");
+    let rules_text = std::fs::read_to_string(deploy_dir().join("prometheus/alerts.yaml")).expect("alerts");
     assert!(
-        text.contains(
+        rules_text.contains(
             r#"increase(observer_policy_deviations_total{observer_deviation_kind="unexpected_plaintext"}[5m])"#
         )
     );
-    assert!(text.contains("increase(observer_capture_lost_total[5m])"));
+    assert!(rules_text.contains("increase(observer_capture_lost_total[5m])"));
+}
+
+#[test]
+fn promtool_passes_a_test_case_for_every_alert() {
+    let dir = deploy_dir().join("prometheus");
+    let out = std::process::Command::new("promtool")
+        .args(["test", "rules", "alerts.test.yaml"])
+        .current_dir(&dir)
+        .output()
+        .expect("promtool runs (cargo xtask setup installs prometheus)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "promtool test rules failed:\n{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    let tests = std::fs::read_to_string(dir.join("alerts.test.yaml")).expect("alerts.test.yaml");
+    let rules = documents("prometheus/alerts.yaml");
+    for group in rules[0]["groups"].as_array().expect("groups") {
+        for alert in group["rules"].as_array().expect("rules").iter().filter_map(|r| r["alert"].as_str()) {
+            let cases = tests.matches(&format!("alertname: {alert}")).count();
+            assert!(cases >= 2, "{alert} needs a firing and a silent case in alerts.test.yaml, has {cases}");
+        }
+    }
 }
