@@ -22,7 +22,7 @@ fn records() -> Vec<ConnectionRecord> {
         .map(|i| {
             let client = format!("10.0.{}.1:{}", i % 8, 40000 + i).parse().expect("address");
             let server = format!("10.1.0.{}:{}", i % 8, 8000 + i % 16).parse().expect("address");
-            let tls = i % 2 == 0;
+            let tls = i.is_multiple_of(2);
             let leg = LegRecord {
                 leg: u64::from(i),
                 time: std::time::SystemTime::UNIX_EPOCH,
@@ -38,10 +38,11 @@ fn records() -> Vec<ConnectionRecord> {
             };
             let mut r = ConnectionRecord::from_leg(&leg, "node");
             if tls {
-                let mut details = observer::classify::TlsDetails::default();
-                details.version = Some("1.3".to_owned());
-                details.client_cert = Some(ClientCert::Presented);
-                r.tls = Some(details);
+                r.tls = Some(observer::classify::TlsDetails {
+                    version: Some("1.3".to_owned()),
+                    client_cert: Some(ClientCert::Presented),
+                    ..Default::default()
+                });
             }
             let owner = |kind: &str, name: String| {
                 Some(Arc::new(Owner { namespace: "prod".to_owned(), kind: kind.to_owned(), name }))

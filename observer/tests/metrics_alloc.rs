@@ -63,7 +63,7 @@ fn record(i: u16) -> ConnectionRecord {
     let mut r = ConnectionRecord::from_leg(&leg, "node");
     let owner = Arc::new(Owner { namespace: "prod".into(), kind: "Deployment".into(), name: format!("w{}", i % 4) });
     r.server.owner = Some(owner);
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         r.verdict.status = Status::Deviation;
         r.verdict.kind = Some(DeviationKind::UnexpectedPlaintext);
         r.verdict.policy = Some("PeerAuthentication/prod/strict".into());
