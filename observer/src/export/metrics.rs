@@ -10,7 +10,7 @@
 
 use std::{
     collections::HashMap,
-    hash::{DefaultHasher, Hash, Hasher},
+    hash::{BuildHasherDefault, Hash, Hasher},
     sync::Arc,
 };
 
@@ -41,7 +41,8 @@ trait Key {
 /// Counters bound to attribute sets, at most `limit` of them.
 struct Bound<K> {
     counter: Counter<u64>,
-    slots: HashMap<u64, (K, BoundCounter<u64>)>,
+    /// By the key's hash (already mixed: the map rehashes it with one multiply).
+    slots: HashMap<u64, (K, BoundCounter<u64>), BuildHasherDefault<FxHasher>>,
     limit: usize,
     /// Bound at the first overflow, so that no empty overflow series shows before.
     overflow: Option<BoundCounter<u64>>,
@@ -54,7 +55,7 @@ impl<K: Key> Bound<K> {
             overflow: None,
             overflowed: overflowed.bind(&[KeyValue::new(attr::METRIC, name)]),
             counter,
-            slots: HashMap::new(),
+            slots: HashMap::default(),
             limit: limit.saturating_sub(1).max(1),
         }
     }
@@ -64,7 +65,7 @@ impl<K: Key> Bound<K> {
     where
         K: 'k,
     {
-        let mut hasher = DefaultHasher::new();
+        let mut hasher = FxHasher(0);
         key.hash(&mut hasher);
         let hash = hasher.finish();
         if let Some((stored, bound)) = self.slots.get(&hash) {
@@ -86,6 +87,60 @@ impl<K: Key> Bound<K> {
         let bound = self.counter.bind(&attributes);
         bound.add(1);
         self.slots.insert(hash, (owned, bound));
+    }
+}
+
+/// A fast non-cryptographic hash (the rustc "Fx" mix, 8 bytes at a time): the keys are the
+/// observer's own enum values and inventory names, and a collision only costs an uncached add.
+#[derive(Default)]
+struct FxHasher(u64);
+
+impl FxHasher {
+    const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+
+    fn mix(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(Self::SEED);
+    }
+}
+
+impl Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            self.mix(u64::from_le_bytes(word));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut word = [0u8; 8];
+            word[..rest.len()].copy_from_slice(rest);
+            self.mix(u64::from_le_bytes(word) ^ ((rest.len() as u64) << 56));
+        }
+    }
+
+    fn write_u8(&mut self, n: u8) {
+        self.mix(u64::from(n));
+    }
+
+    fn write_u16(&mut self, n: u16) {
+        self.mix(u64::from(n));
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.mix(u64::from(n));
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.mix(n);
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.mix(n as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
     }
 }
 
