@@ -2,15 +2,19 @@
 //! protobufs, grpcio) over gRPC and over HTTP/protobuf; the connections a test makes between
 //! two namespaces arrive as `observer.connections` under the owning Deployment (a ReplicaSet's
 //! pod-template-hash stripped), with the resource, semantic-convention attributes and exact
-//! counts; a low `--metrics-cardinality-limit` shows as `otel.metric.overflow` and is counted.
+//! counts; a low `--metrics-cardinality-limit` shows as `otel.metric.overflow` and is counted;
+//! an unreachable collector is counted and costs the pipeline nothing.
 
-use std::{net::IpAddr, time::Duration};
+use std::{
+    net::IpAddr,
+    time::{Duration, Instant},
+};
 
 use observer_e2e::{
     ObserverProcess, RUN_CAP, TempDir, Topology,
     peers::{Curl, HttpServer},
     require_root, serial,
-    telemetry::{OtlpReceiver, attr_value, point_value, points},
+    telemetry::{OtlpReceiver, attr_value, free_port, http_get, point_value, points},
 };
 use serde_json::Value;
 
@@ -178,5 +182,53 @@ fn a_low_cardinality_limit_overflows_visibly_and_is_counted() {
     };
     assert!(overflowed >= 2.0 && counted >= 2.0, "overflowed {overflowed}, counted {counted}");
     assert!(series <= 3, "two bound attribute sets and the overflow at most, got {series}");
+    run.expect_clean_exit().expect("clean exit");
+}
+
+#[test]
+fn an_unreachable_collector_is_counted_and_neither_stalls_the_pipeline_nor_the_exit() {
+    let _serial = serial();
+    if !require_root() {
+        return;
+    }
+    let topo = Topology::builder().pod("a").pod("b").build().expect("topology");
+    let (a, b) = (topo.pod("a"), topo.pod("b"));
+    let port = 18097;
+    let _http = HttpServer::start(b.ns(), port).expect("http server");
+    let metrics_port = free_port();
+    let metrics_addr = format!("127.0.0.1:{metrics_port}");
+    let nobody = format!("http://127.0.0.1:{}", free_port());
+    let observer = ObserverProcess::start_with_env(
+        RUN_CAP,
+        &["--metrics-addr", &metrics_addr, "--otlp-endpoint", &nobody, "--otlp-protocol", "http/protobuf"],
+        &[("OTEL_METRIC_EXPORT_INTERVAL", "300")],
+    )
+    .expect("observer attaches");
+    let mut clients = Vec::new();
+    for _ in 0..3 {
+        let curl = Curl::http(a.ns(), IpAddr::V4(b.ipv4()), port).run().expect("curl");
+        assert_eq!(curl.http_code, 200, "{curl}");
+        clients.push(curl.pid());
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut failures = None;
+    while Instant::now() < deadline && failures.is_none() {
+        failures = http_get(metrics_port, "/metrics").ok().and_then(|(_, body)| {
+            let line = body.lines().find(|l| l.starts_with("observer_export_failures_total{"))?;
+            let value: f64 = line.rsplit(' ').next()?.parse().ok()?;
+            (value >= 1.0).then_some(value)
+        });
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let stopping = Instant::now();
+    let run = observer.stop_after(Duration::from_millis(500)).expect("observer stops");
+    let exit = stopping.elapsed();
+    assert!(failures.is_some(), "export failures counted\n{}", run.log_tail(20));
+    assert!(exit < Duration::from_secs(15), "the last flush is bounded: {exit:?}");
+    let ours = run.records.filter(|rec| {
+        rec["server"]["port"] == port
+            && rec["client"]["process"]["pid"].as_u64().is_some_and(|pid| clients.contains(&(pid as u32)))
+    });
+    assert_eq!(ours.len(), 3, "every leg classified and printed:\n{ours}");
     run.expect_clean_exit().expect("clean exit");
 }
