@@ -100,9 +100,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Some(url) => alert::Sender::start(alert::SenderConfig::new(url)).context("starting the alert sender")?,
         None => alert::Sender::disabled(),
     };
-    let mut session =
-        Session::new(capture, config, printer, policy.store.clone(), &telemetry, args.metrics_cardinality_limit);
-    session.alerts = Alerts::new(alerts, args.alert_resolve_after);
+    let exports = Exports {
+        telemetry: &telemetry,
+        cardinality_limit: args.metrics_cardinality_limit,
+        alerts: Alerts::new(alerts, args.alert_resolve_after),
+    };
+    let mut session = Session::new(capture, config, printer, policy.store.clone(), exports);
     let result = runtime.block_on(async {
         if let (Some(addr), Some(registry)) = (args.metrics_addr, telemetry.scraper()) {
             let bound = serve::spawn(addr, registry).await.with_context(|| format!("serving metrics on {addr}"))?;
@@ -150,18 +153,24 @@ struct Session<W: Write> {
     policy: Arc<PolicyStore>,
 }
 
+/// Where a session's records go besides the printer.
+struct Exports<'a> {
+    telemetry: &'a Telemetry,
+    cardinality_limit: u32,
+    alerts: Alerts,
+}
+
 impl<W: Write> Session<W> {
     fn new(
         capture: LiveCapture,
         config: TrackerConfig,
         printer: Printer<W>,
         policy: Arc<PolicyStore>,
-        telemetry: &Telemetry,
-        cardinality_limit: u32,
+        exports: Exports<'_>,
     ) -> Self {
-        let meter = telemetry.meter();
+        let meter = exports.telemetry.meter();
         let snapshot = SharedSnapshot::default();
-        health::register(&meter, &snapshot, telemetry.export_failures());
+        health::register(&meter, &snapshot, exports.telemetry.export_failures());
         Self {
             capture,
             sockets: Sockets::new(boot_wall_clock()),
@@ -171,9 +180,9 @@ impl<W: Write> Session<W> {
             events: Vec::new(),
             outputs: Vec::new(),
             records: 0,
-            metrics: LegMetrics::new(&meter, cardinality_limit as usize),
+            metrics: LegMetrics::new(&meter, exports.cardinality_limit as usize),
             snapshot,
-            alerts: Alerts::new(alert::Sender::disabled(), Duration::from_secs(300)),
+            alerts: exports.alerts,
             policy,
         }
     }
