@@ -1,8 +1,8 @@
 //! OTLP end to end: the live observer pushes its metrics to a real OTLP receiver (the official
 //! protobufs, grpcio) over gRPC and over HTTP/protobuf; the connections a test makes between
 //! two namespaces arrive as `observer.connections` under the owning Deployment (a ReplicaSet's
-//! pod-template-hash stripped), with the resource, semantic-convention attributes and exact
-//! counts; a low `--metrics-cardinality-limit` shows as `otel.metric.overflow` and is counted;
+//! pod-template-hash stripped), with the resource, semantic-convention attributes, the
+//! `OTEL_EXPORTER_OTLP_HEADERS` and exact counts; a low `--metrics-cardinality-limit` shows as `otel.metric.overflow` and is counted;
 //! an unreachable collector is counted and costs the pipeline nothing.
 
 use std::{
@@ -75,6 +75,7 @@ fn live_traffic_arrives(transport: &str, port: u16) {
     env.extend([
         ("OTEL_METRIC_EXPORT_INTERVAL", "500"),
         ("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment.name=e2e"),
+        ("OTEL_EXPORTER_OTLP_HEADERS", "x-observer-test=e2e%20run"),
         ("NODE_NAME", "otlp-node"),
     ]);
     let observer = ObserverProcess::start_with_env(RUN_CAP, &extra, &env).expect("observer attaches");
@@ -96,6 +97,11 @@ fn live_traffic_arrives(transport: &str, port: u16) {
         );
     };
     assert!(requests.iter().all(|r| r["transport"] == transport), "only {transport} was used");
+    assert!(
+        requests.iter().all(|r| r["headers"]["x-observer-test"] == "e2e run"),
+        "OTEL_EXPORTER_OTLP_HEADERS on every request: {}",
+        requests[0]["headers"]
+    );
     for (key, want) in [
         ("service.name", "observer"),
         ("service.version", env!("CARGO_PKG_VERSION")),

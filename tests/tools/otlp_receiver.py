@@ -1,13 +1,14 @@
 """An OTLP metrics receiver for the end-to-end tests, built on the official protobuf
 definitions (the opentelemetry-proto package) and grpcio: it serves OTLP/gRPC
 (MetricsService/Export) and OTLP/HTTP protobuf (POST /v1/metrics) on loopback, and appends
-every request it receives, as JSON (protobuf's own JSON mapping), one line per request, to
-a file. It prints "ready <grpc port> <http port>" once both listen.
+every request it receives, as JSON (protobuf's own JSON mapping) with its headers (gRPC
+metadata), one line per request, to a file. It prints "ready <grpc port> <http port>" once both listen.
 
 Usage: otlp_receiver.py OUTPUT_FILE
 """
 
 import http.server
+import json
 import sys
 import threading
 from concurrent import futures
@@ -19,10 +20,11 @@ from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metric
 LOCK = threading.Lock()
 
 
-def record(out, transport, request):
+def record(out, transport, headers, request):
     line = MessageToJson(request, indent=None, preserving_proto_field_name=False)
+    headers = json.dumps({k.lower(): v for k, v in headers})
     with LOCK:
-        out.write('{"transport":"%s","request":%s}\n' % (transport, line))
+        out.write('{"transport":"%s","headers":%s,"request":%s}\n' % (transport, headers, line))
         out.flush()
 
 
@@ -31,7 +33,7 @@ class Metrics(metrics_service_pb2_grpc.MetricsServiceServicer):
         self.out = out
 
     def Export(self, request, context):
-        record(self.out, "grpc", request)
+        record(self.out, "grpc", context.invocation_metadata(), request)
         return metrics_service_pb2.ExportMetricsServiceResponse()
 
 
@@ -52,7 +54,7 @@ def http_handler(out):
             except Exception:  # a body that is not the protobuf message
                 self.send_error(400)
                 return
-            record(out, "http", request)
+            record(out, "http", self.headers.items(), request)
             response = metrics_service_pb2.ExportMetricsServiceResponse().SerializeToString()
             self.send_response(200)
             self.send_header("Content-Type", "application/x-protobuf")
