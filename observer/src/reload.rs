@@ -7,7 +7,7 @@ use std::{
     path::PathBuf,
     sync::{
         Arc, RwLock,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
     time::{Duration, SystemTime},
 };
@@ -88,11 +88,13 @@ pub enum ReloadOutcome {
 #[derive(Debug)]
 pub struct PolicyStore {
     current: RwLock<Arc<Mesh>>,
+    /// Reloads applied and rejected (for the metrics).
+    reloads: [AtomicU64; 2],
 }
 
 impl PolicyStore {
     pub fn new(snapshot: Mesh) -> Self {
-        Self { current: RwLock::new(Arc::new(snapshot)) }
+        Self { current: RwLock::new(Arc::new(snapshot)), reloads: Default::default() }
     }
 
     /// The embedded default policy and an empty inventory.
@@ -118,10 +120,19 @@ impl PolicyStore {
                     Ok(mut guard) => *guard = snapshot,
                     Err(poisoned) => *poisoned.into_inner() = snapshot,
                 }
+                self.reloads[0].fetch_add(1, Ordering::Relaxed);
                 ReloadOutcome::Reloaded
             }
-            Err(errors) => ReloadOutcome::Rejected(errors),
+            Err(errors) => {
+                self.reloads[1].fetch_add(1, Ordering::Relaxed);
+                ReloadOutcome::Rejected(errors)
+            }
         }
+    }
+
+    /// Reloads (applied, rejected) since start, the first load not included.
+    pub fn reload_counts(&self) -> (u64, u64) {
+        (self.reloads[0].load(Ordering::Relaxed), self.reloads[1].load(Ordering::Relaxed))
     }
 
     /// Polls `source` every `interval` until `stop` is set, logging reloads and rejections.
