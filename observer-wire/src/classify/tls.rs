@@ -74,6 +74,7 @@ fn decide(input: &Input<'_>, handshake: &Handshake<'_>, starttls: Option<Protoco
             done(details, Security::Mtls, ClientCert::Presented, Evidence::Tls12Certificate)
         }
         Decision::Fallback(reason) => fallback(details, &hello, reason),
+        Decision::NoServerHello(reason) => unanswered(details, reason),
         Decision::Broken(error) => broken(details, error),
     }
 }
@@ -85,6 +86,8 @@ enum Decision<'a> {
     Certificate(&'a ClientCertificate),
     /// The strong evidence is missing for this reason.
     Fallback(UnknownReason),
+    /// The server stream ended, for this reason, before a ServerHello.
+    NoServerHello(UnknownReason),
     Broken(&'a TlsError),
 }
 
@@ -92,8 +95,10 @@ enum Decision<'a> {
 fn decision<'a>(input: &Input<'_>, handshake: &'a Handshake<'_>) -> Option<Decision<'a>> {
     let server_hello = match &handshake.server_hello {
         Stage::Seen(sh) => sh,
+        // No ServerHello: the server never continued this handshake, so no client evidence
+        // (Istio's ALPN included) can make it mutual TLS.
         Stage::Pending if input.server_final() => {
-            return Some(Decision::Fallback(input.server_short()));
+            return Some(Decision::NoServerHello(input.server_short()));
         }
         Stage::Pending => return None,
         Stage::Broken(e) => return Some(Decision::Broken(e)),
@@ -153,6 +158,18 @@ fn fallback(mut details: TlsDetails, hello: &ClientHello, reason: UnknownReason)
     details.client_cert = Some(cert);
     details.evidence = Some(evidence);
     Progress::Done(Classification { security, protocol: Protocol::Tls, reason: Some(reason), tls: Some(details) })
+}
+
+/// A ClientHello the server never answered with a ServerHello: unknown, whatever it offered.
+fn unanswered(mut details: TlsDetails, reason: UnknownReason) -> Progress {
+    details.client_cert = Some(ClientCert::Unknown);
+    details.evidence = Some(Evidence::ClientHello);
+    Progress::Done(Classification {
+        security: Security::Unknown,
+        protocol: Protocol::Tls,
+        reason: Some(reason),
+        tls: Some(details),
+    })
 }
 
 fn broken(mut details: TlsDetails, error: &TlsError) -> Progress {
