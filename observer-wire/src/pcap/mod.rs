@@ -27,9 +27,15 @@ pub enum ReplayError {
     /// The file could not be opened.
     #[error("{}: cannot open: {source}", path.display())]
     Open { path: PathBuf, source: std::io::Error },
+    /// The path is a directory, device, FIFO or socket (a FIFO is refused, not waited on).
+    #[error("{}: {kind}, not a capture file", path.display())]
+    NotRegular { path: PathBuf, kind: crate::regular_file::FileKind },
     /// The file is empty.
     #[error("{}: empty file, not a capture", path.display())]
     Empty { path: PathBuf },
+    /// The file starts as a capture but ends inside its first header.
+    #[error("{}: {format} file cut short in its first header", path.display())]
+    CutInHeader { path: PathBuf, format: capture::Magic },
     /// The file is neither pcap nor pcapng.
     #[error("{}: not a pcap or pcapng file", path.display())]
     NotACapture { path: PathBuf },
@@ -60,6 +66,8 @@ pub struct ReplayStats {
     pub truncated_files: u64,
     /// Packet blocks for interfaces the file did not describe.
     pub orphan_packets: u64,
+    /// Packets whose timestamp makes no time (or jumps past what the clock can hold).
+    pub bad_timestamps: u64,
     pub tcp: TcpStats,
 }
 
@@ -119,7 +127,10 @@ impl Replay {
             };
             stats.tcp_segments += 1;
             stats.truncated_payloads += u64::from(segment.truncated);
-            let now = self.clock(frame.time);
+            let Some(now) = self.clock(frame.time) else {
+                stats.bad_timestamps += 1;
+                return;
+            };
             connections.segment(&segment, frame.time, &mut self.events);
             self.deliver(now, &mut connections, record);
             if now.saturating_duration_since(self.last_tick) >= TICK_EVERY {
@@ -138,6 +149,7 @@ impl Replay {
                 stats.files += 1;
                 stats.truncated_files += u64::from(end.truncated);
                 stats.orphan_packets += end.orphan_packets;
+                stats.bad_timestamps += end.bad_timestamps;
                 self.stats = stats;
                 Ok(())
             }
@@ -159,11 +171,13 @@ impl Replay {
         (self.stats, self.tracker.stats())
     }
 
-    fn clock(&mut self, time: SystemTime) -> Instant {
+    /// Capture time on the tracker's clock; `None` when the jump from the first packet is more
+    /// than the clock can hold.
+    fn clock(&mut self, time: SystemTime) -> Option<Instant> {
         let (t0, i0) = *self.origin.get_or_insert((time, self.now));
-        let at = i0 + time.duration_since(t0).unwrap_or_default();
+        let at = i0.checked_add(time.duration_since(t0).unwrap_or_default())?;
         self.now = self.now.max(at);
-        self.now
+        Some(self.now)
     }
 
     fn deliver(&mut self, now: Instant, connections: &mut tcp::Connections, record: &mut dyn FnMut(LegRecord)) {

@@ -66,6 +66,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         + stats.unsupported_link
         + stats.truncated_payloads
         + stats.orphan_packets
+        + stats.bad_timestamps
         + stats.truncated_files
         + stats.tcp.dropped
         + tracker.legs_dropped_full;
@@ -76,6 +77,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             unsupported_link = stats.unsupported_link,
             truncated_payloads = stats.truncated_payloads,
             orphan_packets = stats.orphan_packets,
+            bad_timestamps = stats.bad_timestamps,
             truncated_files = stats.truncated_files,
             connections_dropped = stats.tcp.dropped,
             legs_dropped = tracker.legs_dropped_full,
