@@ -3,6 +3,8 @@
 
 use std::fmt;
 
+use observer_wire::printable::Escaped;
+
 use crate::{
     Mesh,
     manifest::Origin,
@@ -56,7 +58,8 @@ pub struct Finding {
 
 impl fmt::Display for Finding {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}: {}", self.origin, self.kind, self.message)
+        // Object names, hosts and file names come from the manifests: escaped for the terminal.
+        write!(f, "{}: {}: {}", self.origin, self.kind, Escaped(&self.message))
     }
 }
 

@@ -21,8 +21,8 @@ pub use error::{LoadError, LoadErrorKind, LoadErrors};
 use crate::{
     inventory::{self, Inventory, Namespace, Pod, Service},
     manifest::{
-        At, Doc, Meta, ObjectRef, Origin, documents, list::ListItems, manifest_files, parse_timestamp, raw,
-        read_bounded, yaml_message,
+        At, Doc, Meta, NameRule, ObjectRef, Origin, check_name, documents, list::ListItems, manifest_files,
+        parse_timestamp, raw, read_bounded, yaml_message,
     },
     policy::{self, DestinationRule, Expectation, Gateway, MeshSettings, PeerAuthentication, Policy, VirtualService},
 };
@@ -398,6 +398,17 @@ impl Loader {
             Handler::Namespace => String::new(),
             _ => raw.namespace.clone().filter(|n| !n.is_empty()).unwrap_or_else(|| "default".to_owned()),
         };
+        let name_rule = if *handler == Handler::Namespace { NameRule::Label } else { NameRule::Subdomain };
+        for (field, value, rule) in
+            [("metadata.name", &name, name_rule), ("metadata.namespace", &namespace, NameRule::Label)]
+        {
+            if !(field == "metadata.namespace" && value.is_empty())
+                && let Err(rule) = check_name(value, rule)
+            {
+                self.error(file, line, LoadErrorKind::InvalidName { field, value: value.clone(), rule });
+                return None;
+            }
+        }
         let created = match &raw.creation_timestamp {
             None => None,
             Some(ts) => match parse_timestamp(&ts.value) {

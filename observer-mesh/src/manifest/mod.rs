@@ -5,11 +5,14 @@
 
 mod files;
 pub(crate) mod list;
+mod names;
 pub mod raw;
 
 use std::{collections::BTreeMap, fmt, path::Path, sync::Arc};
 
 pub use files::{FileError, MAX_FILE_BYTES, documents, manifest_files, read_bounded};
+pub use names::{NameRule, check_name};
+use observer_wire::printable::Escaped;
 use serde_saphyr::Spanned;
 
 /// A validation problem and the line (1-based, in the file) it was found on.
@@ -38,7 +41,7 @@ impl Origin {
 
 impl fmt::Display for Origin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.file.display(), self.line)
+        write!(f, "{}:{}", Escaped(&self.file.to_string_lossy()), self.line)
     }
 }
 

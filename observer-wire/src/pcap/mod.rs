@@ -15,6 +15,7 @@ pub use pieces::{LegPieces, Piece, leg_pieces};
 pub use tcp::{MAX_CONNECTIONS, TcpStats};
 
 use crate::legs::{Event, LegRecord, Output, Tracker, TrackerConfig, TrackerStats};
+use crate::printable::Escaped;
 use packet::FrameError;
 
 /// Capture time between two calls of [`Tracker::tick`] (idle legs expire in capture time).
@@ -25,25 +26,25 @@ const TICK_EVERY: Duration = Duration::from_secs(1);
 #[non_exhaustive]
 pub enum ReplayError {
     /// The file could not be opened.
-    #[error("{}: cannot open: {source}", path.display())]
+    #[error("{}: cannot open: {source}", Escaped(&path.to_string_lossy()))]
     Open { path: PathBuf, source: std::io::Error },
     /// The path is a directory, device, FIFO or socket (a FIFO is refused, not waited on).
-    #[error("{}: {kind}, not a capture file", path.display())]
+    #[error("{}: {kind}, not a capture file", Escaped(&path.to_string_lossy()))]
     NotRegular { path: PathBuf, kind: crate::regular_file::FileKind },
     /// The file is empty.
-    #[error("{}: empty file, not a capture", path.display())]
+    #[error("{}: empty file, not a capture", Escaped(&path.to_string_lossy()))]
     Empty { path: PathBuf },
     /// The file starts as a capture but ends inside its first header.
-    #[error("{}: {format} file cut short in its first header", path.display())]
+    #[error("{}: {format} file cut short in its first header", Escaped(&path.to_string_lossy()))]
     CutInHeader { path: PathBuf, format: capture::Magic },
     /// The file is neither pcap nor pcapng.
-    #[error("{}: not a pcap or pcapng file", path.display())]
+    #[error("{}: not a pcap or pcapng file", Escaped(&path.to_string_lossy()))]
     NotACapture { path: PathBuf },
     /// Reading failed.
-    #[error("{}: read error", path.display())]
+    #[error("{}: read error", Escaped(&path.to_string_lossy()))]
     Read { path: PathBuf },
     /// A block in the middle of the file is damaged beyond resynchronisation.
-    #[error("{}: corrupt capture after byte {offset}: {what}", path.display())]
+    #[error("{}: corrupt capture after byte {offset}: {what}", Escaped(&path.to_string_lossy()))]
     Corrupt { path: PathBuf, offset: usize, what: &'static str },
 }
 
