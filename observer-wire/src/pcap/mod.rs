@@ -205,6 +205,6 @@ fn add_tcp(a: TcpStats, b: TcpStats) -> TcpStats {
     TcpStats {
         connections: a.connections + b.connections,
         midstream: a.midstream + b.midstream,
-        dropped: a.dropped + b.dropped,
+        evicted: a.evicted + b.evicted,
     }
 }
