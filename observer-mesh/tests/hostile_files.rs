@@ -8,7 +8,7 @@ use std::{
     time::Duration,
 };
 
-use observer_mesh::{Mesh, load::LoadErrors, load_paths};
+use observer_mesh::{Mesh, load::LoadErrors, load_paths, load_paths_requiring_manifests};
 
 /// A scratch folder of this test, removed first if a previous run left it.
 fn scratch(name: &str) -> PathBuf {
@@ -97,4 +97,33 @@ fn linked_subdirectories_are_read_and_loops_end() {
     assert!(text.contains("gone") && text.contains("broken link"), "{text}");
     std::fs::remove_dir_all(&dir).expect("cleanup");
     std::fs::remove_dir_all(&real).expect("cleanup");
+}
+
+#[test]
+fn a_file_named_twice_is_read_once() {
+    let dir = scratch("twice");
+    let file = dir.join("strict.yaml");
+    std::fs::write(&file, PEER_AUTHENTICATION).expect("write");
+    std::os::unix::fs::symlink(&file, dir.join("link.yaml")).expect("link");
+    let mesh = load_within_deadline(vec![file.clone(), file.clone(), dir.clone(), dir.join("link.yaml")])
+        .unwrap_or_else(|e| panic!("not a duplicate of itself: {e}"));
+    assert_eq!(mesh.files, vec![file]);
+    // Two different files defining the same object still are duplicates.
+    std::fs::write(dir.join("copy.yaml"), PEER_AUTHENTICATION).expect("write");
+    let text = errors(load_within_deadline(vec![dir.clone()]));
+    assert!(text.contains("is also defined at"), "{text}");
+    std::fs::remove_dir_all(&dir).expect("cleanup");
+}
+
+#[test]
+fn a_folder_without_manifests_is_an_error_for_check() {
+    let dir = scratch("empty");
+    std::fs::write(dir.join("README.md"), "not a manifest").expect("write");
+    assert!(load_paths(std::slice::from_ref(&dir)).is_ok(), "run: an empty folder is no policy, not an error");
+    let text = match load_paths_requiring_manifests(std::slice::from_ref(&dir)) {
+        Ok(_) => panic!("a folder without manifests checked as clean"),
+        Err(errors) => errors.to_string(),
+    };
+    assert!(text.contains("no manifests"), "{text}");
+    std::fs::remove_dir_all(&dir).expect("cleanup");
 }

@@ -35,6 +35,9 @@ pub enum LoadErrorKind {
     /// The path could not be read.
     #[error("cannot read: {0}")]
     Io(#[from] std::io::Error),
+    /// A folder without any `*.yaml` or `*.yml` file (for `observer check`).
+    #[error("no manifests (*.yaml, *.yml) in this folder")]
+    NoManifests,
     /// A manifest file that could not be read (too large, not text).
     #[error("{0}")]
     File(#[from] FileError),

@@ -36,9 +36,21 @@ pub struct Mesh {
     pub files: Vec<PathBuf>,
 }
 
-/// Loads `--policy PATH...`: files and directories of manifests.
+/// Loads `--policy PATH...`: files and directories of manifests. A file named twice (directly,
+/// through two folders, or through a link) is read once.
 pub fn load_paths(paths: &[PathBuf]) -> Result<Mesh, LoadErrors> {
+    load_paths_with(paths, false)
+}
+
+/// [`load_paths`] for `observer check`: a folder holding no manifest is an error too (a
+/// mistyped path must not read as "clean").
+pub fn load_paths_requiring_manifests(paths: &[PathBuf]) -> Result<Mesh, LoadErrors> {
+    load_paths_with(paths, true)
+}
+
+fn load_paths_with(paths: &[PathBuf], require_manifests: bool) -> Result<Mesh, LoadErrors> {
     let mut loader = Loader::default();
+    let mut read = std::collections::HashSet::new();
     for path in paths {
         let files = match manifest_files(path) {
             Ok(files) => files,
@@ -47,7 +59,14 @@ pub fn load_paths(paths: &[PathBuf]) -> Result<Mesh, LoadErrors> {
                 continue;
             }
         };
+        if require_manifests && files.is_empty() {
+            loader.error(path, 0, LoadErrorKind::NoManifests);
+        }
         for file in files {
+            // The same file again (`a.yaml a.yaml`, `dir dir/a.yaml`, a link): not a duplicate of itself.
+            if !read.insert(std::fs::canonicalize(&file).unwrap_or_else(|_| file.clone())) {
+                continue;
+            }
             match read_bounded(&file) {
                 Ok(text) => loader.add_text(&file, &text),
                 Err(e) => loader.error(&file, 0, LoadErrorKind::File(e)),

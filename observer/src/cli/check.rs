@@ -4,7 +4,7 @@
 
 use std::{io::Write, path::PathBuf, process::ExitCode};
 
-use observer_mesh::{check::check, load_paths};
+use observer_mesh::{check::check, load_paths_requiring_manifests};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -22,7 +22,7 @@ pub const INVALID: u8 = 2;
 
 /// Checks the manifests under `paths`, writing findings to `out` and errors to `err`.
 pub fn check_paths(paths: &[PathBuf], out: &mut dyn Write, err: &mut dyn Write) -> std::io::Result<u8> {
-    let snapshot = match load_paths(paths) {
+    let snapshot = match load_paths_requiring_manifests(paths) {
         Ok(snapshot) => snapshot,
         Err(errors) => {
             for error in &errors.0 {
