@@ -21,11 +21,14 @@ pub use error::{LoadError, LoadErrorKind, LoadErrors};
 use crate::{
     inventory::{self, Inventory, Namespace, Pod, Service},
     manifest::{
-        At, Doc, Meta, NameRule, ObjectRef, Origin, check_name, documents, list::ListItems, manifest_files,
-        parse_timestamp, raw, read_bounded, yaml_message,
+        At, Doc, Meta, NameRule, ObjectRef, Origin, blank_value, check_name, documents, field_path, is_value_error,
+        list::ListItems, manifest_files, parse_timestamp, raw, read_bounded, yaml_message,
     },
     policy::{self, DestinationRule, Expectation, Gateway, MeshSettings, PeerAuthentication, Policy, VirtualService},
 };
+
+/// Most errors reported per document: a document of nothing but errors says enough by then.
+const MAX_ERRORS_PER_DOCUMENT: usize = 32;
 
 /// The mesh as one set of manifests describes it: the policy and the inventory, validated.
 #[derive(Clone, Debug, Default)]
@@ -163,6 +166,20 @@ impl Loader {
         self.errors.push(LoadError { file: file.to_owned(), line, kind });
     }
 
+    /// A YAML error at its line, with the field path of the value at fault when it has one.
+    fn yaml_error(&mut self, file: &Path, text: &str, offset: u32, error: &serde_saphyr::Error) {
+        let location = error.location();
+        let line = location.map_or(0, |l| u32::try_from(l.line()).unwrap_or(0));
+        let path =
+            location.and_then(|l| field_path(text, usize::try_from(l.line()).ok()?, usize::try_from(l.column()).ok()?));
+        let message = yaml_message(error);
+        let message = match path {
+            Some(path) => format!("{path}: {message}"),
+            None => message,
+        };
+        self.error(file, offset + line.max(1), LoadErrorKind::Yaml(message));
+    }
+
     fn add_text(&mut self, file: &Path, text: &str) {
         self.files.push(file.to_owned());
         let shared: Arc<Path> = Arc::from(file);
@@ -171,15 +188,38 @@ impl Loader {
         }
     }
 
+    /// A document read as `T`. On an error, the value at fault is blanked and the document
+    /// read again, so that every type error of the document is reported, not only the first.
     fn parse<T: DeserializeOwned>(&mut self, file: &Path, text: &str, offset: u32) -> Option<T> {
-        match serde_saphyr::from_str::<T>(text) {
-            Ok(value) => Some(value),
-            Err(e) => {
-                let line = e.location().map_or(0, |l| u32::try_from(l.line()).unwrap_or(0));
-                self.error(file, offset + line.max(1), LoadErrorKind::Yaml(yaml_message(&e)));
-                None
+        let mut error = match serde_saphyr::from_str::<T>(text) {
+            Ok(value) => return Some(value),
+            Err(e) => e,
+        };
+        self.yaml_error(file, text, offset, &error);
+        let mut patched = text.to_owned();
+        let mut last = error.location().map(|l| (l.line(), l.column()));
+        for _ in 0..MAX_ERRORS_PER_DOCUMENT {
+            if !is_value_error(&error) {
+                break;
             }
+            let Some(next) = last.and_then(|(line, column)| {
+                blank_value(&patched, usize::try_from(line).ok()?, usize::try_from(column).ok()?)
+            }) else {
+                break;
+            };
+            patched = next;
+            error = match serde_saphyr::from_str::<T>(&patched) {
+                Ok(_) => break,
+                Err(e) => e,
+            };
+            let here = error.location().map(|l| (l.line(), l.column()));
+            if here == last {
+                break; // the blanked value is still wrong (`null` not allowed): no progress
+            }
+            self.yaml_error(file, &patched, offset, &error);
+            last = here;
         }
+        None
     }
 
     fn add_document(&mut self, file: &Arc<Path>, text: &str, offset: u32) {
@@ -250,8 +290,7 @@ impl Loader {
         match serde_saphyr::with_deserializer_from_str(text, |de| seed.deserialize(de)) {
             Ok(items) => items,
             Err(e) => {
-                let line = e.location().map_or(0, |l| u32::try_from(l.line()).unwrap_or(0));
-                self.error(file, offset + line.max(1), LoadErrorKind::Yaml(yaml_message(&e)));
+                self.yaml_error(file, text, offset, &e);
                 Vec::new()
             }
         }
