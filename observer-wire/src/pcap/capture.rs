@@ -2,7 +2,7 @@
 //! time. A file that cannot be read at all is an error naming it; a cut-short last block is not.
 
 use std::{
-    io::{BufRead, BufReader},
+    io::{BufRead, BufReader, Read},
     path::Path,
     time::{Duration, SystemTime},
 };
@@ -103,12 +103,17 @@ impl Magic {
 }
 
 /// Call `frame` for every packet in the file at `path`.
-pub fn read(path: &Path, mut frame: impl FnMut(Frame<'_>)) -> Result<FileEnd, ReplayError> {
+pub fn read(path: &Path, frame: impl FnMut(Frame<'_>)) -> Result<FileEnd, ReplayError> {
     let file = open_regular(path).map_err(|e| match e {
         OpenError::NotRegular(kind) => ReplayError::NotRegular { path: path.to_owned(), kind },
         OpenError::Io(source) => ReplayError::Open { path: path.to_owned(), source },
     })?;
-    let mut file = BufReader::new(file);
+    read_from(path, file, frame)
+}
+
+/// Call `frame` for every packet of the capture `source` holds (`path` names it in errors).
+pub fn read_from(path: &Path, source: impl Read, mut frame: impl FnMut(Frame<'_>)) -> Result<FileEnd, ReplayError> {
+    let mut file = BufReader::new(source);
     let magic = match file.fill_buf() {
         Ok(head) => Magic::of(head),
         Err(_) => return Err(ReplayError::Read { path: path.to_owned() }),

@@ -103,9 +103,24 @@ impl Replay {
     /// Replay one file; every leg that finishes is passed to `record`. Connections still open at
     /// the end of the file are closed (a later file is another capture).
     pub fn file(&mut self, path: &Path, record: &mut dyn FnMut(LegRecord)) -> Result<(), ReplayError> {
+        self.replay(path, None, record)
+    }
+
+    /// Replay a capture held in memory (`name` stands for its file in errors): the fuzz target
+    /// and tests feed bytes through the same path as files.
+    pub fn bytes(&mut self, name: &Path, bytes: &[u8], record: &mut dyn FnMut(LegRecord)) -> Result<(), ReplayError> {
+        self.replay(name, Some(bytes), record)
+    }
+
+    fn replay(
+        &mut self,
+        path: &Path,
+        bytes: Option<&[u8]>,
+        record: &mut dyn FnMut(LegRecord),
+    ) -> Result<(), ReplayError> {
         let mut connections = tcp::Connections::new(self.next_leg);
         let mut stats = self.stats;
-        let result = capture::read(path, |frame| {
+        let each_frame = |frame: capture::Frame<'_>| {
             stats.frames += 1;
             let segment = match packet::decode(frame.link, frame.data) {
                 Ok(s) => s,
@@ -139,7 +154,11 @@ impl Replay {
                 self.tracker.tick(now, &mut self.outputs);
                 self.collect(&mut connections, record);
             }
-        });
+        };
+        let result = match bytes {
+            Some(bytes) => capture::read_from(path, bytes, each_frame),
+            None => capture::read(path, each_frame),
+        };
         connections.finish(&mut self.events);
         let now = self.now;
         self.deliver(now, &mut connections, record);
