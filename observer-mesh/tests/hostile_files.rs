@@ -21,7 +21,9 @@ fn scratch(name: &str) -> PathBuf {
 /// `load_paths` on a thread with a deadline: a blocking open would otherwise hang the suite.
 fn load_within_deadline(paths: Vec<PathBuf>) -> Result<Mesh, LoadErrors> {
     let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || tx.send(load_paths(&paths)));
+    std::thread::spawn(move || {
+        let _ = tx.send(load_paths(&paths));
+    });
     rx.recv_timeout(Duration::from_secs(20)).expect("loading returns within the deadline")
 }
 

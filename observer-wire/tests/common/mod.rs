@@ -47,7 +47,7 @@ pub fn pcap(records: &[(u32, Vec<u8>)]) -> Vec<u8> {
 /// A pcapng block: type, body padded to 32 bits, lengths.
 fn block(kind: u32, body: &[u8]) -> Vec<u8> {
     let mut body = body.to_vec();
-    while body.len() % 4 != 0 {
+    while !body.len().is_multiple_of(4) {
         body.push(0);
     }
     let len = (12 + body.len()) as u32;
