@@ -125,6 +125,9 @@ pub fn blank_value(doc: &str, line: usize, column: usize) -> Option<String> {
     Some(out)
 }
 
+/// Most steps of a field path shown (the first and last halves of a longer one).
+const MAX_PATH_STEPS: usize = 16;
+
 /// One step of a field path.
 #[derive(Clone, Debug, PartialEq)]
 enum Step {
@@ -165,6 +168,13 @@ pub fn field_path(doc: &str, line: usize, column: usize) -> Option<String> {
     steps.extend(flow_steps(flow_text));
     if steps.is_empty() {
         return None;
+    }
+    // A hostile document nests thousands deep: the message names the ends of the path.
+    if steps.len() > MAX_PATH_STEPS {
+        let tail = steps.split_off(steps.len() - MAX_PATH_STEPS / 2);
+        steps.truncate(MAX_PATH_STEPS / 2);
+        steps.push(Step::Key("…".to_owned()));
+        steps.extend(tail);
     }
     let mut path = String::new();
     for step in steps {
@@ -262,6 +272,9 @@ mod tests {
         assert_eq!(at(10, "1}").as_deref(), Some("spec.servers[0].hosts[1].b"));
         assert_eq!(at(11, "1").as_deref(), Some("spec.servers[1].port"));
         assert_eq!(field_path(DOC, 1, 1), None);
+        let deep = format!("data: {}", "[".repeat(10_000));
+        let path = field_path(&deep, 1, deep.len() + 1).expect("a path");
+        assert_eq!(path, format!("data{}.…{}", "[0]".repeat(7), "[0]".repeat(8)));
     }
 
     #[test]
