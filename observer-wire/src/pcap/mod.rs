@@ -75,6 +75,8 @@ pub struct ReplayStats {
 /// A replay of one or more capture files into one tracker.
 pub struct Replay {
     tracker: Tracker,
+    /// Most TCP connections held at once.
+    connection_limit: usize,
     stats: ReplayStats,
     next_leg: u64,
     /// Capture time mapped onto the tracker's monotonic clock.
@@ -88,7 +90,12 @@ pub struct Replay {
 impl Replay {
     pub fn new(config: TrackerConfig) -> Self {
         let now = Instant::now();
+        // The TCP table only needs room for the legs the tracker can hold, and as many again
+        // closed or dropped ones swallowing their late segments: more would be memory spent on
+        // connections whose legs are not kept anyway.
+        let connection_limit = config.max_legs.saturating_mul(2).clamp(1024, MAX_CONNECTIONS);
         Self {
+            connection_limit,
             tracker: Tracker::new(config),
             stats: ReplayStats::default(),
             next_leg: 1,
@@ -118,7 +125,7 @@ impl Replay {
         bytes: Option<&[u8]>,
         record: &mut dyn FnMut(LegRecord),
     ) -> Result<(), ReplayError> {
-        let mut connections = tcp::Connections::new(self.next_leg);
+        let mut connections = tcp::Connections::with_limit(self.next_leg, self.connection_limit);
         let mut stats = self.stats;
         let each_frame = |frame: capture::Frame<'_>| {
             stats.frames += 1;

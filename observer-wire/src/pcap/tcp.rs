@@ -15,9 +15,10 @@ use std::{
 use super::packet::{Segment, flags};
 use crate::legs::{Direction, Event, LegId, MAX_STREAM_BYTES, ObservedAt, Peer, StreamEnd};
 
-/// Connections held at once (open, and closed ones kept to swallow their late segments). When
-/// full, the oldest is let go in O(1): a closed one silently, an open one closed and counted
-/// (`TcpStats::evicted`); its leg is reported with what it had.
+/// Most connections held at once (open, and closed ones kept to swallow their late segments);
+/// a replay holds twice its tracker's `max_legs`, within this. When full, the oldest is let go
+/// in O(1): a closed one silently, an open one closed and counted (`TcpStats::evicted`); its leg
+/// is reported with what it had.
 pub const MAX_CONNECTIONS: usize = 1 << 20;
 
 /// Sequence distances beyond this are behind the stream start (u32 wrap-around arithmetic).
