@@ -136,7 +136,8 @@ impl PolicyStore {
     }
 
     /// Polls `source` every `interval` until `stop` is set, logging reloads and rejections.
-    /// Meant for a thread of its own (`std::thread::spawn`).
+    /// Meant for a thread of its own (`std::thread::spawn`); it parks between polls, so whoever
+    /// sets `stop` unparks it and need not wait out the interval.
     pub fn watch(&self, source: &mut dyn ConfigSource, interval: Duration, stop: &AtomicBool) {
         while !stop.load(Ordering::Relaxed) {
             match self.reload_from(source) {
@@ -149,7 +150,14 @@ impl PolicyStore {
                     tracing::error!("policy rejected ({} errors); the last good policy stays in force", errors.0.len());
                 }
             }
-            std::thread::sleep(interval);
+            let deadline = std::time::Instant::now() + interval;
+            while !stop.load(Ordering::Relaxed) {
+                let left = deadline.saturating_duration_since(std::time::Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                std::thread::park_timeout(left);
+            }
         }
     }
 }

@@ -27,7 +27,7 @@ pub use gateway::{
     host_matches, hosts_overlap,
 };
 pub use mesh::{InvalidMeshSettings, MeshSettings};
-pub use peer_authentication::{EffectiveMtls, InvalidPeerAuthentication, MtlsMode, PeerAuthentication};
+pub use peer_authentication::{EffectiveMtls, InvalidPeerAuthentication, MtlsMode, NamespaceModes, PeerAuthentication};
 
 /// Well-known ports of TLS-only protocols: plaintext to them is a deviation under the embedded
 /// default, unless a policy object expects or allows plaintext there.
