@@ -6,5 +6,6 @@
 pub mod capture;
 pub mod cli;
 pub mod cluster;
+pub mod edges;
 pub mod export;
 pub mod reload;

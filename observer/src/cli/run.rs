@@ -66,11 +66,14 @@ pub struct Args {
     /// Most legs held at once; more are counted as lost.
     #[arg(long, value_name = "N", default_value_t = 100_000)]
     pub max_legs: usize,
+    #[command(flatten)]
+    pub edges: crate::edges::EdgeArgs,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     // Configuration is validated before anything privileged happens.
     let policy = args.kube.load(&args.policy)?;
+    args.edges.install();
     let cgroup = capture::preflight(EBPF_OBJECT, args.cgroup.as_deref())?;
     let (capture, ring) = LiveCapture::attach(EBPF_OBJECT, &cgroup)
         .with_context(|| format!("attaching the eBPF programs at {}", cgroup.display()))?;
@@ -215,6 +218,7 @@ impl<W: Write> Session<W> {
                     let record = ConnectionRecord::new(&leg, &assessment, &self.node);
                     self.records += 1;
                     self.metrics.record(&record);
+                    crate::edges::record(&record);
                     if let Err(error) = self.printer.print(&record) {
                         if error.kind() == std::io::ErrorKind::BrokenPipe {
                             anyhow::bail!("standard output closed");

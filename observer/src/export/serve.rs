@@ -38,7 +38,9 @@ pub async fn spawn(addr: SocketAddr, exposition: Exposition) -> std::io::Result<
                     }
                 }
                 let head = String::from_utf8_lossy(&request[..len]);
-                let response = if head.starts_with("GET /metrics ") || head.starts_with("GET /metrics?") {
+                let response = if let Some(response) = crate::edges::api::respond(&head, crate::edges::shared()) {
+                    response
+                } else if head.starts_with("GET /metrics ") || head.starts_with("GET /metrics?") {
                     let body = exposition.lock().map(|s| s.clone()).unwrap_or_default();
                     format!(
                         "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
