@@ -81,6 +81,7 @@ pub fn run_edges(args: EdgesArgs) -> anyhow::Result<ExitCode> {
     let filter = Filter { namespace: args.namespace, workload: args.workload, security: args.security };
     let result = (|| -> anyhow::Result<Snapshot> {
         validate_filter(&filter)?;
+        args.source.check()?;
         Ok(match &args.source.from {
             Some(url) => http::get_json(url, &format!("/v1/edges{}", edges_query(&filter)))?,
             None => local(&args.source)?.snapshot().filtered(&filter),
@@ -114,6 +115,7 @@ pub fn run_readiness(args: ReadinessArgs) -> anyhow::Result<ExitCode> {
         if args.output == Output::Dot {
             anyhow::bail!("--output dot is for `observer edges`");
         }
+        args.source.check()?;
         Ok(match &args.source.from {
             Some(url) => http::get_json(url, &format!("/v1/readiness{}", readiness_query(&target)))?,
             None => readiness::assess(&local(&args.source)?.snapshot(), &target),
@@ -157,13 +159,21 @@ fn validate_filter(filter: &Filter) -> Result<(), api::QueryError> {
     Ok(())
 }
 
-/// The table built here from --input or --replay (exactly one of the sources).
+impl Source {
+    /// Exactly one source; a second one is an error, not silently ignored.
+    fn check(&self) -> anyhow::Result<()> {
+        let given =
+            usize::from(self.from.is_some()) + usize::from(self.input.is_some()) + usize::from(!self.replay.is_empty());
+        anyhow::ensure!(given == 1, "give exactly one of --from URL, --input FILE, --replay FILE...");
+        Ok(())
+    }
+}
+
+/// The table built here from --input or --replay.
 fn local(source: &Source) -> anyhow::Result<EdgeTable> {
     let mut table = EdgeTable::new(source.max_edges);
-    match (&source.input, source.replay.is_empty()) {
-        (Some(_), false) => anyhow::bail!("give one of --from, --input, --replay"),
-        (None, true) => anyhow::bail!("no source: give --from URL, --input FILE or --replay FILE..."),
-        (Some(path), true) => {
+    match &source.input {
+        Some(path) => {
             let stats = if path.as_os_str() == "-" {
                 edges::read_lines(std::io::stdin().lock(), &mut table)?
             } else {
@@ -174,7 +184,7 @@ fn local(source: &Source) -> anyhow::Result<EdgeTable> {
                 tracing::warn!(lines = stats.lines, skipped = stats.skipped, "lines that are not records were skipped");
             }
         }
-        (None, false) => {
+        None => {
             let policy = source.policy.load()?;
             let node = super::node_name();
             let mut sink = |leg| {

@@ -79,3 +79,51 @@ pub fn get_json<T: serde::de::DeserializeOwned>(base: &str, path: &str) -> Resul
     }
     serde_json::from_slice(body).map_err(|e| HttpError::Json(url, e))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::{io::Read as _, net::TcpListener, sync::Mutex, thread};
+
+    use super::*;
+    use crate::edges::{EdgeTable, Snapshot, api};
+
+    /// A loopback server answering each connection with `answer(request head)`.
+    fn serve(answer: impl Fn(&str) -> String + Send + 'static, connections: usize) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        thread::spawn(move || {
+            for stream in listener.incoming().take(connections) {
+                let Ok(mut stream) = stream else { continue };
+                let mut head = [0u8; 4096];
+                let n = stream.read(&mut head).unwrap_or(0);
+                let _ = stream.write_all(answer(&String::from_utf8_lossy(&head[..n])).as_bytes());
+            }
+        });
+        format!("http://{addr}")
+    }
+
+    #[test]
+    fn reads_the_api_over_loopback_and_reports_its_errors() {
+        let table = Mutex::new(EdgeTable::new(10));
+        let base = serve(move |head| api::respond(head, &table).unwrap_or_default(), 3);
+        let snapshot: Snapshot = get_json(&base, "/v1/edges?namespace=mesh").expect("edges");
+        assert!(snapshot.edges.is_empty());
+        assert_eq!(snapshot.stats.max_edges, 10);
+        match get_json::<Snapshot>(&base, "/v1/edges?namespace=NO") {
+            Err(HttpError::Status(_, 400, message)) => assert!(message.contains("namespace"), "{message}"),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(get_json::<Snapshot>(&base, "/v1/nothing"), Err(HttpError::Status(_, 404, _))));
+    }
+
+    #[test]
+    fn refuses_bad_urls_and_bad_responses() {
+        for url in ["https://x:1", "http://", "http://a/b", "ftp://x", "http://u@h:1"] {
+            assert!(matches!(get_json::<Snapshot>(url, "/v1/edges"), Err(HttpError::Url(_))), "{url}");
+        }
+        let base = serve(|_| "garbage".to_owned(), 1);
+        assert!(matches!(get_json::<Snapshot>(&base, "/"), Err(HttpError::Malformed(_))));
+        let base = serve(|_| "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n[1,2]".to_owned(), 1);
+        assert!(matches!(get_json::<Snapshot>(&base, "/"), Err(HttpError::Json(..))));
+    }
+}

@@ -92,7 +92,7 @@ impl SecurityMix {
     pub fn summary(&self) -> String {
         let mut parts =
             [("mtls", self.mtls), ("tls", self.tls), ("plaintext", self.plaintext), ("unknown", self.unknown)];
-        parts.sort_by(|a, b| b.1.cmp(&a.1));
+        parts.sort_by_key(|p| std::cmp::Reverse(p.1));
         let parts: Vec<String> = parts.iter().filter(|p| p.1 > 0).map(|(k, n)| format!("{k} {n}")).collect();
         parts.join(", ")
     }

@@ -210,7 +210,7 @@ mod tests {
     use super::*;
 
     fn serde_name<T: serde::Serialize>(v: T) -> String {
-        serde_json::to_value(v).unwrap().as_str().unwrap().to_owned()
+        serde_json::to_value(v).expect("present").as_str().expect("present").to_owned()
     }
 
     #[test]

@@ -105,7 +105,7 @@ fn readiness_names_the_clients_that_would_break() {
     assert_eq!(r.mtls[0].client, "mesh/pod-a");
     assert!(r.thin_evidence.iter().any(|t| t.contains("observed for 0 s")), "{:?}", r.thin_evidence);
     let text = render::readiness_text(&r);
-    assert!(text.lines().next().unwrap().starts_with("not ready"), "{text}");
+    assert!(text.lines().next().expect("present").starts_with("not ready"), "{text}");
     assert!(text.contains("10.0.0.9 (curl) -> mesh/pod-b:8080  3 plaintext connections"), "{text}");
 
     let ready = readiness::assess(&table_of(&mesh_lines(false)).snapshot(), &target);
@@ -136,7 +136,7 @@ fn hostile_lines_are_skipped_and_counted() {
     let mut table = EdgeTable::new(10);
     read_lines(evil.as_bytes(), &mut table).expect("read");
     let snapshot = table.snapshot();
-    assert!(snapshot.edges[0].client.process.as_ref().unwrap().len() <= MAX_NAME);
+    assert!(snapshot.edges[0].client.process.as_ref().expect("present").len() <= MAX_NAME);
     let printed = render::edges_table(&snapshot);
     assert!(!printed.contains('\x1b') && printed.contains("\\u{1b}[2J"), "{printed}");
 }
@@ -146,7 +146,7 @@ fn the_routes_validate_their_queries() {
     let table = Mutex::new(table_of(&mesh_lines(true)));
     let get = |target: &str| api::respond(&format!("GET {target} HTTP/1.1\r\nHost: x\r\n\r\n"), &table);
     assert_eq!(get("/metrics"), None);
-    let status = |target: &str| get(target).unwrap().split(' ').nth(1).unwrap().to_owned();
+    let status = |target: &str| get(target).expect("present").split(' ').nth(1).expect("present").to_owned();
     for bad in [
         "/v1/edges?namespace=Bad_NS",
         "/v1/edges?namespace=a&namespace=b",
@@ -163,14 +163,14 @@ fn the_routes_validate_their_queries() {
     }
     assert_eq!(status(&format!("/v1/edges?namespace={}", "a".repeat(api::MAX_QUERY))), "400");
     assert_eq!(status("/v1/nothing"), "404");
-    let post = api::respond("POST /v1/edges HTTP/1.1\r\n\r\n", &table).unwrap();
+    let post = api::respond("POST /v1/edges HTTP/1.1\r\n\r\n", &table).expect("present");
     assert!(post.starts_with("HTTP/1.1 405"), "{post}");
-    let ok = get("/v1/edges?namespace=mesh&security=plaintext").unwrap();
-    let body: Snapshot = serde_json::from_str(ok.split_once("\r\n\r\n").unwrap().1).expect("a snapshot");
+    let ok = get("/v1/edges?namespace=mesh&security=plaintext").expect("present");
+    let body: Snapshot = serde_json::from_str(ok.split_once("\r\n\r\n").expect("present").1).expect("a snapshot");
     assert_eq!(body.edges.len(), 1);
     assert_eq!(body.edges[0].client.ip, "10.0.0.9");
-    let ok = get("/v1/readiness?namespace=mesh&workload=mesh%2Fpod-b").unwrap();
-    let r: Readiness = serde_json::from_str(ok.split_once("\r\n\r\n").unwrap().1).expect("readiness");
+    let ok = get("/v1/readiness?namespace=mesh&workload=mesh%2Fpod-b").expect("present");
+    let r: Readiness = serde_json::from_str(ok.split_once("\r\n\r\n").expect("present").1).expect("readiness");
     assert!(!r.ready && r.would_break.len() == 1);
 }
 
