@@ -13,7 +13,7 @@
 
 pub mod api;
 pub mod model;
-mod observation;
+pub mod observation;
 pub mod readiness;
 pub mod render;
 mod table;
