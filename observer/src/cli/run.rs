@@ -73,7 +73,7 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     // Configuration is validated before anything privileged happens.
     let policy = args.kube.load(&args.policy)?;
-    args.edges.install();
+    args.edges.install(args.metrics_addr.is_some());
     let cgroup = capture::preflight(EBPF_OBJECT, args.cgroup.as_deref())?;
     let (capture, ring) = LiveCapture::attach(EBPF_OBJECT, &cgroup)
         .with_context(|| format!("attaching the eBPF programs at {}", cgroup.display()))?;

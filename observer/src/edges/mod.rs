@@ -20,7 +20,10 @@ mod table;
 
 use std::{
     io::BufRead,
-    sync::{Mutex, OnceLock},
+    sync::{
+        Mutex, OnceLock,
+        atomic::{AtomicBool, Ordering},
+    },
 };
 
 pub use model::{Edge, End, Filter, SecurityMix, Snapshot};
@@ -36,20 +39,24 @@ pub const MAX_LINE: usize = 1 << 20;
 /// `--max-edges`, for `observer run`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct EdgeArgs {
-    /// Most client → server edges held for /v1/edges and /v1/readiness; the least recently
-    /// seen is evicted (and counted) beyond it.
+    /// Most client → server edges held for /v1/edges and /v1/readiness (on --metrics-addr);
+    /// the least recently seen is evicted (and counted) beyond it.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_EDGES)]
     pub max_edges: usize,
 }
 
 impl EdgeArgs {
-    /// Size the daemon's table (call before the first record).
-    pub fn install(&self) {
+    /// Size the daemon's table (call before the first record). Without a listener to serve it
+    /// (`served` false) nothing reads the table, and records are not aggregated.
+    pub fn install(&self, served: bool) {
         if let Ok(mut table) = shared().lock() {
             *table = EdgeTable::new(self.max_edges);
         }
+        ENABLED.store(served, Ordering::Relaxed);
     }
 }
+
+static ENABLED: AtomicBool = AtomicBool::new(false);
 
 /// The daemon's table: fed by the run loop, read by the metrics listener.
 pub fn shared() -> &'static Mutex<EdgeTable> {
@@ -59,6 +66,9 @@ pub fn shared() -> &'static Mutex<EdgeTable> {
 
 /// The sink the run loop calls once per record.
 pub fn record(record: &crate::export::ConnectionRecord) {
+    if !ENABLED.load(Ordering::Relaxed) {
+        return;
+    }
     if let Ok(mut table) = shared().lock() {
         table.record(record);
     }
