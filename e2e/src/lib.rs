@@ -65,6 +65,7 @@ pub mod postgres;
 pub mod process;
 pub mod records;
 pub mod tcpdump;
+pub mod telemetry;
 pub mod tempdir;
 pub mod topology;
 

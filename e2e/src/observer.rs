@@ -67,6 +67,11 @@ impl ObserverProcess {
 
     /// Like [`ObserverProcess::start`] with extra arguments (`--policy DIR`, `--cgroup PATH`).
     pub fn start_with(duration: Duration, extra: &[&str]) -> anyhow::Result<Self> {
+        Self::start_with_env(duration, extra, &[])
+    }
+
+    /// Like [`ObserverProcess::start_with`] with environment variables (`OTEL_*`).
+    pub fn start_with_env(duration: Duration, extra: &[&str], env: &[(&str, &str)]) -> anyhow::Result<Self> {
         let bin = binary();
         if !bin.exists() {
             bail!(
@@ -83,6 +88,7 @@ impl ObserverProcess {
             .args(["run", "--output", "json", "--duration"])
             .arg(duration.as_secs().max(1).to_string())
             .args(extra)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(File::create(&stdout_path).context("cannot create observer stdout log")?)
             .stderr(File::create(&stderr_path).context("cannot create observer stderr log")?);

@@ -1,5 +1,5 @@
 //! In-protocol upgrades, live: PostgreSQL's SSLRequest followed to the TLS after it
-//! (`security: tls`, `tls.starttls: postgres`), next to plaintext PostgreSQL (`protocol:
+//! (`protocol: postgres`, `security: tls`, `tls.starttls: postgres`), next to plaintext PostgreSQL (`protocol:
 //! postgres`), over IPv4 and IPv6, against a real server and `psql`.
 
 use std::{
@@ -33,7 +33,7 @@ fn postgres_plaintext_and_sslrequest_upgrades_are_classified() {
         (IpAddr::V4(a.ipv4()), IpAddr::V4(b.ipv4())),
         (IpAddr::V6(a.ipv6().expect("v6")), IpAddr::V6(b.ipv6().expect("v6"))),
     ] {
-        for (sslmode, security, protocol) in [("disable", "plaintext", "postgres"), ("require", "tls", "tls")] {
+        for (sslmode, security, protocol) in [("disable", "plaintext", "postgres"), ("require", "tls", "postgres")] {
             let run = psql(a.ns(), &server_ip.to_string(), PG_PORT, sslmode).expect("psql");
             assert_eq!(run.stdout.trim(), "1", "psql sslmode={sslmode} to {server_ip}: {run}\n{}", pg.child.logs());
             let mut conn = ExpectedConn {

@@ -1,7 +1,9 @@
 //! `observer check`: static analysis of manifests for the documented TLS mistakes (docs/MESH.md, "Mistakes",
 //! Istio's "TLS configuration mistakes"). Each finding names the line that causes it.
 
-use std::fmt;
+use std::{collections::HashMap, fmt};
+
+use observer_wire::printable::Escaped;
 
 use crate::{
     Mesh,
@@ -56,7 +58,8 @@ pub struct Finding {
 
 impl fmt::Display for Finding {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}: {}", self.origin, self.kind, self.message)
+        // Object names, hosts and file names come from the manifests: escaped for the terminal.
+        write!(f, "{}: {}: {}", self.origin, self.kind, Escaped(&self.message))
     }
 }
 
@@ -155,6 +158,12 @@ fn destination_rules(mesh: &Mesh, findings: &mut Vec<Finding>) {
 
 fn peer_authentications(mesh: &Mesh, findings: &mut Vec<Finding>) {
     let policy = &mesh.policy;
+    // Indexed once: asking per PeerAuthentication made check quadratic in them.
+    let namespace_modes = policy.namespace_modes();
+    let mut services_of: HashMap<&str, Vec<&crate::inventory::Service>> = HashMap::new();
+    for service in mesh.inventory.services() {
+        services_of.entry(service.meta.object.namespace.as_str()).or_default().push(service);
+    }
     for pa in &policy.peer_authentications {
         let name = pa.meta.object.to_string();
         if pa.selector.is_none() && !pa.port_modes.is_empty() {
@@ -174,17 +183,17 @@ fn peer_authentications(mesh: &Mesh, findings: &mut Vec<Finding>) {
             .chain(pa.port_modes.iter().filter(|(_, m)| **m == MtlsMode::Disable).map(|(p, _)| Some(*p)))
             .collect();
         if disabled_ports.is_empty()
-            || policy.namespace_mtls(namespace).mode == MtlsMode::Disable
+            || namespace_modes.get(namespace).mode == MtlsMode::Disable
             || !policy.mesh.auto_mtls
         {
             continue;
         }
         // The Services in front of the selected workloads, and whether a rule disables TLS to them.
-        let services: Vec<_> = mesh
-            .inventory
-            .services()
-            .iter()
-            .filter(|s| &s.meta.object.namespace == namespace)
+        let services: Vec<_> = services_of
+            .get(namespace.as_str())
+            .into_iter()
+            .flatten()
+            .copied()
             .filter(|s| {
                 s.selector.as_ref().is_some_and(|sel| sel.iter().all(|(k, v)| selector.0.get(k).is_none_or(|x| x == v)))
             })

@@ -21,4 +21,4 @@ pub mod manifest;
 pub mod policy;
 pub mod verdict;
 
-pub use load::{Mesh, load_paths, load_str, load_texts};
+pub use load::{Mesh, load_paths, load_paths_requiring_manifests, load_str, load_texts};

@@ -9,10 +9,15 @@
 //! - [`legs`]: legs as a source reports them, reassembly, and the tracker that classifies them;
 //! - [`pcap`]: capture files as a source of legs (`observer replay`).
 //!
+//! [`regular_file`] (opening a file a user named, refusing devices and FIFOs) and [`printable`]
+//! (escaping untrusted text for a terminal) stand apart: any layer may use them.
+//!
 //! docs/ARCHITECTURE.md shows where this crate sits in the whole.
 
 pub mod classify;
 pub mod dissect;
 pub mod legs;
 pub mod pcap;
+pub mod printable;
+pub mod regular_file;
 pub mod stream;

@@ -3,6 +3,7 @@
 //! metrics). The pure stages are in `observer-wire`, the mesh model in `observer-mesh`;
 //! docs/ARCHITECTURE.md shows how the three fit.
 
+pub mod alert;
 pub mod capture;
 pub mod cli;
 pub mod cluster;

@@ -7,7 +7,7 @@ use std::{
     path::PathBuf,
     sync::{
         Arc, RwLock,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
     time::{Duration, SystemTime},
 };
@@ -88,11 +88,13 @@ pub enum ReloadOutcome {
 #[derive(Debug)]
 pub struct PolicyStore {
     current: RwLock<Arc<Mesh>>,
+    /// Reloads applied and rejected (for the metrics).
+    reloads: [AtomicU64; 2],
 }
 
 impl PolicyStore {
     pub fn new(snapshot: Mesh) -> Self {
-        Self { current: RwLock::new(Arc::new(snapshot)) }
+        Self { current: RwLock::new(Arc::new(snapshot)), reloads: Default::default() }
     }
 
     /// The embedded default policy and an empty inventory.
@@ -118,14 +120,24 @@ impl PolicyStore {
                     Ok(mut guard) => *guard = snapshot,
                     Err(poisoned) => *poisoned.into_inner() = snapshot,
                 }
+                self.reloads[0].fetch_add(1, Ordering::Relaxed);
                 ReloadOutcome::Reloaded
             }
-            Err(errors) => ReloadOutcome::Rejected(errors),
+            Err(errors) => {
+                self.reloads[1].fetch_add(1, Ordering::Relaxed);
+                ReloadOutcome::Rejected(errors)
+            }
         }
     }
 
+    /// Reloads (applied, rejected) since start, the first load not included.
+    pub fn reload_counts(&self) -> (u64, u64) {
+        (self.reloads[0].load(Ordering::Relaxed), self.reloads[1].load(Ordering::Relaxed))
+    }
+
     /// Polls `source` every `interval` until `stop` is set, logging reloads and rejections.
-    /// Meant for a thread of its own (`std::thread::spawn`).
+    /// Meant for a thread of its own (`std::thread::spawn`); it parks between polls, so whoever
+    /// sets `stop` unparks it and need not wait out the interval.
     pub fn watch(&self, source: &mut dyn ConfigSource, interval: Duration, stop: &AtomicBool) {
         while !stop.load(Ordering::Relaxed) {
             match self.reload_from(source) {
@@ -138,7 +150,14 @@ impl PolicyStore {
                     tracing::error!("policy rejected ({} errors); the last good policy stays in force", errors.0.len());
                 }
             }
-            std::thread::sleep(interval);
+            let deadline = std::time::Instant::now() + interval;
+            while !stop.load(Ordering::Relaxed) {
+                let left = deadline.saturating_duration_since(std::time::Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                std::thread::park_timeout(left);
+            }
         }
     }
 }

@@ -11,7 +11,19 @@ use std::{collections::BTreeSet, path::PathBuf};
 
 use observer::{
     cluster::{MESH_CONFIG_MAP, Resource},
-    export::metrics::{Metrics, Snapshot},
+    export::{
+        ConnectionRecord, health,
+        metrics::{LegMetrics, ProgramRun, Snapshot},
+        telemetry::{OtlpProtocol, Telemetry, TelemetryConfig},
+    },
+};
+use observer_mesh::{
+    inventory::Owner,
+    verdict::{DeviationKind, Status},
+};
+use observer_wire::{
+    classify::{Classification, Protocol, Security},
+    legs::{LegRecord, ObservedAt, Peer},
 };
 use serde_json::Value;
 
@@ -71,6 +83,7 @@ fn every_file_in_deploy_parses_and_every_manifest_names_its_kind() {
     }
     let mut expected: BTreeSet<String> = MANIFESTS.iter().map(|m| format!("kubernetes/{m}.yaml")).collect();
     expected.insert("prometheus/alerts.yaml".to_owned());
+    expected.insert("prometheus/alerts.test.yaml".to_owned());
     assert_eq!(yaml_files, expected, "a new file in deploy/: add it here (and to the chart)");
 }
 
@@ -162,15 +175,74 @@ fn the_daemonset_runs_unprivileged_with_the_capabilities_it_needs() {
     }
 }
 
+/// The Prometheus exposition with every instrument holding a value.
+fn exposition() -> String {
+    let telemetry = Telemetry::new(&TelemetryConfig {
+        prometheus: true,
+        otlp_endpoint: None,
+        otlp_protocol: OtlpProtocol::Grpc,
+        export_interval: None,
+        cardinality_limit: 100,
+        node: "n".to_owned(),
+    })
+    .expect("telemetry");
+    let meter = telemetry.meter();
+    let snapshot = health::SharedSnapshot::default();
+    *snapshot.lock().expect("snapshot") = Snapshot {
+        lost: vec![("sample_reserve".to_owned(), 1)],
+        programs: vec![ProgramRun { program: "observer_skb_egress".to_owned(), run_time_ns: 1, run_count: 1 }],
+        watch_errors: vec![("pods", 1)],
+        alert_failures: vec![("unreachable", 1)],
+        ..Snapshot::default()
+    };
+    health::register(&meter, &snapshot, Default::default());
+    let mut metrics = LegMetrics::new(&meter, 100);
+    let addr = "10.0.0.1:80".parse().expect("address");
+    let leg = LegRecord {
+        leg: 1,
+        time: std::time::SystemTime::UNIX_EPOCH,
+        client: Peer { addr, process: None },
+        server: Peer { addr, process: None },
+        observed_at: ObservedAt::Wire,
+        classification: Classification {
+            security: Security::Plaintext,
+            protocol: Protocol::Http1,
+            reason: Some(observer_wire::classify::UnknownReason::Truncated),
+            tls: None,
+        },
+    };
+    let mut record = ConnectionRecord::unassessed(&leg, "n");
+    record.verdict.status = Status::Deviation;
+    record.verdict.kind = Some(DeviationKind::UnexpectedPlaintext);
+    record.verdict.policy = Some("PeerAuthentication/prod/strict".to_owned());
+    let owner = |name: &str| {
+        Some(std::sync::Arc::new(Owner { namespace: "prod".into(), kind: "Deployment".into(), name: name.into() }))
+    };
+    record.client.owner = owner("legacy");
+    record.server.owner = owner("api");
+    metrics.record(&record);
+    let text = telemetry.scrape();
+    telemetry.shutdown();
+    text
+}
+
 #[test]
 fn the_alert_rules_use_metrics_the_observer_exports() {
-    let exported: BTreeSet<String> = Metrics::default()
-        .render(&Snapshot::default())
+    let text = exposition();
+    let exported: BTreeSet<String> = text
         .lines()
         .filter_map(|l| l.strip_prefix("# TYPE "))
         .filter_map(|l| l.split(' ').next())
         .map(str::to_owned)
         .collect();
+    // Label names of the series, and the ones Prometheus adds.
+    let mut labels: BTreeSet<String> = ["instance", "job"].map(str::to_owned).into();
+    for series in text.lines().filter(|l| !l.starts_with('#')) {
+        let inside = series.split_once('{').and_then(|(_, rest)| rest.rsplit_once('}')).map_or("", |(l, _)| l);
+        labels.extend(
+            inside.split("\",").filter_map(|kv| kv.split_once('=')).map(|(k, _)| k.trim_matches(',').to_owned()),
+        );
+    }
     let rules = documents("prometheus/alerts.yaml");
     let mut used = BTreeSet::new();
     let mut alerts = BTreeSet::new();
@@ -181,8 +253,25 @@ fn the_alert_rules_use_metrics_the_observer_exports() {
             }
             let expr = rule["expr"].as_str().expect("expr");
             for word in expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
-                if word.starts_with("observer_") {
+                if word.starts_with("observer_") && word.ends_with("_total") {
                     used.insert(word.to_owned());
+                }
+            }
+            // Every label a rule groups or filters by is one the observer exports.
+            for clause in expr.split("by (").skip(1) {
+                for label in clause.split(')').next().unwrap_or("").split(',').map(str::trim) {
+                    assert!(labels.contains(label), "{label} (in {expr}) is not an exported label: {labels:?}");
+                }
+            }
+            for matcher in expr.split('{').skip(1) {
+                for label in
+                    matcher.split('}').next().unwrap_or("").split(',').filter_map(|m| m.split(['=', '!']).next())
+                {
+                    let label = label.trim();
+                    assert!(
+                        label.is_empty() || labels.contains(label),
+                        "{label} in {expr} is not exported: {labels:?}"
+                    );
                 }
             }
         }
@@ -194,9 +283,33 @@ fn the_alert_rules_use_metrics_the_observer_exports() {
     for alert in ["ObserverUnexpectedPlaintext", "ObserverMissingClientCert", "ObserverCaptureLoss"] {
         assert!(alerts.contains(alert), "{alert} missing");
     }
-    let text = std::fs::read_to_string(deploy_dir().join("prometheus/alerts.yaml")).expect("alerts");
-    assert!(text.contains(r#"increase(observer_policy_deviations_total{kind="unexpected_plaintext"}[5m])"#));
-    assert!(text.contains("increase(observer_capture_lost_total[5m])"));
+    let rules_text = std::fs::read_to_string(deploy_dir().join("prometheus/alerts.yaml")).expect("alerts");
+    assert!(
+        rules_text.contains(
+            r#"increase(observer_policy_deviations_total{observer_deviation_kind="unexpected_plaintext"}[5m])"#
+        )
+    );
+    assert!(rules_text.contains("increase(observer_capture_lost_total[5m])"));
+}
+
+#[test]
+fn promtool_passes_a_test_case_for_every_alert() {
+    let dir = deploy_dir().join("prometheus");
+    let out = std::process::Command::new("promtool")
+        .args(["test", "rules", "alerts.test.yaml"])
+        .current_dir(&dir)
+        .output()
+        .expect("promtool runs (cargo xtask setup installs prometheus)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "promtool test rules failed:\n{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    let tests = std::fs::read_to_string(dir.join("alerts.test.yaml")).expect("alerts.test.yaml");
+    let rules = documents("prometheus/alerts.yaml");
+    for group in rules[0]["groups"].as_array().expect("groups") {
+        for alert in group["rules"].as_array().expect("rules").iter().filter_map(|r| r["alert"].as_str()) {
+            let cases = tests.matches(&format!("alertname: {alert}")).count();
+            assert!(cases >= 2, "{alert} needs a firing and a silent case in alerts.test.yaml, has {cases}");
+        }
+    }
 }
 
 #[test]

@@ -10,10 +10,6 @@ use serde_json::{Value, json};
 
 use crate::{chart::Rendered, cmd};
 
-/// Flags the chart passes that another change adds to `observer run` (OTLP export and
-/// Alertmanager, issue 9): until it lands they are reported, not failed.
-const PENDING_FLAGS: [&str; 3] = ["--otlp-endpoint", "--otlp-protocol", "--alertmanager"];
-
 /// Keys the Prometheus Operator's CRDs define, for the fields the chart sets.
 const MONITOR_SPEC: [&str; 4] = ["selector", "namespaceSelector", "endpoints", "podMetricsEndpoints"];
 const ENDPOINT: [&str; 6] = ["port", "path", "interval", "scrapeTimeout", "relabelings", "metricRelabelings"];
@@ -310,12 +306,7 @@ pub fn flags_exist(renders: &[&Rendered]) -> Result<Vec<String>> {
         let daemonset = rendered.object("DaemonSet")?;
         for arg in daemonset["spec"]["template"]["spec"]["containers"][0]["args"].as_array().into_iter().flatten() {
             let Some(arg) = arg.as_str().filter(|a| a.starts_with("--")) else { continue };
-            if known.contains(arg) {
-                continue;
-            }
-            if PENDING_FLAGS.contains(&arg) {
-                eprintln!("chart: {arg} is not a flag of `observer run` yet (issue 9 adds it)");
-            } else {
+            if !known.contains(arg) {
                 problems.push(format!("the DaemonSet passes {arg}, which `observer run` does not have"));
             }
         }

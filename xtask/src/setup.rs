@@ -40,6 +40,8 @@ const APT_PACKAGES: &[&str] = &[
     "ca-certificates",
     // The chart's render, lint and schema checks run in a venv of Debian's Python.
     "python3-venv",
+    // The end-to-end alert tests run a real Alertmanager.
+    "prometheus-alertmanager",
 ];
 
 /// The Python venv the chart checks run in (under target/: `cargo clean` removes it, the next
@@ -49,10 +51,16 @@ pub const VENV: &str = "target/xtask-venv";
 /// installed here), the Kubernetes JSON schemas with their validator, and PyYAML.
 const VENV_REQUIREMENTS: &[&str] = &["helm-python-sdk==0.2.2", "kubernetes-validate==1.37.0", "PyYAML==6.0.4"];
 
+/// The OTLP receiver of the end-to-end tests (e2e/tools/otlp_receiver.py) runs in a venv
+/// this setup owns, with the official protobuf definitions and gRPC from PyPI.
+pub const OTLP_VENV: &str = "target/otlp-venv";
+const OTLP_PIP_PACKAGES: &[&str] = &["opentelemetry-proto==1.45.2", "grpcio==1.85.1"];
+
 const BPF_LINKER_VERSION: &str = "0.13.0";
 
 pub fn run() -> Result<()> {
     apt()?;
+    otlp_venv()?;
     rust_src()?;
     bpf_linker()?;
     venv()?;
@@ -101,6 +109,25 @@ fn apt() -> Result<()> {
     cmd::status(Command::new("apt-get").args(["install", "-y", "-q"]).args(&missing).envs(noninteractive))?;
     // Debian starts some of these services on install; the tests start their own instances.
     Ok(())
+}
+
+fn otlp_venv() -> Result<()> {
+    let venv = cmd::workspace().join(OTLP_VENV);
+    let python = venv.join("bin/python");
+    let ready = Command::new(&python)
+        .args(["-c", "import grpc, opentelemetry.proto.collector.metrics.v1.metrics_service_pb2_grpc"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if ready {
+        return Ok(());
+    }
+    eprintln!("setup: creating {} with {}", venv.display(), OTLP_PIP_PACKAGES.join(" "));
+    cmd::status(Command::new("python3").arg("-m").arg("venv").arg("--clear").arg(&venv))?;
+    cmd::status(
+        Command::new(&python)
+            .args(["-m", "pip", "install", "-q", "--disable-pip-version-check"])
+            .args(OTLP_PIP_PACKAGES),
+    )
 }
 
 fn installed(package: &str) -> bool {

@@ -5,11 +5,13 @@
 //! unknown addresses stay unknown: an address shared by several running pods is never guessed.
 
 mod model;
+mod owner;
 pub(crate) mod raw;
 
 pub use model::{
     CLUSTER_DOMAIN, ContainerPort, InvalidPod, InvalidService, Namespace, Pod, Service, ServicePort, TargetPort,
 };
+pub use owner::Owner;
 
 use std::{collections::HashMap, net::IpAddr};
 

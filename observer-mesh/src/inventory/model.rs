@@ -36,6 +36,8 @@ pub struct Pod {
     pub ips: Vec<IpAddr>,
     pub ports: Vec<ContainerPort>,
     pub node: Option<String>,
+    /// The owning workload (bounded: survives rollouts), shared with the records.
+    pub owner: std::sync::Arc<super::Owner>,
 }
 
 impl Pod {
@@ -194,6 +196,12 @@ impl TryFrom<Doc<raw::RawPodBody>> for Pod {
             ips,
             ports,
             node: spec.node_name.clone(),
+            owner: std::sync::Arc::new(super::Owner::of_pod(
+                &doc.meta.object.namespace,
+                &doc.meta.object.name,
+                &doc.labels,
+                &doc.spec.metadata.owner_references,
+            )),
             meta: doc.meta,
         })
     }

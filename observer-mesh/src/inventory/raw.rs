@@ -9,8 +9,24 @@ use serde_saphyr::Spanned;
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct RawPodBody {
+    pub metadata: RawPodMetadata,
     pub spec: RawPodSpec,
     pub status: RawPodStatus,
+}
+
+/// The part of a Pod's metadata only the inventory reads (names and labels are read for all kinds).
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct RawPodMetadata {
+    pub owner_references: Vec<RawOwnerReference>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct RawOwnerReference {
+    pub kind: String,
+    pub name: String,
+    pub controller: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -2,9 +2,11 @@
 
 use std::{fmt, path::PathBuf};
 
+use observer_wire::printable::Escaped;
+
 use crate::{
     inventory::{InvalidPod, InvalidService},
-    manifest::FileError,
+    manifest::{FileError, NameRule},
     policy::{
         InvalidDestinationRule, InvalidExpectation, InvalidGateway, InvalidMeshSettings, InvalidPeerAuthentication,
         InvalidVirtualService,
@@ -13,7 +15,12 @@ use crate::{
 
 /// One problem in the input.
 #[derive(Debug, thiserror::Error)]
-#[error("{}{}: {kind}", file.display(), if *line > 0 { format!(":{line}") } else { String::new() })]
+#[error(
+    "{}{}: {}",
+    Escaped(&file.to_string_lossy()),
+    if *line > 0 { format!(":{line}") } else { String::new() },
+    Escaped(&kind.to_string())
+)]
 pub struct LoadError {
     pub file: PathBuf,
     /// 1-based; 0 when the problem is the file itself.
@@ -28,6 +35,9 @@ pub enum LoadErrorKind {
     /// The path could not be read.
     #[error("cannot read: {0}")]
     Io(#[from] std::io::Error),
+    /// A folder without any `*.yaml` or `*.yml` file (for `observer check`).
+    #[error("no manifests (*.yaml, *.yml) in this folder")]
+    NoManifests,
     /// A manifest file that could not be read (too large, not text).
     #[error("{0}")]
     File(#[from] FileError),
@@ -43,6 +53,9 @@ pub enum LoadErrorKind {
     /// `metadata.name` is missing.
     #[error("metadata.name is required")]
     MissingName,
+    /// `metadata.name` or `metadata.namespace` is not a name Kubernetes accepts.
+    #[error("{field} \"{value}\" is not {rule}")]
+    InvalidName { field: &'static str, value: String, rule: NameRule },
     /// `metadata.creationTimestamp` is not RFC 3339.
     #[error("metadata.creationTimestamp {0:?} is not an RFC 3339 time")]
     InvalidTimestamp(String),

@@ -21,11 +21,14 @@ pub use error::{LoadError, LoadErrorKind, LoadErrors};
 use crate::{
     inventory::{self, Inventory, Namespace, Pod, Service},
     manifest::{
-        At, Doc, Meta, ObjectRef, Origin, documents, list::ListItems, manifest_files, parse_timestamp, raw,
-        read_bounded, yaml_message,
+        At, Doc, Meta, NameRule, ObjectRef, Origin, blank_value, check_name, documents, field_path, is_value_error,
+        list::ListItems, manifest_files, parse_timestamp, raw, read_bounded, yaml_message,
     },
     policy::{self, DestinationRule, Expectation, Gateway, MeshSettings, PeerAuthentication, Policy, VirtualService},
 };
+
+/// Most errors reported per document: a document of nothing but errors says enough by then.
+const MAX_ERRORS_PER_DOCUMENT: usize = 32;
 
 /// The mesh as one set of manifests describes it: the policy and the inventory, validated.
 #[derive(Clone, Debug, Default)]
@@ -36,9 +39,21 @@ pub struct Mesh {
     pub files: Vec<PathBuf>,
 }
 
-/// Loads `--policy PATH...`: files and directories of manifests.
+/// Loads `--policy PATH...`: files and directories of manifests. A file named twice (directly,
+/// through two folders, or through a link) is read once.
 pub fn load_paths(paths: &[PathBuf]) -> Result<Mesh, LoadErrors> {
+    load_paths_with(paths, false)
+}
+
+/// [`load_paths`] for `observer check`: a folder holding no manifest is an error too (a
+/// mistyped path must not read as "clean").
+pub fn load_paths_requiring_manifests(paths: &[PathBuf]) -> Result<Mesh, LoadErrors> {
+    load_paths_with(paths, true)
+}
+
+fn load_paths_with(paths: &[PathBuf], require_manifests: bool) -> Result<Mesh, LoadErrors> {
     let mut loader = Loader::default();
+    let mut read = std::collections::HashSet::new();
     for path in paths {
         let files = match manifest_files(path) {
             Ok(files) => files,
@@ -47,7 +62,14 @@ pub fn load_paths(paths: &[PathBuf]) -> Result<Mesh, LoadErrors> {
                 continue;
             }
         };
+        if require_manifests && files.is_empty() {
+            loader.error(path, 0, LoadErrorKind::NoManifests);
+        }
         for file in files {
+            // The same file again (`a.yaml a.yaml`, `dir dir/a.yaml`, a link): not a duplicate of itself.
+            if !read.insert(std::fs::canonicalize(&file).unwrap_or_else(|_| file.clone())) {
+                continue;
+            }
             match read_bounded(&file) {
                 Ok(text) => loader.add_text(&file, &text),
                 Err(e) => loader.error(&file, 0, LoadErrorKind::File(e)),
@@ -144,6 +166,20 @@ impl Loader {
         self.errors.push(LoadError { file: file.to_owned(), line, kind });
     }
 
+    /// A YAML error at its line, with the field path of the value at fault when it has one.
+    fn yaml_error(&mut self, file: &Path, text: &str, offset: u32, error: &serde_saphyr::Error) {
+        let location = error.location();
+        let line = location.map_or(0, |l| u32::try_from(l.line()).unwrap_or(0));
+        let path =
+            location.and_then(|l| field_path(text, usize::try_from(l.line()).ok()?, usize::try_from(l.column()).ok()?));
+        let message = yaml_message(error);
+        let message = match path {
+            Some(path) => format!("{path}: {message}"),
+            None => message,
+        };
+        self.error(file, offset + line.max(1), LoadErrorKind::Yaml(message));
+    }
+
     fn add_text(&mut self, file: &Path, text: &str) {
         self.files.push(file.to_owned());
         let shared: Arc<Path> = Arc::from(file);
@@ -152,15 +188,38 @@ impl Loader {
         }
     }
 
+    /// A document read as `T`. On an error, the value at fault is blanked and the document
+    /// read again, so that every type error of the document is reported, not only the first.
     fn parse<T: DeserializeOwned>(&mut self, file: &Path, text: &str, offset: u32) -> Option<T> {
-        match serde_saphyr::from_str::<T>(text) {
-            Ok(value) => Some(value),
-            Err(e) => {
-                let line = e.location().map_or(0, |l| u32::try_from(l.line()).unwrap_or(0));
-                self.error(file, offset + line.max(1), LoadErrorKind::Yaml(yaml_message(&e)));
-                None
+        let mut error = match serde_saphyr::from_str::<T>(text) {
+            Ok(value) => return Some(value),
+            Err(e) => e,
+        };
+        self.yaml_error(file, text, offset, &error);
+        let mut patched = text.to_owned();
+        let mut last = error.location().map(|l| (l.line(), l.column()));
+        for _ in 0..MAX_ERRORS_PER_DOCUMENT {
+            if !is_value_error(&error) {
+                break;
             }
+            let Some(next) = last.and_then(|(line, column)| {
+                blank_value(&patched, usize::try_from(line).ok()?, usize::try_from(column).ok()?)
+            }) else {
+                break;
+            };
+            patched = next;
+            error = match serde_saphyr::from_str::<T>(&patched) {
+                Ok(_) => break,
+                Err(e) => e,
+            };
+            let here = error.location().map(|l| (l.line(), l.column()));
+            if here == last {
+                break; // the blanked value is still wrong (`null` not allowed): no progress
+            }
+            self.yaml_error(file, &patched, offset, &error);
+            last = here;
         }
+        None
     }
 
     fn add_document(&mut self, file: &Arc<Path>, text: &str, offset: u32) {
@@ -231,8 +290,7 @@ impl Loader {
         match serde_saphyr::with_deserializer_from_str(text, |de| seed.deserialize(de)) {
             Ok(items) => items,
             Err(e) => {
-                let line = e.location().map_or(0, |l| u32::try_from(l.line()).unwrap_or(0));
-                self.error(file, offset + line.max(1), LoadErrorKind::Yaml(yaml_message(&e)));
+                self.yaml_error(file, text, offset, &e);
                 Vec::new()
             }
         }
@@ -398,6 +456,17 @@ impl Loader {
             Handler::Namespace => String::new(),
             _ => raw.namespace.clone().filter(|n| !n.is_empty()).unwrap_or_else(|| "default".to_owned()),
         };
+        let name_rule = if *handler == Handler::Namespace { NameRule::Label } else { NameRule::Subdomain };
+        for (field, value, rule) in
+            [("metadata.name", &name, name_rule), ("metadata.namespace", &namespace, NameRule::Label)]
+        {
+            if !(field == "metadata.namespace" && value.is_empty())
+                && let Err(rule) = check_name(value, rule)
+            {
+                self.error(file, line, LoadErrorKind::InvalidName { field, value: value.clone(), rule });
+                return None;
+            }
+        }
         let created = match &raw.creation_timestamp {
             None => None,
             Some(ts) => match parse_timestamp(&ts.value) {

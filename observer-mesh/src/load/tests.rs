@@ -143,3 +143,35 @@ items:
     assert_eq!(pods, [("shop/cart-1".to_owned(), 10), ("shop/cart-2".to_owned(), 19)]);
     assert_eq!(mesh.inventory.services().len(), 1);
 }
+
+#[test]
+fn yaml_errors_name_the_field_and_every_one_is_reported() {
+    let text = "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {name: a, namespace: web}\nspec:\n  mtls: {mode: [1, 2]}\n  selector: 5\n";
+    let Err(errors) = load_str(Path::new("types.yaml"), text) else { panic!("loaded") };
+    let lines: Vec<String> = errors.0.iter().map(ToString::to_string).collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(lines[0].starts_with("types.yaml:5: spec.mtls.mode: expected"), "{lines:?}");
+    assert!(lines[1].starts_with("types.yaml:6: spec.selector: expected"), "{lines:?}");
+}
+
+#[test]
+fn parser_internals_do_not_leak_into_messages() {
+    let duplicate = "apiVersion: v1\nkind: Pod\nmetadata: {name: a, name: b}\n";
+    let mut bomb = String::from(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\ndata:\n  a: &a [x, x, x, x, x, x, x, x, x, x]\n",
+    );
+    for i in 0..12 {
+        let prev = if i == 0 { "a".to_owned() } else { format!("b{}", i - 1) };
+        bomb.push_str(&format!("  b{i}: &b{i} [{}]\n", vec![format!("*{prev}"); 10].join(", ")));
+    }
+    for (name, text) in [("duplicate.yaml", duplicate), ("bomb.yaml", bomb.as_str())] {
+        let Err(errors) = load_str(Path::new(name), text) else { panic!("{name} loaded") };
+        let message = errors.to_string();
+        for internal in ["DuplicateKeyPolicy", "Options", "budget breached", "Nodes {", "defined at"] {
+            assert!(!message.contains(internal), "{name}: {message}");
+        }
+        assert_eq!(errors.0.len(), 1, "{name}: {message}");
+    }
+    let Err(errors) = load_str(Path::new("d.yaml"), duplicate) else { panic!("loaded") };
+    assert_eq!(errors.to_string(), "d.yaml:3: metadata: key \"name\" appears twice in one mapping");
+}

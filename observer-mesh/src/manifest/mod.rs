@@ -5,12 +5,17 @@
 
 mod files;
 pub(crate) mod list;
+mod names;
 pub mod raw;
+mod yaml_error;
 
 use std::{collections::BTreeMap, fmt, path::Path, sync::Arc};
 
 pub use files::{FileError, MAX_FILE_BYTES, documents, manifest_files, read_bounded};
+pub use names::{NameRule, check_name};
+use observer_wire::printable::Escaped;
 use serde_saphyr::Spanned;
+pub use yaml_error::{blank_value, field_path, is_value_error, yaml_message};
 
 /// A validation problem and the line (1-based, in the file) it was found on.
 #[derive(Debug, PartialEq, Eq)]
@@ -38,7 +43,7 @@ impl Origin {
 
 impl fmt::Display for Origin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.file.display(), self.line)
+        write!(f, "{}:{}", Escaped(&self.file.to_string_lossy()), self.line)
     }
 }
 
@@ -101,22 +106,6 @@ impl<S> Doc<S> {
     /// The file line of a spanned value of this document.
     pub fn line<T>(&self, value: &Spanned<T>) -> u32 {
         self.line_offset + u32::try_from(value.referenced.line()).unwrap_or(0)
-    }
-}
-
-/// The message of a YAML error without its rendered snippet and position.
-pub fn yaml_message(error: &serde_saphyr::Error) -> String {
-    let text = error.without_snippet().to_string();
-    let first = text.lines().next().unwrap_or("").trim();
-    let first = first.strip_prefix("error: ").unwrap_or(first);
-    // "line 2 column 1: message" or "message at line 2, column 1".
-    let first = match first.strip_prefix("line ").and_then(|rest| rest.split_once(": ")) {
-        Some((_, message)) => message,
-        None => first,
-    };
-    match first.rfind(" at line ") {
-        Some(i) => first[..i].to_owned(),
-        None => first.to_owned(),
     }
 }
 

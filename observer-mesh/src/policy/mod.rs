@@ -2,10 +2,9 @@
 //! Gateway and VirtualService, the mesh settings, and the observer's own `Expectation` kind.
 //!
 //! The model holds no wire types: manifests are read into raw serde types (`raw`), which convert
-//! with `TryFrom` into the validated types here, each with an `Invalid*` error enum. Loading
-//! (`load`) reads files and directories and reports every problem at once with file:line;
-//! `reload` keeps the last good policy when a changed file is broken; `check` looks for the
-//! documented mistakes. Evaluation of a leg against the policy lives in `crate::verdict`.
+//! with `TryFrom` into the validated types here, each with an `Invalid*` error enum. Reading
+//! manifests is [`crate::load`]'s, the static analysis of `observer check` is [`crate::check`],
+//! and judging a leg against the policy is [`crate::verdict`]'s.
 
 mod destination_rule;
 mod expectation;
@@ -28,7 +27,7 @@ pub use gateway::{
     host_matches, hosts_overlap,
 };
 pub use mesh::{InvalidMeshSettings, MeshSettings};
-pub use peer_authentication::{EffectiveMtls, InvalidPeerAuthentication, MtlsMode, PeerAuthentication};
+pub use peer_authentication::{EffectiveMtls, InvalidPeerAuthentication, MtlsMode, NamespaceModes, PeerAuthentication};
 
 /// Well-known ports of TLS-only protocols: plaintext to them is a deviation under the embedded
 /// default, unless a policy object expects or allows plaintext there.

@@ -3,7 +3,7 @@
 //! decides; nothing at all means PERMISSIVE; at equal scope the oldest object wins.
 //! `portLevelMtls` counts only with a selector, and its keys are container ports.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use super::{Policy, raw};
 use crate::manifest::{At, Doc, Labels, Meta, ObjectRef, Selector};
@@ -99,6 +99,30 @@ pub struct EffectiveMtls {
     pub set_by: Option<ObjectRef>,
 }
 
+/// The namespace-wide PeerAuthentication of each namespace, indexed once.
+pub struct NamespaceModes<'a> {
+    oldest: HashMap<&'a str, &'a PeerAuthentication>,
+    mesh: Option<&'a PeerAuthentication>,
+}
+
+impl NamespaceModes<'_> {
+    /// The same answer as [`Policy::namespace_mtls`].
+    pub fn get(&self, namespace: &str) -> EffectiveMtls {
+        layered([self.mesh, self.oldest.get(namespace).copied()])
+    }
+}
+
+/// The mode of the mesh-wide, then the namespace-wide PeerAuthentication: the later one set wins.
+fn layered(levels: [Option<&PeerAuthentication>; 2]) -> EffectiveMtls {
+    let mut effective = EffectiveMtls { mode: MtlsMode::Permissive, set_by: None };
+    for pa in levels.into_iter().flatten() {
+        if pa.mode != MtlsMode::Unset {
+            effective = EffectiveMtls { mode: pa.mode, set_by: Some(pa.meta.object.clone()) };
+        }
+    }
+    effective
+}
+
 impl Policy {
     fn oldest_pa(&self, namespace: &str, labels: Option<&Labels>) -> Option<&PeerAuthentication> {
         // `peer_authentications` is sorted by age: the first match is the oldest.
@@ -114,15 +138,19 @@ impl Policy {
 
     /// The mesh-wide and namespace-wide mode only: what auto mTLS clients infer (docs/MESH.md, "Auto mTLS").
     pub fn namespace_mtls(&self, namespace: &str) -> EffectiveMtls {
-        let mut effective = EffectiveMtls { mode: MtlsMode::Permissive, set_by: None };
-        let mesh = self.oldest_pa(&self.mesh.root_namespace, None);
-        let ns = self.oldest_pa(namespace, None);
-        for pa in [mesh, ns].into_iter().flatten() {
-            if pa.mode != MtlsMode::Unset {
-                effective = EffectiveMtls { mode: pa.mode, set_by: Some(pa.meta.object.clone()) };
-            }
+        layered([self.oldest_pa(&self.mesh.root_namespace, None), self.oldest_pa(namespace, None)])
+    }
+
+    /// [`Policy::namespace_mtls`] for many namespaces: one pass over the PeerAuthentications,
+    /// then each namespace in O(1) (`observer check` asks once per PeerAuthentication).
+    pub fn namespace_modes(&self) -> NamespaceModes<'_> {
+        let mut oldest = HashMap::new();
+        for pa in self.peer_authentications.iter().filter(|pa| pa.selector.is_none()) {
+            // Sorted by age: the first namespace-wide one of a namespace is its oldest.
+            oldest.entry(pa.meta.object.namespace.as_str()).or_insert(pa);
         }
-        effective
+        let mesh = oldest.get(self.mesh.root_namespace.as_str()).copied();
+        NamespaceModes { oldest, mesh }
     }
 
     /// What the sidecar of a workload (namespace, labels) enforces on a container port

@@ -15,6 +15,7 @@ use super::{
 };
 use crate::{
     Mesh,
+    inventory::Owner,
     policy::{DEFAULT_MIN_TLS_MINOR, TLS_PORTS, tls_minor},
 };
 
@@ -66,6 +67,8 @@ pub struct EndIdentity {
     pub workload: Option<String>,
     /// The SPIFFE identity of the pod's service account.
     pub identity: Option<String>,
+    /// The workload that owns the pod (its controller): what metrics and alerts group by.
+    pub owner: Option<std::sync::Arc<Owner>>,
 }
 
 impl EndIdentity {
@@ -74,6 +77,7 @@ impl EndIdentity {
             Some(pod) => Self {
                 workload: Some(pod.workload()),
                 identity: mesh.inventory.identity(pod, &mesh.policy.mesh.trust_domain),
+                owner: Some(pod.owner.clone()),
             },
             None => Self::default(),
         }

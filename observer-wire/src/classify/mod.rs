@@ -111,4 +111,6 @@ pub fn classify(input: &Input<'_>) -> Progress {
 }
 
 #[cfg(test)]
+mod hostile_tests;
+#[cfg(test)]
 mod tests;

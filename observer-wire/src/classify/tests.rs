@@ -177,3 +177,22 @@ fn reason_names_are_the_json_spellings() {
         assert_eq!(serde_json::to_value(reason).ok(), Some(serde_json::Value::from(reason.name())), "{reason:?}");
     }
 }
+
+#[test]
+fn istio_alpn_without_a_server_hello_is_never_mtls() {
+    let legs = fixture("haproxy-istio-mtls.pcap");
+    let client = &legs[1].0[..records_len(&legs[1].0, 1)];
+    // Answered by a reset, by silence until the capture ended, or by plaintext.
+    let reset = input(client, b"", true);
+    let silence = Input { server_end: StreamEnd::Closed, ..input(client, b"", false) };
+    let plaintext = input(client, b"HTTP/1.1 400 Bad Request\r\n\r\n", true);
+    for (name, leg) in [("reset", reset), ("silence", silence), ("plaintext", plaintext)] {
+        let c = done(classify(&leg));
+        let tls = c.tls.expect("tls details");
+        assert_eq!(c.security, Security::Unknown, "{name}");
+        assert!(c.reason.is_some(), "{name}");
+        assert_eq!(tls.client_cert, Some(ClientCert::Unknown), "{name}");
+        assert_eq!(tls.evidence, Some(Evidence::ClientHello), "{name}");
+        assert!(tls.alpn_offered.iter().any(|p| p.starts_with("istio")), "{name}");
+    }
+}

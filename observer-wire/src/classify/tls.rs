@@ -20,10 +20,11 @@ use crate::dissect::{
 pub fn classify(input: &Input<'_>, client_offset: usize, server_offset: usize, starttls: Option<Protocol>) -> Progress {
     let client = input.client.get(client_offset..).unwrap_or_default();
     let server = input.server.get(server_offset..).unwrap_or_default();
+    let protocol = starttls.unwrap_or(Protocol::Tls);
     let bare = |reason| {
         Progress::Done(Classification {
             security: Security::Unknown,
-            protocol: Protocol::Tls,
+            protocol,
             reason: Some(reason),
             tls: Some(TlsDetails { starttls, ..Default::default() }),
         })
@@ -32,7 +33,20 @@ pub fn classify(input: &Input<'_>, client_offset: usize, server_offset: usize, s
         Err(_) => bare(UnknownReason::Malformed),
         Ok(Parse::NotThis) if starttls.is_some() => bare(UnknownReason::Malformed),
         Ok(Parse::NotThis) => Progress::Done(Classification::unknown(UnknownReason::UnrecognisedProtocol)),
-        Ok(Parse::Incomplete) if input.client_final() => bare(input.client_short()),
+        Ok(Parse::Incomplete) if input.client_final() => match tls::partial_client_hello(client) {
+            // Cut inside the ClientHello: what arrived is reported, never guessed past.
+            Some(hello) => {
+                let mut details = partial_details(&hello);
+                details.starttls = starttls;
+                Progress::Done(Classification {
+                    security: Security::Unknown,
+                    protocol,
+                    reason: Some(input.client_short()),
+                    tls: Some(details),
+                })
+            }
+            None => bare(input.client_short()),
+        },
         Ok(Parse::Incomplete) => Progress::NeedMore,
         Ok(Parse::Parsed(handshake)) => decide(input, &handshake, starttls),
     }
@@ -48,7 +62,7 @@ fn decide(input: &Input<'_>, handshake: &Handshake<'_>, starttls: Option<Protoco
         Err(_) => {
             return Progress::Done(Classification {
                 security: Security::Unknown,
-                protocol: Protocol::Tls,
+                protocol: starttls.unwrap_or(Protocol::Tls),
                 reason: Some(UnknownReason::Malformed),
                 tls: Some(TlsDetails { starttls, ..Default::default() }),
             });
@@ -74,6 +88,7 @@ fn decide(input: &Input<'_>, handshake: &Handshake<'_>, starttls: Option<Protoco
             done(details, Security::Mtls, ClientCert::Presented, Evidence::Tls12Certificate)
         }
         Decision::Fallback(reason) => fallback(details, &hello, reason),
+        Decision::NoServerHello(reason) => unanswered(details, reason),
         Decision::Broken(error) => broken(details, error),
     }
 }
@@ -85,6 +100,8 @@ enum Decision<'a> {
     Certificate(&'a ClientCertificate),
     /// The strong evidence is missing for this reason.
     Fallback(UnknownReason),
+    /// The server stream ended, for this reason, before a ServerHello.
+    NoServerHello(UnknownReason),
     Broken(&'a TlsError),
 }
 
@@ -92,8 +109,10 @@ enum Decision<'a> {
 fn decision<'a>(input: &Input<'_>, handshake: &'a Handshake<'_>) -> Option<Decision<'a>> {
     let server_hello = match &handshake.server_hello {
         Stage::Seen(sh) => sh,
+        // No ServerHello: the server never continued this handshake, so no client evidence
+        // (Istio's ALPN included) can make it mutual TLS.
         Stage::Pending if input.server_final() => {
-            return Some(Decision::Fallback(input.server_short()));
+            return Some(Decision::NoServerHello(input.server_short()));
         }
         Stage::Pending => return None,
         Stage::Broken(e) => return Some(Decision::Broken(e)),
@@ -138,7 +157,7 @@ fn decision<'a>(input: &Input<'_>, handshake: &'a Handshake<'_>) -> Option<Decis
 fn done(mut details: TlsDetails, security: Security, cert: ClientCert, evidence: Evidence) -> Progress {
     details.client_cert = Some(cert);
     details.evidence = Some(evidence);
-    Progress::Done(Classification { security, protocol: Protocol::Tls, reason: None, tls: Some(details) })
+    Progress::Done(Classification { security, protocol: protocol(&details), reason: None, tls: Some(details) })
 }
 
 /// The strong evidence is missing for `reason`: Istio's ALPN still says mTLS (ISTIO_MUTUAL is
@@ -152,7 +171,19 @@ fn fallback(mut details: TlsDetails, hello: &ClientHello, reason: UnknownReason)
     };
     details.client_cert = Some(cert);
     details.evidence = Some(evidence);
-    Progress::Done(Classification { security, protocol: Protocol::Tls, reason: Some(reason), tls: Some(details) })
+    Progress::Done(Classification { security, protocol: protocol(&details), reason: Some(reason), tls: Some(details) })
+}
+
+/// A ClientHello the server never answered with a ServerHello: unknown, whatever it offered.
+fn unanswered(mut details: TlsDetails, reason: UnknownReason) -> Progress {
+    details.client_cert = Some(ClientCert::Unknown);
+    details.evidence = Some(Evidence::ClientHello);
+    Progress::Done(Classification {
+        security: Security::Unknown,
+        protocol: protocol(&details),
+        reason: Some(reason),
+        tls: Some(details),
+    })
 }
 
 fn broken(mut details: TlsDetails, error: &TlsError) -> Progress {
@@ -164,10 +195,30 @@ fn broken(mut details: TlsDetails, error: &TlsError) -> Progress {
     details.evidence = Some(Evidence::ClientHello);
     Progress::Done(Classification {
         security: Security::Unknown,
-        protocol: Protocol::Tls,
+        protocol: protocol(&details),
         reason: Some(reason),
         tls: Some(details),
     })
+}
+
+/// The protocol of a TLS leg: the application protocol that upgraded to TLS in-band
+/// (`postgres`, `smtp`, ...), else `tls`.
+fn protocol(details: &TlsDetails) -> Protocol {
+    details.starttls.unwrap_or(Protocol::Tls)
+}
+
+/// The TLS details a ClientHello cut short shows: no fingerprint (its lists may be cut).
+fn partial_details(hello: &ClientHello) -> TlsDetails {
+    TlsDetails {
+        version: version_name(hello.highest_version()),
+        sni: hello.sni.clone(),
+        alpn_offered: hello.alpn.clone(),
+        key_share_groups: hello.key_share_groups.iter().map(|g| group_name(*g)).collect(),
+        duplicate_extensions: hello.duplicate_extensions.clone(),
+        client_cert: Some(ClientCert::Unknown),
+        evidence: Some(Evidence::ClientHello),
+        ..Default::default()
+    }
 }
 
 /// The TLS details the hellos show.
@@ -182,6 +233,7 @@ fn details(handshake: &Handshake<'_>, hello: &ClientHello) -> TlsDetails {
         ja4: (!hello.sslv2).then(|| ja4(hello)),
         key_share_groups: hello.key_share_groups.iter().map(|g| group_name(*g)).collect(),
         hello_retry: handshake.hello_retry,
+        duplicate_extensions: hello.duplicate_extensions.clone(),
         ..Default::default()
     }
 }

@@ -112,7 +112,8 @@ pub struct TlsDetails {
     pub ja4: Option<String>,
     pub client_cert: Option<ClientCert>,
     pub evidence: Option<Evidence>,
-    /// The in-protocol upgrade that preceded TLS (`postgres`, `mysql`, `smtp`), if any.
+    /// The in-protocol upgrade that preceded TLS (`postgres`, `mysql`, `smtp`, `imap`), if any;
+    /// the leg's `protocol` is then that application protocol.
     pub starttls: Option<Protocol>,
     /// Subject of the client certificate, when sent in cleartext (TLS 1.2).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -126,6 +127,10 @@ pub struct TlsDetails {
     /// The server answered the first ClientHello with a HelloRetryRequest.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub hello_retry: bool,
+    /// Extension types the ClientHello sent more than once (RFC 8446 forbids it; a server may
+    /// read the other copy): the SNI and ALPN reported are the first copies.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub duplicate_extensions: Vec<u16>,
 }
 
 /// The classification of one leg.

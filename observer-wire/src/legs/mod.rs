@@ -9,7 +9,7 @@ mod tracker;
 
 use std::{net::SocketAddr, time::SystemTime};
 
-pub use reassembly::{MAX_PENDING_PIECES, MAX_STREAM_BYTES, Reassembly};
+pub use reassembly::{MAX_PENDING_BYTES, MAX_PENDING_PIECES, MAX_STREAM_BYTES, Reassembly};
 pub use tracker::{Tracker, TrackerConfig, TrackerStats};
 
 use crate::classify::Classification;

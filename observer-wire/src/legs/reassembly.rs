@@ -13,6 +13,11 @@ pub const MAX_STREAM_BYTES: usize = 16 * 1024;
 /// Most out-of-order pieces held while waiting for a hole to fill.
 pub const MAX_PENDING_PIECES: usize = 64;
 
+/// Most out-of-order bytes held per direction: the kernel's sampling budget (`SAMPLE_BUDGET`,
+/// 4 KiB), all a live leg can deliver past a hole. Without it, 64 overlapping pieces of up to
+/// `MAX_STREAM_BYTES` each could hold a megabyte per direction of one crafted connection.
+pub const MAX_PENDING_BYTES: usize = 4096;
+
 /// One direction of a leg.
 #[derive(Clone, Debug, Default)]
 pub struct Reassembly {
@@ -21,8 +26,10 @@ pub struct Reassembly {
     pending: Vec<(u64, Vec<u8>)>,
     /// Bytes offered at or past the cap (not kept).
     overflowed: bool,
-    /// Pieces dropped because too many were pending.
+    /// Pieces dropped because too many (or too many bytes) were pending.
     dropped_pieces: u64,
+    /// Bytes held in `pending`.
+    pending_bytes: usize,
 }
 
 impl Reassembly {
@@ -45,8 +52,9 @@ impl Reassembly {
         if offset <= have {
             self.contiguous.extend_from_slice(&bytes[(have - offset) as usize..]);
             self.drain_pending();
-        } else if self.pending.len() < MAX_PENDING_PIECES {
+        } else if self.pending.len() < MAX_PENDING_PIECES && self.pending_bytes + bytes.len() <= MAX_PENDING_BYTES {
             let at = self.pending.partition_point(|(o, _)| *o <= offset);
+            self.pending_bytes += bytes.len();
             self.pending.insert(at, (offset, bytes.to_vec()));
         } else {
             self.dropped_pieces += 1;
@@ -60,6 +68,7 @@ impl Reassembly {
                 break;
             }
             let (offset, piece) = self.pending.remove(0);
+            self.pending_bytes -= piece.len();
             let end = offset + piece.len() as u64;
             if end > have {
                 self.contiguous.extend_from_slice(&piece[(have - offset) as usize..]);
@@ -80,6 +89,11 @@ impl Reassembly {
     /// Bytes were offered past `MAX_STREAM_BYTES` and not kept.
     pub fn overflowed(&self) -> bool {
         self.overflowed
+    }
+
+    /// Bytes held out of order, waiting for a hole to fill (at most [`MAX_PENDING_BYTES`]).
+    pub fn pending_bytes(&self) -> usize {
+        self.pending_bytes
     }
 
     /// Out-of-order pieces dropped because too many were pending.
@@ -138,6 +152,31 @@ mod tests {
         let r = assemble(&[(MAX_STREAM_BYTES as u64 + 5, b"late")]);
         assert_eq!(r.bytes(), b"");
         assert!(r.overflowed());
+    }
+
+    #[test]
+    fn out_of_order_bytes_are_bounded_by_the_sampling_budget() {
+        // Overlapping pieces of 16 KiB each past a one-byte hole: once held, a megabyte.
+        let mut r = Reassembly::default();
+        let big = vec![1u8; MAX_STREAM_BYTES];
+        for i in 0..MAX_PENDING_PIECES as u64 {
+            r.insert(1 + i, &big);
+        }
+        assert!(r.pending_bytes() <= MAX_PENDING_BYTES, "{}", r.pending_bytes());
+        assert_eq!(r.dropped_pieces(), MAX_PENDING_PIECES as u64);
+        // Small pieces up to the budget are held and drained when the hole fills.
+        let mut r = Reassembly::default();
+        for i in 0..4u64 {
+            r.insert(1 + i * 1000, &[2u8; 1000]);
+        }
+        assert_eq!((r.pending_bytes(), r.dropped_pieces()), (4000, 0));
+        r.insert(0, b"x");
+        assert_eq!((r.bytes().len(), r.pending_bytes(), r.has_gap()), (4001, 0, false));
+    }
+
+    #[test]
+    fn the_pending_bound_is_the_kernel_budget() {
+        assert_eq!(MAX_PENDING_BYTES, observer_common::SAMPLE_BUDGET as usize);
     }
 
     #[test]

@@ -2,8 +2,7 @@
 //! time. A file that cannot be read at all is an error naming it; a cut-short last block is not.
 
 use std::{
-    fs::File,
-    io::BufReader,
+    io::{BufRead, BufReader, Read},
     path::Path,
     time::{Duration, SystemTime},
 };
@@ -11,6 +10,7 @@ use std::{
 use pcap_parser::{PcapBlockOwned, PcapError, pcapng::Block};
 
 use super::ReplayError;
+use crate::regular_file::{OpenError, open_regular};
 
 /// The reader's first buffer; it grows (up to `MAX_BUFFER`) when a block does not fit.
 const BUFFER: usize = 1 << 20;
@@ -32,19 +32,93 @@ pub struct FileEnd {
     pub truncated: bool,
     /// Packet blocks naming an interface the file never described.
     pub orphan_packets: u64,
+    /// Packet blocks whose timestamp is no time a record can carry (an invalid `if_tsresol`,
+    /// an offset or value before 1970 or after the year 9999): counted and skipped.
+    pub bad_timestamps: u64,
 }
 
 struct Interface {
     link: i32,
-    /// Units per second of this interface's timestamps.
-    resolution: u64,
+    /// Units per second of this interface's timestamps; `None` for an invalid `if_tsresol`.
+    resolution: Option<u64>,
+    /// `if_tsoffset`: seconds added to every timestamp.
     offset: i64,
 }
 
+impl Interface {
+    /// The time of a packet of this interface, if the file's numbers make one.
+    fn time(&self, high: u32, low: u32) -> Option<SystemTime> {
+        let resolution = self.resolution?;
+        let ticks = u64::from(high) << 32 | u64::from(low);
+        let secs = i64::try_from(ticks / resolution).ok()?.checked_add(self.offset)?;
+        let secs = u64::try_from(secs).ok().filter(|s| *s <= MAX_SECONDS)?;
+        let nanos = u128::from(ticks % resolution) * 1_000_000_000 / u128::from(resolution);
+        SystemTime::UNIX_EPOCH.checked_add(Duration::from_secs(secs) + Duration::from_nanos(u64::try_from(nanos).ok()?))
+    }
+}
+
+/// 9999-12-31T23:59:59Z: the last second an RFC 3339 record can name. A packet dated before
+/// 1970 or after this is damage, whatever the file's numbers say.
+const MAX_SECONDS: u64 = 253_402_300_799;
+
+/// Units per second of an `if_tsresol` option: 10^n, or 2^n when the top bit is set.
+fn resolution(tsresol: u8) -> Option<u64> {
+    let exponent = u32::from(tsresol & 0x7f);
+    if tsresol & 0x80 == 0 { 10u64.checked_pow(exponent) } else { 1u64.checked_shl(exponent).filter(|_| exponent < 64) }
+}
+
+/// Largest record a legacy pcap may hold: the largest snap length tools write.
+const MAX_RECORD: u32 = 256 * 1024;
+
+/// A legacy record header at `data` announcing more bytes than any packet: the file is damaged
+/// there, not cut short (reading on would silently lose every packet after it).
+fn oversized_record(data: &[u8], big_endian: bool) -> bool {
+    let Some(&[a, b, c, d]) = data.get(8..12) else { return false };
+    let caplen = if big_endian { u32::from_be_bytes([a, b, c, d]) } else { u32::from_le_bytes([a, b, c, d]) };
+    caplen > MAX_RECORD
+}
+
+/// The capture format a file's first bytes announce, when they announce one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Magic {
+    #[error("pcap")]
+    Pcap,
+    #[error("pcapng")]
+    Pcapng,
+}
+
+impl Magic {
+    fn of(head: &[u8]) -> Option<Self> {
+        match head.get(..4)? {
+            [0x0a, 0x0d, 0x0d, 0x0a] => Some(Self::Pcapng),
+            [0xd4, 0xc3, 0xb2, 0xa1]
+            | [0xa1, 0xb2, 0xc3, 0xd4]
+            | [0x4d, 0x3c, 0xb2, 0xa1]
+            | [0xa1, 0xb2, 0x3c, 0x4d]
+            | [0x34, 0xcd, 0xb2, 0xa1]
+            | [0xa1, 0xb2, 0xcd, 0x34] => Some(Self::Pcap),
+            _ => None,
+        }
+    }
+}
+
 /// Call `frame` for every packet in the file at `path`.
-pub fn read(path: &Path, mut frame: impl FnMut(Frame<'_>)) -> Result<FileEnd, ReplayError> {
-    let file = File::open(path).map_err(|source| ReplayError::Open { path: path.to_owned(), source })?;
-    let mut reader = match pcap_parser::create_reader(BUFFER, BufReader::new(file)) {
+pub fn read(path: &Path, frame: impl FnMut(Frame<'_>)) -> Result<FileEnd, ReplayError> {
+    let file = open_regular(path).map_err(|e| match e {
+        OpenError::NotRegular(kind) => ReplayError::NotRegular { path: path.to_owned(), kind },
+        OpenError::Io(source) => ReplayError::Open { path: path.to_owned(), source },
+    })?;
+    read_from(path, file, frame)
+}
+
+/// Call `frame` for every packet of the capture `source` holds (`path` names it in errors).
+pub fn read_from(path: &Path, source: impl Read, mut frame: impl FnMut(Frame<'_>)) -> Result<FileEnd, ReplayError> {
+    let mut file = BufReader::new(source);
+    let magic = match file.fill_buf() {
+        Ok(head) => Magic::of(head),
+        Err(_) => return Err(ReplayError::Read { path: path.to_owned() }),
+    };
+    let mut reader = match pcap_parser::create_reader(BUFFER, file) {
         Ok(r) => r,
         Err(PcapError::Eof) => {
             return Err(ReplayError::Empty { path: path.to_owned() });
@@ -53,11 +127,14 @@ pub fn read(path: &Path, mut frame: impl FnMut(Frame<'_>)) -> Result<FileEnd, Re
             return Err(ReplayError::Read { path: path.to_owned() });
         }
         Err(_) => {
-            return Err(ReplayError::NotACapture { path: path.to_owned() });
+            return Err(match magic {
+                Some(format) => ReplayError::CutInHeader { path: path.to_owned(), format },
+                None => ReplayError::NotACapture { path: path.to_owned() },
+            });
         }
     };
     let mut end = FileEnd::default();
-    let mut legacy: Option<(i32, bool)> = None; // link type, nanosecond timestamps
+    let mut legacy: Option<(i32, bool, bool)> = None; // link type, nanosecond timestamps, big-endian
     let mut interfaces: Vec<Interface> = Vec::new();
     let mut size = BUFFER;
     loop {
@@ -65,10 +142,11 @@ pub fn read(path: &Path, mut frame: impl FnMut(Frame<'_>)) -> Result<FileEnd, Re
             Ok((consumed, block)) => {
                 match block {
                     PcapBlockOwned::LegacyHeader(header) => {
-                        legacy = Some((header.network.0, header.is_nanosecond_precision()));
+                        legacy = Some((header.network.0, header.is_nanosecond_precision(), header.is_bigendian()));
                     }
                     PcapBlockOwned::Legacy(packet) => {
-                        if let Some((link, nanos)) = legacy {
+                        if let Some((link, nanos, _)) = legacy {
+                            // Seconds are u32 and the fraction at most ~4295 s: always representable.
                             let sub = u64::from(packet.ts_usec) * if nanos { 1 } else { 1000 };
                             let time = SystemTime::UNIX_EPOCH
                                 + Duration::from_secs(u64::from(packet.ts_sec))
@@ -80,21 +158,17 @@ pub fn read(path: &Path, mut frame: impl FnMut(Frame<'_>)) -> Result<FileEnd, Re
                     PcapBlockOwned::NG(Block::SectionHeader(_)) => interfaces.clear(),
                     PcapBlockOwned::NG(Block::InterfaceDescription(idb)) => interfaces.push(Interface {
                         link: idb.linktype.0,
-                        resolution: idb.ts_resolution().unwrap_or(1_000_000).max(1),
+                        resolution: resolution(idb.if_tsresol),
                         offset: idb.ts_offset(),
                     }),
                     PcapBlockOwned::NG(Block::EnhancedPacket(epb)) => match interfaces.get(epb.if_id as usize) {
-                        Some(interface) => {
-                            let ticks = u64::from(epb.ts_high) << 32 | u64::from(epb.ts_low);
-                            let secs = ticks / interface.resolution;
-                            let frac = ticks % interface.resolution;
-                            let nanos = u128::from(frac) * 1_000_000_000 / u128::from(interface.resolution);
-                            let base = SystemTime::UNIX_EPOCH
-                                + Duration::from_secs(secs.saturating_add_signed(interface.offset))
-                                + Duration::from_nanos(u64::try_from(nanos).unwrap_or(0));
-                            let len = (epb.caplen as usize).min(epb.data.len());
-                            frame(Frame { link: interface.link, time: base, data: &epb.data[..len] });
-                        }
+                        Some(interface) => match interface.time(epb.ts_high, epb.ts_low) {
+                            Some(time) => {
+                                let len = (epb.caplen as usize).min(epb.data.len());
+                                frame(Frame { link: interface.link, time, data: &epb.data[..len] });
+                            }
+                            None => end.bad_timestamps += 1,
+                        },
                         None => end.orphan_packets += 1,
                     },
                     PcapBlockOwned::NG(Block::SimplePacket(spb)) => match interfaces.first() {
@@ -123,6 +197,11 @@ pub fn read(path: &Path, mut frame: impl FnMut(Frame<'_>)) -> Result<FileEnd, Re
                 return Err(corrupt(path, reader.consumed(), "a block larger than any packet"));
             }
             Err(PcapError::UnexpectedEof) => {
+                if let Some((_, _, big_endian)) = legacy
+                    && oversized_record(reader.data(), big_endian)
+                {
+                    return Err(corrupt(path, reader.consumed(), "a record longer than any packet"));
+                }
                 end.truncated = true;
                 break;
             }

@@ -15,6 +15,7 @@ pub use pieces::{LegPieces, Piece, leg_pieces};
 pub use tcp::{MAX_CONNECTIONS, TcpStats};
 
 use crate::legs::{Event, LegRecord, Output, Tracker, TrackerConfig, TrackerStats};
+use crate::printable::Escaped;
 use packet::FrameError;
 
 /// Capture time between two calls of [`Tracker::tick`] (idle legs expire in capture time).
@@ -25,19 +26,25 @@ const TICK_EVERY: Duration = Duration::from_secs(1);
 #[non_exhaustive]
 pub enum ReplayError {
     /// The file could not be opened.
-    #[error("{}: cannot open: {source}", path.display())]
+    #[error("{}: cannot open: {source}", Escaped(&path.to_string_lossy()))]
     Open { path: PathBuf, source: std::io::Error },
+    /// The path is a directory, device, FIFO or socket (a FIFO is refused, not waited on).
+    #[error("{}: {kind}, not a capture file", Escaped(&path.to_string_lossy()))]
+    NotRegular { path: PathBuf, kind: crate::regular_file::FileKind },
     /// The file is empty.
-    #[error("{}: empty file, not a capture", path.display())]
+    #[error("{}: empty file, not a capture", Escaped(&path.to_string_lossy()))]
     Empty { path: PathBuf },
+    /// The file starts as a capture but ends inside its first header.
+    #[error("{}: {format} file cut short in its first header", Escaped(&path.to_string_lossy()))]
+    CutInHeader { path: PathBuf, format: capture::Magic },
     /// The file is neither pcap nor pcapng.
-    #[error("{}: not a pcap or pcapng file", path.display())]
+    #[error("{}: not a pcap or pcapng file", Escaped(&path.to_string_lossy()))]
     NotACapture { path: PathBuf },
     /// Reading failed.
-    #[error("{}: read error", path.display())]
+    #[error("{}: read error", Escaped(&path.to_string_lossy()))]
     Read { path: PathBuf },
     /// A block in the middle of the file is damaged beyond resynchronisation.
-    #[error("{}: corrupt capture after byte {offset}: {what}", path.display())]
+    #[error("{}: corrupt capture after byte {offset}: {what}", Escaped(&path.to_string_lossy()))]
     Corrupt { path: PathBuf, offset: usize, what: &'static str },
 }
 
@@ -60,12 +67,16 @@ pub struct ReplayStats {
     pub truncated_files: u64,
     /// Packet blocks for interfaces the file did not describe.
     pub orphan_packets: u64,
+    /// Packets whose timestamp makes no time (or jumps past what the clock can hold).
+    pub bad_timestamps: u64,
     pub tcp: TcpStats,
 }
 
 /// A replay of one or more capture files into one tracker.
 pub struct Replay {
     tracker: Tracker,
+    /// Most TCP connections held at once.
+    connection_limit: usize,
     stats: ReplayStats,
     next_leg: u64,
     /// Capture time mapped onto the tracker's monotonic clock.
@@ -79,7 +90,12 @@ pub struct Replay {
 impl Replay {
     pub fn new(config: TrackerConfig) -> Self {
         let now = Instant::now();
+        // The TCP table only needs room for the legs the tracker can hold, and as many again
+        // closed or dropped ones swallowing their late segments: more would be memory spent on
+        // connections whose legs are not kept anyway.
+        let connection_limit = config.max_legs.saturating_mul(2).clamp(1024, MAX_CONNECTIONS);
         Self {
+            connection_limit,
             tracker: Tracker::new(config),
             stats: ReplayStats::default(),
             next_leg: 1,
@@ -94,9 +110,24 @@ impl Replay {
     /// Replay one file; every leg that finishes is passed to `record`. Connections still open at
     /// the end of the file are closed (a later file is another capture).
     pub fn file(&mut self, path: &Path, record: &mut dyn FnMut(LegRecord)) -> Result<(), ReplayError> {
-        let mut connections = tcp::Connections::new(self.next_leg);
+        self.replay(path, None, record)
+    }
+
+    /// Replay a capture held in memory (`name` stands for its file in errors): the fuzz target
+    /// and tests feed bytes through the same path as files.
+    pub fn bytes(&mut self, name: &Path, bytes: &[u8], record: &mut dyn FnMut(LegRecord)) -> Result<(), ReplayError> {
+        self.replay(name, Some(bytes), record)
+    }
+
+    fn replay(
+        &mut self,
+        path: &Path,
+        bytes: Option<&[u8]>,
+        record: &mut dyn FnMut(LegRecord),
+    ) -> Result<(), ReplayError> {
+        let mut connections = tcp::Connections::with_limit(self.next_leg, self.connection_limit);
         let mut stats = self.stats;
-        let result = capture::read(path, |frame| {
+        let each_frame = |frame: capture::Frame<'_>| {
             stats.frames += 1;
             let segment = match packet::decode(frame.link, frame.data) {
                 Ok(s) => s,
@@ -119,7 +150,10 @@ impl Replay {
             };
             stats.tcp_segments += 1;
             stats.truncated_payloads += u64::from(segment.truncated);
-            let now = self.clock(frame.time);
+            let Some(now) = self.clock(frame.time) else {
+                stats.bad_timestamps += 1;
+                return;
+            };
             connections.segment(&segment, frame.time, &mut self.events);
             self.deliver(now, &mut connections, record);
             if now.saturating_duration_since(self.last_tick) >= TICK_EVERY {
@@ -127,7 +161,11 @@ impl Replay {
                 self.tracker.tick(now, &mut self.outputs);
                 self.collect(&mut connections, record);
             }
-        });
+        };
+        let result = match bytes {
+            Some(bytes) => capture::read_from(path, bytes, each_frame),
+            None => capture::read(path, each_frame),
+        };
         connections.finish(&mut self.events);
         let now = self.now;
         self.deliver(now, &mut connections, record);
@@ -138,6 +176,7 @@ impl Replay {
                 stats.files += 1;
                 stats.truncated_files += u64::from(end.truncated);
                 stats.orphan_packets += end.orphan_packets;
+                stats.bad_timestamps += end.bad_timestamps;
                 self.stats = stats;
                 Ok(())
             }
@@ -159,11 +198,13 @@ impl Replay {
         (self.stats, self.tracker.stats())
     }
 
-    fn clock(&mut self, time: SystemTime) -> Instant {
+    /// Capture time on the tracker's clock; `None` when the jump from the first packet is more
+    /// than the clock can hold.
+    fn clock(&mut self, time: SystemTime) -> Option<Instant> {
         let (t0, i0) = *self.origin.get_or_insert((time, self.now));
-        let at = i0 + time.duration_since(t0).unwrap_or_default();
+        let at = i0.checked_add(time.duration_since(t0).unwrap_or_default())?;
         self.now = self.now.max(at);
-        self.now
+        Some(self.now)
     }
 
     fn deliver(&mut self, now: Instant, connections: &mut tcp::Connections, record: &mut dyn FnMut(LegRecord)) {
@@ -190,6 +231,6 @@ fn add_tcp(a: TcpStats, b: TcpStats) -> TcpStats {
     TcpStats {
         connections: a.connections + b.connections,
         midstream: a.midstream + b.midstream,
-        dropped: a.dropped + b.dropped,
+        evicted: a.evicted + b.evicted,
     }
 }

@@ -7,7 +7,7 @@
 //! so its bytes may begin mid-stream and classify as unknown.
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::{HashMap, HashSet, VecDeque},
     net::SocketAddr,
     time::SystemTime,
 };
@@ -15,7 +15,10 @@ use std::{
 use super::packet::{Segment, flags};
 use crate::legs::{Direction, Event, LegId, MAX_STREAM_BYTES, ObservedAt, Peer, StreamEnd};
 
-/// Connections held at once (open, and closed ones kept to swallow their late segments).
+/// Most connections held at once (open, and closed ones kept to swallow their late segments);
+/// a replay holds twice its tracker's `max_legs`, within this. When full, the oldest is let go
+/// in O(1): a closed one silently, an open one closed and counted (`TcpStats::evicted`); its leg
+/// is reported with what it had.
 pub const MAX_CONNECTIONS: usize = 1 << 20;
 
 /// Sequence distances beyond this are behind the stream start (u32 wrap-around arithmetic).
@@ -48,14 +51,21 @@ pub struct TcpStats {
     pub connections: u64,
     /// Connections joined without their handshake.
     pub midstream: u64,
-    /// Connections not tracked because `MAX_CONNECTIONS` were held.
-    pub dropped: u64,
+    /// Open connections let go, oldest first, because `MAX_CONNECTIONS` were held: their legs
+    /// are reported with what they had, later segments start a new (mid-stream) connection.
+    pub evicted: u64,
 }
 
 /// The connections of one capture.
-#[derive(Default)]
 pub struct Connections {
     table: HashMap<FlowKey, Connection>,
+    /// Keys in the order their connections were made, with the leg made then: the eviction
+    /// order. An entry whose key now holds another leg (reused) is stale and skipped.
+    order: VecDeque<(FlowKey, LegId)>,
+    /// Most connections held.
+    limit: usize,
+    /// Entries of `order` looked at while evicting (the work eviction costs).
+    eviction_steps: u64,
     /// Legs whose classification is final: their later bytes are not delivered (as live).
     stopped: HashSet<LegId>,
     /// Legs the tracker has reported: nothing more about them is delivered.
@@ -67,7 +77,37 @@ pub struct Connections {
 impl Connections {
     /// Legs are numbered from `first_leg` (unique across the files of one replay).
     pub fn new(first_leg: LegId) -> Self {
-        Self { next_leg: first_leg, ..Default::default() }
+        Self::with_limit(first_leg, MAX_CONNECTIONS)
+    }
+
+    /// Holding at most `limit` connections.
+    pub fn with_limit(first_leg: LegId, limit: usize) -> Self {
+        Self {
+            table: HashMap::new(),
+            order: VecDeque::new(),
+            limit: limit.max(1),
+            eviction_steps: 0,
+            stopped: HashSet::new(),
+            gone: HashSet::new(),
+            next_leg: first_leg,
+            stats: TcpStats::default(),
+        }
+    }
+
+    /// Let the oldest connection go; amortised O(1): each `order` entry is looked at once.
+    fn evict_oldest(&mut self, events: &mut Vec<Event>) {
+        while let Some((key, leg)) = self.order.pop_front() {
+            self.eviction_steps += 1;
+            if self.table.get(&key).is_some_and(|c| c.leg == leg) {
+                if let Some(old) = self.table.remove(&key) {
+                    if !old.closed {
+                        self.stats.evicted += 1;
+                    }
+                    self.close(old, events);
+                }
+                return;
+            }
+        }
     }
 
     /// The next unused leg id.
@@ -117,6 +157,11 @@ impl Connections {
             if syn && !ack && (c.closed || (c.client == s.src && c.client_base != Some(s.seq.wrapping_add(1)))));
         if reused && let Some(old) = self.table.remove(&key) {
             self.close(old, events);
+            // Its `order` entry is stale now; drop stale entries before they outnumber live ones.
+            if self.order.len() > 2 * self.table.len() + 1024 {
+                let table = &self.table;
+                self.order.retain(|(k, leg)| table.get(k).is_some_and(|c| c.leg == *leg));
+            }
         }
         if !self.table.contains_key(&key) {
             let (client, server, client_base, server_base) = if syn && !ack {
@@ -129,16 +174,13 @@ impl Connections {
             } else {
                 return; // a bare ACK, FIN or RST of a connection not seen: nothing to classify
             };
-            if self.table.len() >= MAX_CONNECTIONS {
-                self.table.retain(|_, c| !c.closed);
-                if self.table.len() >= MAX_CONNECTIONS {
-                    self.stats.dropped += 1;
-                    return;
-                }
+            if self.table.len() >= self.limit {
+                self.evict_oldest(events);
             }
             let leg = self.next_leg;
             self.next_leg += 1;
             self.stats.connections += 1;
+            self.order.push_back((key, leg));
             events.push(Event::Open {
                 leg,
                 time,
@@ -228,6 +270,7 @@ impl Connections {
 
     /// The capture ended: close every connection still open.
     pub fn finish(&mut self, events: &mut Vec<Event>) {
+        self.order.clear();
         let mut open: Vec<Connection> = self.table.drain().map(|(_, c)| c).collect();
         open.sort_by_key(|c| c.leg);
         for conn in open {
@@ -245,5 +288,50 @@ fn event_leg(event: &Event) -> LegId {
         | Event::Data { leg, .. }
         | Event::DirectionEnd { leg, .. }
         | Event::Close { leg } => *leg,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{Ipv4Addr, SocketAddr};
+
+    use super::*;
+
+    fn syn(n: u32) -> Segment<'static> {
+        let [a, b, c, d] = n.to_be_bytes();
+        Segment {
+            src: SocketAddr::from((Ipv4Addr::new(10, a, b, c), 1024 + u16::from(d))),
+            dst: SocketAddr::from((Ipv4Addr::new(192, 168, 0, 1), 443)),
+            seq: 1,
+            ack: 0,
+            flags: flags::SYN,
+            payload: &[],
+            truncated: false,
+        }
+    }
+
+    #[test]
+    fn a_full_table_lets_the_oldest_go_in_constant_time() {
+        // Never-answered SYNs, ten times the table: every open beyond it evicts the oldest.
+        let (limit, total) = (1_000u32, 10_000u32);
+        let mut connections = Connections::with_limit(1, limit as usize);
+        let mut events = Vec::new();
+        for n in 0..total {
+            connections.segment(&syn(n), SystemTime::UNIX_EPOCH, &mut events);
+            assert!(connections.table.len() <= limit as usize);
+        }
+        assert_eq!(connections.stats.connections, u64::from(total));
+        assert_eq!(connections.stats.evicted, u64::from(total - limit));
+        let closed: Vec<LegId> = events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Close { leg } => Some(*leg),
+                _ => None,
+            })
+            .collect();
+        // The oldest go first, each closed (and so reported) exactly once.
+        assert_eq!(closed, (1..=u64::from(total - limit)).collect::<Vec<_>>());
+        // One step per eviction: the work does not grow with the table (a scan would be ~10^7).
+        assert!(connections.eviction_steps <= 2 * u64::from(total), "{}", connections.eviction_steps);
     }
 }

@@ -4,7 +4,7 @@
 
 use std::{io::Write, path::PathBuf, process::ExitCode};
 
-use observer_mesh::{check::check, load_paths};
+use observer_mesh::{check::check, load_paths_requiring_manifests};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -22,7 +22,7 @@ pub const INVALID: u8 = 2;
 
 /// Checks the manifests under `paths`, writing findings to `out` and errors to `err`.
 pub fn check_paths(paths: &[PathBuf], out: &mut dyn Write, err: &mut dyn Write) -> std::io::Result<u8> {
-    let snapshot = match load_paths(paths) {
+    let snapshot = match load_paths_requiring_manifests(paths) {
         Ok(snapshot) => snapshot,
         Err(errors) => {
             for error in &errors.0 {
@@ -116,5 +116,34 @@ mod tests {
         assert_eq!((code, out.as_str()), (INVALID, ""));
         assert_eq!(err.lines().filter(|l| l.contains(".yaml")).count(), 10, "{err}");
         assert!(err.contains("does-not-exist.yaml: cannot read"), "{err}");
+    }
+
+    /// A scratch folder of one test.
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("observer-check-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+        dir
+    }
+
+    #[test]
+    fn findings_and_errors_are_escaped_for_the_terminal() {
+        let dir = scratch("escape");
+        // A subset name that would erase the line above and print a clean verdict, in a file
+        // whose name splits the line.
+        let rule = "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: no-ca, namespace: shop}\nspec:\n  host: api.external.com\n  subsets:\n  - name: \"v2\\e[1A\\e[2Kclean\"\n    trafficPolicy: {tls: {mode: SIMPLE}}\n";
+        std::fs::write(dir.join("a\nb.yaml"), rule).unwrap_or_else(|e| panic!("{e}"));
+        let (code, out, err) = run_check(std::slice::from_ref(&dir));
+        assert_eq!(code, FINDINGS, "{err}");
+        assert!(!out.contains('\x1b') && out.lines().count() == 1, "{out:?}");
+        assert!(out.contains("a\\nb.yaml:8: missing_ca") && out.contains("v2\\x1b[1A\\x1b[2Kclean"), "{out}");
+        // Object names are checked as Kubernetes checks them; the error shows the name escaped.
+        let named = "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {name: \"x\\e[2Ky\", namespace: web}\n";
+        std::fs::write(dir.join("a\nb.yaml"), named).unwrap_or_else(|e| panic!("{e}"));
+        let (code, _, err) = run_check(std::slice::from_ref(&dir));
+        assert_eq!(code, INVALID, "{err}");
+        assert!(!err.contains('\x1b'), "{err:?}");
+        assert!(err.contains("metadata.name \"x\\x1b[2Ky\" is not a DNS subdomain"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
     }
 }

@@ -125,6 +125,16 @@ impl PolicyArgs {
         let (source, snapshot) = FileSource::open(self.paths.clone()).map_err(|errors| PolicyRejected { errors })?;
         Ok(LoadedPolicy::watching(snapshot, source, RELOAD_INTERVAL))
     }
+
+    /// Load the files once, without a reload thread (`replay`: its input does not change while
+    /// it runs, and nothing waits for a thread at exit).
+    pub fn load_once(&self) -> Result<LoadedPolicy, PolicyRejected> {
+        if self.paths.is_empty() {
+            return Ok(LoadedPolicy { store: Arc::new(PolicyStore::embedded_default()), watcher: None });
+        }
+        let (_, snapshot) = FileSource::open(self.paths.clone()).map_err(|errors| PolicyRejected { errors })?;
+        Ok(LoadedPolicy { store: Arc::new(PolicyStore::new(snapshot)), watcher: None })
+    }
 }
 
 impl LoadedPolicy {
@@ -144,6 +154,8 @@ impl Drop for LoadedPolicy {
     fn drop(&mut self) {
         if let Some((stop, handle)) = self.watcher.take() {
             stop.store(true, Ordering::Relaxed);
+            // The watcher parks between polls: wake it, rather than wait out its interval.
+            handle.thread().unpark();
             let _ = handle.join();
         }
     }
@@ -177,6 +189,17 @@ mod tests {
         let cli = parse(&["--policy", "p.yaml"]).expect("valid");
         assert!(!cli.kube.wanted_in(&cli.policy, true), "files win over the cluster");
         assert_eq!(cli.kube.istio_namespace, "istio-system");
+    }
+
+    #[test]
+    fn replay_loads_policy_once_without_a_reload_thread() {
+        let mesh = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../observer-mesh/testdata/mesh.yaml");
+        let args = PolicyArgs { paths: vec![mesh] };
+        let once = args.load_once().expect("loads");
+        assert!(once.watcher.is_none(), "nothing to join at exit");
+        assert!(!once.store.current().files.is_empty());
+        let watching = args.load().expect("loads");
+        assert!(watching.watcher.is_some());
     }
 
     #[test]

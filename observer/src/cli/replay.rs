@@ -17,14 +17,19 @@ pub struct Args {
     pub files: Vec<PathBuf>,
     #[arg(long, value_enum, default_value = "json")]
     pub output: Format,
+    /// Legs held at once while their classification is open; opens beyond this are dropped,
+    /// counted in the summary, and make the exit status non-zero.
+    #[arg(long, value_name = "N", default_value_t = TrackerConfig::default().max_legs)]
+    pub max_legs: usize,
     #[command(flatten)]
     pub policy: super::policy::PolicyArgs,
 }
 
 /// Replay every file; a file that cannot be read is reported (naming it) and makes the exit
-/// status non-zero, the others are still replayed.
+/// status non-zero, the others are still replayed. Legs dropped because `--max-legs` were held
+/// also make it non-zero: the output is then not every leg of the capture.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let policy = args.policy.load()?;
+    let policy = args.policy.load_once()?;
     let node = super::node_name();
     let stdout = std::io::stdout().lock();
     let mut printer = Printer::new(args.output, std::io::BufWriter::new(stdout));
@@ -39,7 +44,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 write_error = Some(e);
             }
         };
-        let mut replay = Replay::new(TrackerConfig::default());
+        let mut replay = Replay::new(TrackerConfig { max_legs: args.max_legs.max(1), ..TrackerConfig::default() });
         for path in &args.files {
             if let Err(error) = replay.file(path, &mut print) {
                 tracing::error!("{error}");
@@ -71,8 +76,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         + stats.unsupported_link
         + stats.truncated_payloads
         + stats.orphan_packets
+        + stats.bad_timestamps
         + stats.truncated_files
-        + stats.tcp.dropped
+        + stats.tcp.evicted
         + tracker.legs_dropped_full;
     if skipped > 0 {
         tracing::warn!(
@@ -81,11 +87,19 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             unsupported_link = stats.unsupported_link,
             truncated_payloads = stats.truncated_payloads,
             orphan_packets = stats.orphan_packets,
+            bad_timestamps = stats.bad_timestamps,
             truncated_files = stats.truncated_files,
-            connections_dropped = stats.tcp.dropped,
+            connections_evicted = stats.tcp.evicted,
             legs_dropped = tracker.legs_dropped_full,
             "replay skipped packets"
         );
     }
-    Ok(if failed > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    if tracker.legs_dropped_full > 0 {
+        tracing::error!(
+            legs_dropped = tracker.legs_dropped_full,
+            max_legs = args.max_legs,
+            "replay dropped legs: more than --max-legs connections were open at once"
+        );
+    }
+    Ok(if failed > 0 || tracker.legs_dropped_full > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }

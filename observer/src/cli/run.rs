@@ -12,7 +12,7 @@ use std::{
 use anyhow::Context as _;
 use aya::maps::{MapData, RingBuf};
 use observer_common::drop_reason;
-use observer_mesh::verdict;
+use observer_mesh::verdict::{self, Status};
 use observer_wire::{
     classify::UnknownReason,
     legs::{self, Output, Tracker, TrackerConfig},
@@ -20,11 +20,14 @@ use observer_wire::{
 use tokio::{io::unix::AsyncFd, signal::unix::SignalKind};
 
 use crate::{
+    alert::{self, Alerts},
     capture::{self, LiveCapture, Sockets},
     export::{
         ConnectionRecord, Format, Printer,
-        metrics::{Metrics, Snapshot},
-        serve::{self, Exposition},
+        health::{self, SharedSnapshot, Snapshot},
+        metrics::LegMetrics,
+        serve,
+        telemetry::{self, OtlpProtocol, Telemetry, TelemetryConfig},
     },
     reload::PolicyStore,
 };
@@ -39,8 +42,8 @@ const POLL_INTERVAL: Duration = Duration::from_millis(25);
 const OUTPUT_BUFFER: usize = 64 * 1024;
 /// How often the counters are logged.
 const STATS_INTERVAL: Duration = Duration::from_secs(10);
-/// How often the metrics exposition is refreshed.
-const METRICS_INTERVAL: Duration = Duration::from_secs(1);
+/// How often the self-telemetry snapshot is refreshed and alerts are re-sent or resolved.
+const METRICS_INTERVAL: Duration = Duration::from_millis(500);
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -66,6 +69,21 @@ pub struct Args {
     /// Most legs held at once; more are counted as lost.
     #[arg(long, value_name = "N", default_value_t = 100_000)]
     pub max_legs: usize,
+    /// Push metrics over OTLP to this endpoint (default: OTEL_EXPORTER_OTLP_ENDPOINT; unset: no push).
+    #[arg(long, value_name = "URL")]
+    pub otlp_endpoint: Option<String>,
+    /// OTLP transport (default: OTEL_EXPORTER_OTLP_PROTOCOL, else grpc).
+    #[arg(long, value_enum, value_name = "PROTOCOL")]
+    pub otlp_protocol: Option<OtlpProtocol>,
+    /// Most attribute sets per metric; more are counted under otel.metric.overflow=true.
+    #[arg(long, value_name = "N", default_value_t = 2000, value_parser = clap::value_parser!(u32).range(2..=1_000_000))]
+    pub metrics_cardinality_limit: u32,
+    /// Post deviations to this Alertmanager (base URL; the v2 API is used).
+    #[arg(long, value_name = "URL")]
+    pub alertmanager: Option<String>,
+    /// An alert is resolved once its deviation has not been seen for this long (e.g. 5m, 30s).
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = alert::parse_duration)]
+    pub alert_resolve_after: Duration,
     #[command(flatten)]
     pub edges: crate::edges::EdgeArgs,
 }
@@ -86,21 +104,46 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     // Buffered: flushed when the loop goes idle (every poll) and at the end.
     let printer = Printer::new(args.output, std::io::BufWriter::with_capacity(OUTPUT_BUFFER, std::io::stdout().lock()));
-    let mut session = Session::new(capture, config, printer, policy.store.clone());
-    runtime.block_on(async {
-        if let Some(addr) = args.metrics_addr {
-            let bound = serve::spawn(addr, session.exposition.clone())
-                .await
-                .with_context(|| format!("serving metrics on {addr}"))?;
+    let telemetry = Telemetry::new(&telemetry_config(&args)?).context("setting up metrics")?;
+    let alerts = match &args.alertmanager {
+        Some(url) => alert::Sender::start(alert::SenderConfig::new(url)).context("starting the alert sender")?,
+        None => alert::Sender::disabled(),
+    };
+    let exports = Exports {
+        telemetry: &telemetry,
+        cardinality_limit: args.metrics_cardinality_limit,
+        alerts: Alerts::new(alerts, args.alert_resolve_after),
+    };
+    let mut session = Session::new(capture, config, printer, policy.store.clone(), exports);
+    let result = runtime.block_on(async {
+        if let (Some(addr), Some(registry)) = (args.metrics_addr, telemetry.scraper()) {
+            let bound = serve::spawn(addr, registry).await.with_context(|| format!("serving metrics on {addr}"))?;
             tracing::info!(addr = %bound, "serving metrics at /metrics");
         }
         session.run(ring, args.duration.map(Duration::from_secs)).await
-    })?;
+    });
+    session.refresh_metrics();
     session.log_counters();
     // Dropping the session drops LiveCapture: every link is detached before the process exits.
     drop(session);
     tracing::info!("observer detached");
+    drop(runtime);
+    // Outside any async context: the last OTLP export (a blocking HTTP client may run it).
+    telemetry.shutdown();
+    result?;
     Ok(ExitCode::SUCCESS)
+}
+
+fn telemetry_config(args: &Args) -> anyhow::Result<TelemetryConfig> {
+    let node = args.kube.node_name.clone().filter(|n| !n.is_empty()).unwrap_or_else(super::node_name);
+    Ok(TelemetryConfig {
+        prometheus: args.metrics_addr.is_some(),
+        otlp_endpoint: telemetry::endpoint_from(args.otlp_endpoint.clone()),
+        otlp_protocol: telemetry::protocol_from(args.otlp_protocol)?,
+        export_interval: None,
+        cardinality_limit: args.metrics_cardinality_limit as usize,
+        node,
+    })
 }
 
 /// Everything one `observer run` holds.
@@ -115,13 +158,30 @@ struct Session<W: Write> {
     /// Legs whose sampling may stop, stopped at the next poll if they are still open.
     stop_pending: Vec<legs::LegId>,
     records: u64,
-    metrics: Metrics,
-    exposition: Exposition,
+    metrics: LegMetrics,
+    snapshot: SharedSnapshot,
+    alerts: Alerts,
     policy: Arc<PolicyStore>,
 }
 
+/// Where a session's records go besides the printer.
+struct Exports<'a> {
+    telemetry: &'a Telemetry,
+    cardinality_limit: u32,
+    alerts: Alerts,
+}
+
 impl<W: Write> Session<W> {
-    fn new(capture: LiveCapture, config: TrackerConfig, printer: Printer<W>, policy: Arc<PolicyStore>) -> Self {
+    fn new(
+        capture: LiveCapture,
+        config: TrackerConfig,
+        printer: Printer<W>,
+        policy: Arc<PolicyStore>,
+        exports: Exports<'_>,
+    ) -> Self {
+        let meter = exports.telemetry.meter();
+        let snapshot = SharedSnapshot::default();
+        health::register(&meter, &snapshot, exports.telemetry.export_failures());
         Self {
             capture,
             sockets: Sockets::new(boot_wall_clock()),
@@ -132,8 +192,9 @@ impl<W: Write> Session<W> {
             outputs: Vec::new(),
             stop_pending: Vec::new(),
             records: 0,
-            metrics: Metrics::default(),
-            exposition: Exposition::default(),
+            metrics: LegMetrics::new(&meter, exports.cardinality_limit as usize),
+            snapshot,
+            alerts: exports.alerts,
             policy,
         }
     }
@@ -218,6 +279,10 @@ impl<W: Write> Session<W> {
                     let record = ConnectionRecord::new(&leg, &assessment, &self.node);
                     self.records += 1;
                     self.metrics.record(&record);
+                    if record.verdict.status == Status::Deviation {
+                        alert::log_deviation(&record);
+                        self.alerts.on_record(&record, Instant::now());
+                    }
                     crate::edges::record(&record);
                     if let Err(error) = self.printer.print(&record) {
                         if error.kind() == std::io::ErrorKind::BrokenPipe {
@@ -247,16 +312,25 @@ impl<W: Write> Session<W> {
         lost
     }
 
-    fn refresh_metrics(&self) {
+    /// Refreshes what the self-telemetry callbacks read, and drives the alerts' timers.
+    fn refresh_metrics(&mut self) {
+        self.alerts.tick(Instant::now());
+        let tracker = self.tracker.stats();
         let snapshot = Snapshot {
             lost: self.lost(),
             tracked: self.tracker.len() as u64,
+            orphan_closes: self.sockets.stats().orphan_closes,
+            unknown_leg_events: tracker.events_for_unknown_legs,
+            idle_expired: tracker.legs_idle_expired,
             programs: self.capture.program_runs(),
             watch_errors: crate::cluster::watch_error_counts(),
+            policy_reloads: self.policy.reload_counts(),
+            alerts_sent: self.alerts.stats().sent(),
+            alert_failures: self.alerts.stats().failures(),
         };
-        let text = self.metrics.render(&snapshot);
-        if let Ok(mut exposition) = self.exposition.lock() {
-            *exposition = text;
+        match self.snapshot.lock() {
+            Ok(mut shared) => *shared = snapshot,
+            Err(poisoned) => *poisoned.into_inner() = snapshot,
         }
     }
 

@@ -1,236 +1,328 @@
-//! The observer's metrics (docs/OUTPUT.md) in the Prometheus text format, served on `--metrics-addr`.
+//! The per-leg instruments (README "Metrics"): `observer.connections`,
+//! `observer.policy.deviations` and `observer.dissect.errors`, counted as records pass.
 //!
-//! Labels are bounded: workload and namespace names, enum values, program names; never client IPs
-//! or ports. Counters are kept here as the records pass; gauges and kernel counters are read at
-//! render time from a [`Snapshot`].
+//! Attributes are bounded by construction: enum values, the server port, the owning workloads
+//! (never pod names, addresses or client ports). Recording a leg allocates nothing in steady
+//! state: each distinct attribute set is bound to its counter once, keyed by a cheap key of
+//! the record's enum values and borrowed strings. At most `cardinality limit - 1` sets are
+//! bound per instrument; later ones are counted under `otel.metric.overflow=true` and in
+//! `observer.metrics.overflow`, so the cache, like the SDK's state, never grows unbounded.
 
-use std::{collections::BTreeMap, fmt::Write as _};
+use std::{
+    collections::HashMap,
+    hash::{BuildHasherDefault, Hash, Hasher},
+    sync::Arc,
+};
 
-use super::ConnectionRecord;
-use crate::capture::ProgramRun;
+use opentelemetry::{
+    KeyValue,
+    metrics::{BoundCounter, Counter, Meter},
+};
 
-/// Label values of `observer_connections_total`, in the order of [`CONNECTION_LABELS`].
-type ConnectionLabels = [String; 10];
+pub use super::health::{ProgramRun, Snapshot};
+use super::{ConnectionRecord, EndpointRecord, attributes as attr};
+use observer_mesh::{
+    inventory::Owner,
+    verdict::{DeviationKind, LegKind, Status},
+};
+use observer_wire::classify::{ClientCert, Protocol, Security, UnknownReason};
 
-const CONNECTION_LABELS: [&str; 10] = [
-    "leg",
-    "security",
-    "protocol",
-    "tls_version",
-    "client_cert",
-    "client_workload",
-    "client_namespace",
-    "server_workload",
-    "server_namespace",
-    "verdict",
-];
+/// A cache key: an owned form stored once, a borrowed form built per leg without allocating.
+trait Key {
+    type Ref<'a>: Hash + PartialEq
+    where
+        Self: 'a;
+    fn borrowed(&self) -> Self::Ref<'_>;
+    /// Whether this stored key is `key` (its own method: the borrowed forms of two lifetimes
+    /// compare only where the concrete type is known to be covariant).
+    fn is(&self, key: &Self::Ref<'_>) -> bool;
+}
 
-/// Counters accumulated from the records.
+/// Counters bound to attribute sets, at most `limit` of them.
+struct Bound<K> {
+    counter: Counter<u64>,
+    /// By the key's hash (already mixed: the map rehashes it with one multiply).
+    slots: HashMap<u64, (K, BoundCounter<u64>), BuildHasherDefault<FxHasher>>,
+    limit: usize,
+    /// Bound at the first overflow, so that no empty overflow series shows before.
+    overflow: Option<BoundCounter<u64>>,
+    overflowed: BoundCounter<u64>,
+}
+
+impl<K: Key> Bound<K> {
+    fn new(counter: Counter<u64>, overflowed: &Counter<u64>, name: &'static str, limit: usize) -> Self {
+        Self {
+            overflow: None,
+            overflowed: overflowed.bind(&[KeyValue::new(attr::METRIC, name)]),
+            counter,
+            slots: HashMap::default(),
+            limit: limit.saturating_sub(1).max(1),
+        }
+    }
+
+    /// Adds one under `key`; `make` builds the owned key and attributes the first time.
+    fn add<'k>(&mut self, key: K::Ref<'k>, make: impl FnOnce() -> (K, Vec<KeyValue>))
+    where
+        K: 'k,
+    {
+        let mut hasher = FxHasher(0);
+        key.hash(&mut hasher);
+        let hash = hasher.finish();
+        if let Some((stored, bound)) = self.slots.get(&hash) {
+            if stored.is(&key) {
+                bound.add(1);
+            } else {
+                // A 64-bit hash collision: correct, just not cached.
+                self.counter.add(1, &make().1);
+            }
+            return;
+        }
+        if self.slots.len() >= self.limit {
+            let counter = &self.counter;
+            self.overflow.get_or_insert_with(|| counter.bind(&[KeyValue::new(attr::OVERFLOW, true)])).add(1);
+            self.overflowed.add(1);
+            return;
+        }
+        let (owned, attributes) = make();
+        let bound = self.counter.bind(&attributes);
+        bound.add(1);
+        self.slots.insert(hash, (owned, bound));
+    }
+}
+
+/// A fast non-cryptographic hash (the rustc "Fx" mix, 8 bytes at a time): the keys are the
+/// observer's own enum values and inventory names, and a collision only costs an uncached add.
 #[derive(Default)]
-pub struct Metrics {
-    connections: BTreeMap<ConnectionLabels, u64>,
-    deviations: BTreeMap<[String; 6], u64>,
-    dissect_errors: BTreeMap<String, u64>,
-}
+struct FxHasher(u64);
 
-/// Values read from the sources when rendering.
-#[derive(Clone, Debug, Default)]
-pub struct Snapshot {
-    /// `observer_capture_lost_total` by stage.
-    pub lost: Vec<(String, u64)>,
-    /// `observer_connections_tracked`.
-    pub tracked: u64,
-    /// `observer_ebpf_run_seconds_total` and run counts by program.
-    pub programs: Vec<ProgramRun>,
-    /// `observer_kubernetes_watch_errors_total` by resource (all zero without the API source).
-    pub watch_errors: Vec<(&'static str, u64)>,
-}
+impl FxHasher {
+    const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
 
-/// The JSON spelling of a serializable value, or "unknown" for null.
-fn label<T: serde::Serialize>(value: &T) -> String {
-    match serde_json::to_value(value) {
-        Ok(serde_json::Value::String(s)) => s,
-        _ => "unknown".to_owned(),
+    fn mix(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(Self::SEED);
     }
 }
 
-/// `namespace/name` split into (name, namespace); "unknown" when absent.
-fn workload(workload: Option<&str>) -> (String, String) {
-    match workload.and_then(|w| w.split_once('/')) {
-        Some((namespace, name)) => (name.to_owned(), namespace.to_owned()),
-        None => ("unknown".to_owned(), "unknown".to_owned()),
+impl Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            self.mix(u64::from_le_bytes(word));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut word = [0u8; 8];
+            word[..rest.len()].copy_from_slice(rest);
+            self.mix(u64::from_le_bytes(word) ^ ((rest.len() as u64) << 56));
+        }
+    }
+
+    fn write_u8(&mut self, n: u8) {
+        self.mix(u64::from(n));
+    }
+
+    fn write_u16(&mut self, n: u16) {
+        self.mix(u64::from(n));
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.mix(u64::from(n));
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.mix(n);
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.mix(n as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
     }
 }
 
-impl Metrics {
-    /// Count one finished leg.
+/// The borrowed form of an endpoint's owner.
+type OwnerRef<'a> = Option<&'a Owner>;
+
+fn owner(endpoint: &EndpointRecord) -> OwnerRef<'_> {
+    endpoint.owner.as_deref()
+}
+
+#[derive(Hash, PartialEq)]
+struct ConnectionRef<'a> {
+    leg: LegKind,
+    security: Security,
+    protocol: Protocol,
+    tls_version: Option<&'a str>,
+    client_cert: Option<ClientCert>,
+    status: Status,
+    ipv6: bool,
+    port: u16,
+    src: OwnerRef<'a>,
+    dst: OwnerRef<'a>,
+}
+
+struct ConnectionKey {
+    leg: LegKind,
+    security: Security,
+    protocol: Protocol,
+    tls_version: Option<String>,
+    client_cert: Option<ClientCert>,
+    status: Status,
+    ipv6: bool,
+    port: u16,
+    src: Option<Arc<Owner>>,
+    dst: Option<Arc<Owner>>,
+}
+
+impl Key for ConnectionKey {
+    type Ref<'a> = ConnectionRef<'a>;
+    fn is(&self, key: &ConnectionRef<'_>) -> bool {
+        self.borrowed() == *key
+    }
+    fn borrowed(&self) -> ConnectionRef<'_> {
+        ConnectionRef {
+            leg: self.leg,
+            security: self.security,
+            protocol: self.protocol,
+            tls_version: self.tls_version.as_deref(),
+            client_cert: self.client_cert,
+            status: self.status,
+            ipv6: self.ipv6,
+            port: self.port,
+            src: self.src.as_deref(),
+            dst: self.dst.as_deref(),
+        }
+    }
+}
+
+#[derive(Hash, PartialEq)]
+struct DeviationRef<'a> {
+    kind: DeviationKind,
+    policy: Option<&'a str>,
+    port: u16,
+    src: OwnerRef<'a>,
+    dst: OwnerRef<'a>,
+}
+
+struct DeviationKey {
+    kind: DeviationKind,
+    policy: Option<String>,
+    port: u16,
+    src: Option<Arc<Owner>>,
+    dst: Option<Arc<Owner>>,
+}
+
+impl Key for DeviationKey {
+    type Ref<'a> = DeviationRef<'a>;
+    fn is(&self, key: &DeviationRef<'_>) -> bool {
+        self.borrowed() == *key
+    }
+    fn borrowed(&self) -> DeviationRef<'_> {
+        DeviationRef {
+            kind: self.kind,
+            policy: self.policy.as_deref(),
+            port: self.port,
+            src: self.src.as_deref(),
+            dst: self.dst.as_deref(),
+        }
+    }
+}
+
+impl Key for UnknownReason {
+    type Ref<'a> = UnknownReason;
+    fn is(&self, key: &UnknownReason) -> bool {
+        self == key
+    }
+    fn borrowed(&self) -> UnknownReason {
+        *self
+    }
+}
+
+/// The per-leg counters.
+pub struct LegMetrics {
+    connections: Bound<ConnectionKey>,
+    deviations: Bound<DeviationKey>,
+    dissect_errors: Bound<UnknownReason>,
+}
+
+impl LegMetrics {
+    pub fn new(meter: &Meter, cardinality_limit: usize) -> Self {
+        let overflowed = meter
+            .u64_counter(attr::names::OVERFLOW)
+            .with_unit("{measurement}")
+            .with_description(
+                "Measurements counted under otel.metric.overflow=true: the cardinality limit was reached.",
+            )
+            .build();
+        let counter = |name: &'static str, description: &'static str| {
+            meter.u64_counter(name).with_unit("{connection}").with_description(description).build()
+        };
+        let connections = counter(attr::names::CONNECTIONS, "Classified connection legs.");
+        let deviations = counter(attr::names::DEVIATIONS, "Connection legs that differ from the policy.");
+        let errors = counter(attr::names::DISSECT_ERRORS, "Connection legs left unknown, by reason.");
+        Self {
+            connections: Bound::new(connections, &overflowed, attr::names::CONNECTIONS, cardinality_limit),
+            deviations: Bound::new(deviations, &overflowed, attr::names::DEVIATIONS, cardinality_limit),
+            dissect_errors: Bound::new(errors, &overflowed, attr::names::DISSECT_ERRORS, cardinality_limit),
+        }
+    }
+
+    /// Counts one finished leg.
     pub fn record(&mut self, r: &ConnectionRecord) {
         let tls = r.tls.as_ref();
-        let (client_workload, client_namespace) = workload(r.client.workload.as_deref());
-        let (server_workload, server_namespace) = workload(r.server.workload.as_deref());
-        let labels: ConnectionLabels = [
-            label(&r.leg),
-            label(&r.security),
-            label(&r.protocol),
-            tls.and_then(|t| t.version.clone()).unwrap_or_else(|| "none".to_owned()),
-            tls.and_then(|t| t.client_cert.as_ref()).map_or_else(|| "none".to_owned(), label),
-            client_workload.clone(),
-            client_namespace.clone(),
-            server_workload.clone(),
-            server_namespace.clone(),
-            label(&r.verdict.status),
-        ];
-        *self.connections.entry(labels).or_default() += 1;
-        if let Some(kind) = &r.verdict.kind {
-            let policy = r.verdict.policy.clone().unwrap_or_else(|| "none".to_owned());
-            let key = [label(kind), client_workload, client_namespace, server_workload, server_namespace, policy];
-            *self.deviations.entry(key).or_default() += 1;
+        let ipv6 = r.server.ip.contains(':');
+        let key = ConnectionRef {
+            leg: r.leg,
+            security: r.security,
+            protocol: r.protocol,
+            tls_version: tls.and_then(|t| t.version.as_deref()),
+            client_cert: tls.and_then(|t| t.client_cert),
+            status: r.verdict.status,
+            ipv6,
+            port: r.server.port,
+            src: owner(&r.client),
+            dst: owner(&r.server),
+        };
+        self.connections.add(key, || {
+            let owned = ConnectionKey {
+                leg: r.leg,
+                security: r.security,
+                protocol: r.protocol,
+                tls_version: tls.and_then(|t| t.version.clone()),
+                client_cert: tls.and_then(|t| t.client_cert),
+                status: r.verdict.status,
+                ipv6,
+                port: r.server.port,
+                src: r.client.owner.clone(),
+                dst: r.server.owner.clone(),
+            };
+            (owned, attr::connection(r))
+        });
+        if let Some(kind) = r.verdict.kind {
+            let policy = r.verdict.policy.as_deref();
+            let key = DeviationRef { kind, policy, port: r.server.port, src: owner(&r.client), dst: owner(&r.server) };
+            self.deviations.add(key, || {
+                let owned = DeviationKey {
+                    kind,
+                    policy: r.verdict.policy.clone(),
+                    port: r.server.port,
+                    src: r.client.owner.clone(),
+                    dst: r.server.owner.clone(),
+                };
+                (owned, attr::deviation(r, kind))
+            });
         }
-        if let Some(reason) = &r.reason {
-            *self.dissect_errors.entry(label(reason)).or_default() += 1;
+        if let Some(reason) = r.reason {
+            self.dissect_errors
+                .add(reason, || (reason, vec![KeyValue::new(attr::ERROR_TYPE, attr::spelling(&reason))]));
         }
     }
-
-    /// The Prometheus text exposition of everything.
-    pub fn render(&self, snapshot: &Snapshot) -> String {
-        let mut out = String::new();
-        header(&mut out, "observer_connections_total", "counter", "Classified connection legs.");
-        for (values, count) in &self.connections {
-            series(&mut out, "observer_connections_total", &CONNECTION_LABELS, values, *count as f64);
-        }
-        header(&mut out, "observer_policy_deviations_total", "counter", "Legs that differ from the policy.");
-        let deviation_labels =
-            ["kind", "client_workload", "client_namespace", "server_workload", "server_namespace", "policy"];
-        for (values, count) in &self.deviations {
-            series(&mut out, "observer_policy_deviations_total", &deviation_labels, values, *count as f64);
-        }
-        header(&mut out, "observer_dissect_errors_total", "counter", "Legs left unknown, by reason.");
-        for (reason, count) in &self.dissect_errors {
-            series(&mut out, "observer_dissect_errors_total", &["reason"], std::slice::from_ref(reason), *count as f64);
-        }
-        header(&mut out, "observer_capture_lost_total", "counter", "Samples and events lost, by stage.");
-        for (stage, count) in &snapshot.lost {
-            series(&mut out, "observer_capture_lost_total", &["stage"], std::slice::from_ref(stage), *count as f64);
-        }
-        header(&mut out, "observer_connections_tracked", "gauge", "Legs held, waiting for their classification.");
-        series(&mut out, "observer_connections_tracked", &[], &[], snapshot.tracked as f64);
-        header(&mut out, "observer_ebpf_run_seconds_total", "counter", "Time spent in each eBPF program.");
-        for run in &snapshot.programs {
-            let seconds = run.run_time_ns as f64 / 1e9;
-            series(
-                &mut out,
-                "observer_ebpf_run_seconds_total",
-                &["program"],
-                std::slice::from_ref(&run.program),
-                seconds,
-            );
-        }
-        header(&mut out, "observer_ebpf_runs_total", "counter", "Runs of each eBPF program.");
-        for run in &snapshot.programs {
-            series(
-                &mut out,
-                "observer_ebpf_runs_total",
-                &["program"],
-                std::slice::from_ref(&run.program),
-                run.run_count as f64,
-            );
-        }
-        header(
-            &mut out,
-            "observer_kubernetes_watch_errors_total",
-            "counter",
-            "Failed lists and watches of the Kubernetes API, by resource (retried with backoff).",
-        );
-        for (resource, count) in &snapshot.watch_errors {
-            let resource = (*resource).to_owned();
-            series(
-                &mut out,
-                "observer_kubernetes_watch_errors_total",
-                &["resource"],
-                std::slice::from_ref(&resource),
-                *count as f64,
-            );
-        }
-        out
-    }
-}
-
-fn header(out: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-}
-
-fn series(out: &mut String, name: &str, labels: &[&str], values: &[String], value: f64) {
-    out.push_str(name);
-    if !labels.is_empty() {
-        out.push('{');
-        for (i, (label, value)) in labels.iter().zip(values).enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            let escaped = value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n");
-            let _ = write!(out, "{label}=\"{escaped}\"");
-        }
-        out.push('}');
-    }
-    let _ = writeln!(out, " {value}");
 }
 
 #[cfg(test)]
-mod tests {
-    use std::{net::SocketAddr, time::SystemTime};
-
-    use super::*;
-    use observer_wire::{
-        classify::{Classification, Protocol, Security},
-        legs::{LegRecord, ObservedAt, Peer},
-    };
-
-    fn record() -> ConnectionRecord {
-        let addr: SocketAddr = "10.0.0.1:1234".parse().expect("address");
-        let leg = LegRecord {
-            leg: 1,
-            time: SystemTime::UNIX_EPOCH,
-            client: Peer { addr, process: None },
-            server: Peer { addr, process: None },
-            observed_at: ObservedAt::Wire,
-            classification: Classification {
-                security: Security::Plaintext,
-                protocol: Protocol::Http1,
-                reason: None,
-                tls: None,
-            },
-        };
-        let mut record = ConnectionRecord::unassessed(&leg, "n");
-        record.server.workload = Some("prod/api".to_owned());
-        record
-    }
-
-    #[test]
-    fn legs_are_counted_by_bounded_labels() {
-        let mut metrics = Metrics::default();
-        metrics.record(&record());
-        metrics.record(&record());
-        let snapshot = Snapshot {
-            lost: vec![("sample_reserve".to_owned(), 3)],
-            tracked: 5,
-            programs: vec![ProgramRun { program: "observer_skb_egress".to_owned(), run_time_ns: 1_500, run_count: 10 }],
-            watch_errors: vec![("pods", 2)],
-        };
-        let text = metrics.render(&snapshot);
-        assert!(text.contains(
-            "observer_connections_total{leg=\"unknown\",security=\"plaintext\",protocol=\"http1\",tls_version=\"none\",client_cert=\"none\",client_workload=\"unknown\",client_namespace=\"unknown\",server_workload=\"api\",server_namespace=\"prod\",verdict=\"unevaluated\"} 2\n"
-        ), "{text}");
-        assert!(text.contains("observer_capture_lost_total{stage=\"sample_reserve\"} 3\n"));
-        assert!(text.contains("observer_connections_tracked 5\n"));
-        assert!(text.contains("observer_ebpf_run_seconds_total{program=\"observer_skb_egress\"} 0.0000015\n"));
-        assert!(text.contains("observer_kubernetes_watch_errors_total{resource=\"pods\"} 2\n"));
-        assert!(!text.contains("10.0.0.1"), "no addresses in labels");
-    }
-
-    #[test]
-    fn label_values_are_escaped() {
-        let mut out = String::new();
-        series(&mut out, "m", &["l"], &["a\"b\\c\nd".to_owned()], 1.0);
-        assert_eq!(out, "m{l=\"a\\\"b\\\\c\\nd\"} 1\n");
-    }
-}
+#[path = "metrics_tests.rs"]
+mod tests;

@@ -1,11 +1,15 @@
-//! Output of finished legs: the JSON line contract (docs/OUTPUT.md) and a table for people.
+//! Output of finished legs: the JSON line contract (docs/OUTPUT.md), a table for people, and the
+//! OpenTelemetry metrics (pushed over OTLP, scraped by Prometheus).
 
+pub mod attributes;
+pub mod health;
 pub mod metrics;
 mod record;
 pub mod serve;
 mod table;
+pub mod telemetry;
 
-pub use record::{ConnectionRecord, EndpointRecord};
+pub use record::{ConnectionRecord, EndpointRecord, rfc3339_millis};
 pub use table::Table;
 
 use std::io::Write;

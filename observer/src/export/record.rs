@@ -22,6 +22,9 @@ pub struct EndpointRecord {
     pub identity: Option<String>,
     /// Present for an end whose socket lives on this node.
     pub process: Option<Process>,
+    /// The workload owning the pod (metrics and alerts group by it; not in the JSON line).
+    #[serde(skip)]
+    pub owner: Option<std::sync::Arc<observer_mesh::inventory::Owner>>,
 }
 
 /// One classified connection leg.
@@ -77,6 +80,7 @@ fn endpoint(peer: &Peer, who: &EndIdentity) -> EndpointRecord {
         workload: who.workload.clone(),
         identity: who.identity.clone(),
         process: peer.process.clone(),
+        owner: who.owner.clone(),
     }
 }
 

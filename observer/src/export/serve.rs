@@ -1,10 +1,8 @@
-//! A minimal HTTP endpoint for Prometheus scrapes: `GET /metrics` answers the latest rendering.
+//! A minimal HTTP endpoint for Prometheus scrapes: `GET /metrics` collects the meter
+//! provider's state through the Prometheus exporter and answers its text exposition.
 //! Anything else gets 404. No keep-alive, one request per connection.
 
-use std::{
-    net::SocketAddr,
-    sync::{Arc, Mutex},
-};
+use std::net::SocketAddr;
 
 use tokio::{
     io::{AsyncReadExt as _, AsyncWriteExt as _},
@@ -14,17 +12,14 @@ use tokio::{
 /// Most request bytes read: a scrape's request line and headers fit well within this.
 const MAX_REQUEST: usize = 8 * 1024;
 
-/// The text served, replaced by the run loop.
-pub type Exposition = Arc<Mutex<String>>;
-
 /// Bind now (so a bad address fails at start-up), then serve in a task.
-pub async fn spawn(addr: SocketAddr, exposition: Exposition) -> std::io::Result<SocketAddr> {
+pub async fn spawn(addr: SocketAddr, registry: prometheus::Registry) -> std::io::Result<SocketAddr> {
     let listener = TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
     tokio::spawn(async move {
         loop {
             let Ok((mut stream, _)) = listener.accept().await else { continue };
-            let exposition = exposition.clone();
+            let registry = registry.clone();
             tokio::spawn(async move {
                 let mut request = vec![0u8; MAX_REQUEST];
                 let mut len = 0;
@@ -41,7 +36,7 @@ pub async fn spawn(addr: SocketAddr, exposition: Exposition) -> std::io::Result<
                 let response = if let Some(response) = crate::edges::api::respond(&head, crate::edges::shared()) {
                     response
                 } else if head.starts_with("GET /metrics ") || head.starts_with("GET /metrics?") {
-                    let body = exposition.lock().map(|s| s.clone()).unwrap_or_default();
+                    let body = super::telemetry::scrape_registry(&registry);
                     format!(
                         "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
                         body.len()

@@ -1,6 +1,9 @@
-//! A readable live view: one aligned row per leg, a header every screenful.
+//! A readable live view: one aligned row per leg, a header every screenful. Every value from
+//! the wire or a process (SNI, process names) is escaped: a row is one line of printable text.
 
 use std::io::Write;
+
+use observer_wire::printable::escaped;
 
 use super::ConnectionRecord;
 
@@ -27,7 +30,7 @@ impl Table {
         let json_name = |v: &dyn erased::Name| v.name();
         let process = [&r.client, &r.server]
             .iter()
-            .filter_map(|e| e.process.as_ref().map(|p| format!("{}({})", p.comm, p.pid)))
+            .filter_map(|e| e.process.as_ref().map(|p| format!("{}({})", escaped(&p.comm), p.pid)))
             .collect::<Vec<_>>()
             .join(">");
         writeln!(
@@ -41,7 +44,7 @@ impl Table {
             json_name(&r.protocol),
             tls.and_then(|t| t.version.as_deref()).unwrap_or("-"),
             tls.and_then(|t| t.client_cert.as_ref()).map_or_else(|| "-".to_owned(), |c| json_name(c)),
-            truncate(tls.and_then(|t| t.sni.as_deref()).unwrap_or("-"), 28),
+            truncate(&escaped(tls.and_then(|t| t.sni.as_deref()).unwrap_or("-")), 28),
             process,
         )
     }
@@ -68,5 +71,46 @@ mod erased {
                 _ => "?".to_owned(),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::SystemTime;
+
+    use observer_wire::{
+        classify::{Classification, Protocol, Security, TlsDetails},
+        legs::{LegRecord, ObservedAt, Peer, Process},
+    };
+
+    use super::*;
+
+    #[test]
+    fn an_sni_or_process_name_cannot_rewrite_the_terminal() {
+        // Move up a row, erase it, print a clean mTLS row in its place; then split the row.
+        let sni = "x\x1b[1A\x1b[2K12:00:00.000 10.0.0.1:1 10.0.0.2:443 client mtls\nfake\u{202e}";
+        let leg = LegRecord {
+            leg: 1,
+            time: SystemTime::UNIX_EPOCH,
+            client: Peer {
+                addr: "10.0.0.1:40000".parse().expect("address"),
+                process: Some(Process { pid: 7, uid: 0, comm: "cu\rrl\x07".to_owned(), cgroup_id: 0 }),
+            },
+            server: Peer { addr: "10.0.0.2:443".parse().expect("address"), process: None },
+            observed_at: ObservedAt::Client,
+            classification: Classification {
+                security: Security::Plaintext,
+                protocol: Protocol::Tls,
+                reason: None,
+                tls: Some(TlsDetails { sni: Some(sni.to_owned()), ..Default::default() }),
+            },
+        };
+        let mut out = Vec::new();
+        Table::default().write_row(&mut out, &ConnectionRecord::unassessed(&leg, "node")).expect("write");
+        let text = String::from_utf8(out).expect("utf-8");
+        assert_eq!(text.lines().count(), 2, "header and one row: {text:?}");
+        assert!(!text.chars().any(|c| c.is_control() && c != '\n' || c == '\u{202e}'), "{text:?}");
+        assert!(text.contains("x\\x1b[1A\\x1b[2K12:00:00.000"), "{text}");
+        assert!(text.contains("cu\\rrl\\x07(7)"), "{text}");
     }
 }

@@ -70,7 +70,7 @@ impl Observer {
 
     /// Run statistics of this observer's programs, from the metrics endpoint.
     pub fn program_runs(&self) -> Result<ProgramRuns> {
-        // The exposition refreshes every second: wait for a fresh one.
+        // The values behind the exposition refresh twice a second: wait for fresh ones.
         std::thread::sleep(std::time::Duration::from_millis(1100));
         let text = scrape()?;
         let mut runs = ProgramRuns::default();
@@ -82,7 +82,7 @@ impl Observer {
             let Some(program) = metric.split("program=\"").nth(1).and_then(|s| s.split('"').next()) else { continue };
             let value: f64 = value.parse().unwrap_or(0.0);
             let entry = runs.0.entry(program.to_owned()).or_default();
-            if metric.starts_with("observer_ebpf_run_seconds_total") {
+            if metric.starts_with("observer_ebpf_run_time_seconds_total") {
                 entry.0 = (value * 1e9).round() as u64;
             } else if metric.starts_with("observer_ebpf_runs_total") {
                 entry.1 = value as u64;

@@ -257,13 +257,10 @@ fn assessment_names_workloads_identities_leg_and_verdict() {
     let s = fixture("mesh.yaml");
     let leg = record(peer("10.88.0.30:40002", APP), peer("10.88.0.20:8080", None), plaintext());
     let a = assess(&leg, &s);
-    assert_eq!(a.client, EndIdentity { workload: Some("default/legacy".to_owned()), identity: None });
+    assert_eq!((a.client.workload.as_deref(), a.client.identity.as_deref()), (Some("default/legacy"), None));
     assert_eq!(
-        a.server,
-        EndIdentity {
-            workload: Some("default/pod-b".to_owned()),
-            identity: Some("spiffe://cluster.local/ns/default/sa/b".to_owned())
-        }
+        (a.server.workload.as_deref(), a.server.identity.as_deref()),
+        (Some("default/pod-b"), Some("spiffe://cluster.local/ns/default/sa/b"))
     );
     assert_eq!(a.leg, LegKind::ExternalInbound);
     assert_eq!(a.verdict.status, Status::Deviation);

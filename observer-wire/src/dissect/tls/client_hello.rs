@@ -1,19 +1,20 @@
 //! The ClientHello: versions, SNI, ALPN, cipher suites, groups and key shares, and the raw
-//! extension order JA4 needs. Parsed with tls-parser; the key_share list is walked here.
+//! extension order JA4 needs. Parsed with tls-parser; the key_share list is walked here. A
+//! ClientHello cut short still yields what its whole extensions say ([`ClientHello::parse_partial`]).
+//!
+//! Lists are kept whole: a ClientHello is at most `MAX_HANDSHAKE_BYTES` (16 KiB) of sample, so
+//! no list can outgrow it, and a list cut at a count would give a wrong fingerprint and a wrong
+//! offered-ALPN list.
 
 use tls_parser::{
-    SNIType, TlsExtension, TlsMessage, TlsMessageHandshake, parse_tls_client_hello_extensions,
+    SNIType, TlsExtension, TlsMessage, TlsMessageHandshake, parse_tls_client_hello_extension,
     parse_tls_message_handshake,
 };
 
 use super::{TlsError, handshake::Message, is_grease};
 
-/// Most ALPN protocols kept (Istio sends five; browsers two or three).
-pub const MAX_ALPN: usize = 16;
-/// Longest SNI or ALPN name kept (a DNS name is at most 253 bytes).
+/// Longest SNI or ALPN name kept (a DNS name is at most 253 bytes, an ALPN name 255).
 pub const MAX_NAME_LEN: usize = 255;
-/// Most cipher suites, extensions, groups or signature algorithms kept per list.
-pub const MAX_LIST: usize = 128;
 
 /// Extension types that matter here (IANA TLS ExtensionType registry).
 pub mod ext {
@@ -47,6 +48,8 @@ pub struct ClientHello {
     pub offers_early_data: bool,
     /// Sent in the SSLv2-compatible format (no extensions).
     pub sslv2: bool,
+    /// Extension types sent more than once (RFC 8446 §4.2 forbids it); the first of each is used.
+    pub duplicate_extensions: Vec<u16>,
 }
 
 impl ClientHello {
@@ -64,62 +67,111 @@ impl ClientHello {
         };
         let mut hello = ClientHello {
             legacy_version: ch.version.0,
-            ciphers: ch.ciphers.iter().take(MAX_LIST).map(|c| c.0).collect(),
+            ciphers: ch.ciphers.iter().map(|c| c.0).collect(),
             ..Default::default()
         };
         let Some(ext_bytes) = ch.ext else {
             return Ok(hello);
         };
-        hello.extensions = extension_types(ext_bytes).ok_or_else(malformed)?;
-        let (_, extensions) = parse_tls_client_hello_extensions(ext_bytes).map_err(|_| malformed())?;
-        for extension in &extensions {
-            match extension {
+        let frames = extension_frames(ext_bytes);
+        if frames.whole != ext_bytes.len() {
+            return Err(malformed());
+        }
+        hello.apply_extensions(&frames).ok_or_else(malformed)?;
+        Ok(hello)
+    }
+
+    /// What the body of a ClientHello cut short holds (`body`: the bytes after the message
+    /// header): the fixed fields if they arrived, then every extension that arrived whole. `None`
+    /// when not even the cipher suites arrived, or the bytes that did break the format.
+    pub fn parse_partial(body: &[u8]) -> Option<Self> {
+        let mut hello =
+            ClientHello { legacy_version: u16::from_be_bytes([*body.first()?, *body.get(1)?]), ..Default::default() };
+        let session_len = usize::from(*body.get(34)?);
+        let at = 35 + session_len;
+        let cipher_len = usize::from(u16::from_be_bytes([*body.get(at)?, *body.get(at + 1)?]));
+        let ciphers = body.get(at + 2..at + 2 + cipher_len)?;
+        hello.ciphers = ciphers.chunks_exact(2).map(|c| u16::from_be_bytes([c[0], c[1]])).collect();
+        let at = at + 2 + cipher_len;
+        let at = at + 1 + usize::from(*body.get(at)?);
+        let Some(len) = body.get(at..at + 2) else {
+            return Some(hello);
+        };
+        let declared = usize::from(u16::from_be_bytes([len[0], len[1]]));
+        let present = body.get(at + 2..).unwrap_or_default();
+        let ext_bytes = &present[..present.len().min(declared)];
+        hello.apply_extensions(&extension_frames(ext_bytes))?;
+        Some(hello)
+    }
+
+    /// Reads the extension frames; `None` if one is malformed. Of an extension sent twice, the
+    /// first counts.
+    fn apply_extensions(&mut self, frames: &Frames<'_>) -> Option<()> {
+        self.extensions = frames.list.iter().map(|(kind, _)| *kind).collect();
+        self.duplicate_extensions.clone_from(&frames.duplicates);
+        for (i, (kind, frame)) in frames.list.iter().enumerate() {
+            if frames.list[..i].iter().any(|(k, _)| k == kind) {
+                continue;
+            }
+            let (_, extension) = parse_tls_client_hello_extension(frame).ok()?;
+            match &extension {
                 TlsExtension::SNI(names) => {
-                    hello.sni =
+                    self.sni =
                         names.iter().find(|(kind, _)| *kind == SNIType::HostName).map(|(_, name)| name_string(name));
                 }
                 TlsExtension::ALPN(protocols) => {
-                    hello.alpn = protocols.iter().take(MAX_ALPN).map(|p| name_string(p)).collect();
+                    self.alpn = protocols.iter().map(|p| name_string(p)).collect();
                 }
                 TlsExtension::SupportedVersions(versions) => {
-                    hello.supported_versions =
-                        versions.iter().map(|v| v.0).filter(|v| !is_grease(*v)).take(MAX_LIST).collect();
+                    self.supported_versions = versions.iter().map(|v| v.0).filter(|v| !is_grease(*v)).collect();
                 }
                 TlsExtension::EllipticCurves(groups) => {
-                    hello.groups = groups.iter().map(|g| g.0).filter(|g| !is_grease(*g)).take(MAX_LIST).collect();
+                    self.groups = groups.iter().map(|g| g.0).filter(|g| !is_grease(*g)).collect();
                 }
                 TlsExtension::SignatureAlgorithms(algorithms) => {
-                    hello.signature_algorithms = algorithms.iter().copied().take(MAX_LIST).collect();
+                    self.signature_algorithms.clone_from(algorithms);
                 }
                 TlsExtension::KeyShare(shares) => {
-                    hello.key_share_groups = key_share_groups(shares).ok_or_else(malformed)?;
+                    self.key_share_groups = key_share_groups(shares)?;
                 }
-                TlsExtension::PreSharedKey(_) => hello.offers_psk = true,
-                TlsExtension::EarlyData(_) => hello.offers_early_data = true,
+                TlsExtension::PreSharedKey(_) => self.offers_psk = true,
+                TlsExtension::EarlyData(_) => self.offers_early_data = true,
                 _ => {}
             }
         }
-        Ok(hello)
+        Some(())
     }
 }
 
-/// The types of the extensions in `bytes`, in order; `None` if the framing is broken.
-fn extension_types(mut bytes: &[u8]) -> Option<Vec<u16>> {
-    let mut types = Vec::new();
-    while !bytes.is_empty() {
-        let [t0, t1, l0, l1, rest @ ..] = bytes else {
-            return None;
-        };
+/// The extension frames at the start of an extensions block.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Frames<'a> {
+    /// Type and whole frame (header included) of each, in the order sent (GREASE included).
+    list: Vec<(u16, &'a [u8])>,
+    /// Types sent more than once, each listed once.
+    duplicates: Vec<u16>,
+    /// Bytes of the whole frames: the block's length when every frame is whole.
+    whole: usize,
+}
+
+/// The whole extension frames of `bytes`, stopping at the first one cut short.
+fn extension_frames(bytes: &[u8]) -> Frames<'_> {
+    let mut frames = Frames::default();
+    let mut rest = bytes;
+    while let [t0, t1, l0, l1, tail @ ..] = rest {
         let len = usize::from(u16::from_be_bytes([*l0, *l1]));
-        if rest.len() < len {
-            return None;
+        if tail.len() < len {
+            break;
         }
-        if types.len() < MAX_LIST {
-            types.push(u16::from_be_bytes([*t0, *t1]));
+        let kind = u16::from_be_bytes([*t0, *t1]);
+        if frames.list.iter().any(|(k, _)| *k == kind) && !frames.duplicates.contains(&kind) {
+            frames.duplicates.push(kind);
         }
-        bytes = &rest[len..];
+        frames.list.push((kind, &rest[..4 + len]));
+        frames.whole += 4 + len;
+        rest = &tail[len..];
     }
-    Some(types)
+    frames
 }
 
 /// Groups of a ClientHello key_share extension body (RFC 8446 §4.2.8): a u16 list length, then
@@ -142,7 +194,7 @@ fn key_share_groups(bytes: &[u8]) -> Option<Vec<u16>> {
         if tail.len() < len {
             return None;
         }
-        if !is_grease(group) && groups.len() < MAX_LIST {
+        if !is_grease(group) {
             groups.push(group);
         }
         rest = &tail[len..];
@@ -171,9 +223,13 @@ mod tests {
     }
 
     #[test]
-    fn extension_framing_errors_are_caught() {
-        assert_eq!(extension_types(&[0, 0, 0, 0, 0, 16, 0, 1, 9]), Some(vec![0, 16]));
-        assert_eq!(extension_types(&[0, 0, 0, 5, 1]), None);
-        assert_eq!(extension_types(&[0, 0, 0]), None);
+    fn extension_frames_stop_at_a_cut_and_name_duplicates() {
+        let types = |f: &Frames<'_>| f.list.iter().map(|(k, _)| *k).collect::<Vec<_>>();
+        let frames = extension_frames(&[0, 0, 0, 0, 0, 16, 0, 1, 9]);
+        assert_eq!((types(&frames), frames.whole), (vec![0, 16], 9));
+        assert_eq!(extension_frames(&[0, 0, 0, 5, 1]).whole, 0);
+        assert_eq!(extension_frames(&[0, 0, 0]).whole, 0);
+        let frames = extension_frames(&[0, 0, 0, 0, 0, 16, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        assert_eq!((types(&frames), frames.duplicates), (vec![0, 16, 0, 0], vec![0]));
     }
 }

@@ -5,16 +5,20 @@ use sha2::{Digest, Sha256};
 
 use super::{client_hello::ClientHello, client_hello::ext, is_grease};
 
-/// Most list entries hashed: JA4 counts stop at 99; the ClientHello lists are capped anyway.
-const MAX_ENTRIES: usize = 128;
+/// List entries sorted on the stack; longer lists (rare, and bounded by the ClientHello's
+/// size) are sorted on the heap. JA4 counts stop at 99, its hashes cover every entry.
+const STACK_ENTRIES: usize = 128;
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
 /// The JA4 fingerprint of a ClientHello. Computed once per leg, when the classification is
 /// final; written without `fmt` so it stays within the per-handshake budget.
 pub fn ja4(hello: &ClientHello) -> String {
-    let mut ciphers = [0u16; MAX_ENTRIES];
-    let n_ciphers = fill(&mut ciphers, hello.ciphers.iter().copied().filter(|c| !is_grease(*c)));
+    let mut cipher_stack = [0u16; STACK_ENTRIES];
+    let mut cipher_heap = Vec::new();
+    let ciphers =
+        collect(&mut cipher_stack, &mut cipher_heap, hello.ciphers.iter().copied().filter(|c| !is_grease(*c)));
+    let n_ciphers = ciphers.len();
     let n_extensions = hello.extensions.iter().filter(|e| !is_grease(**e)).count();
     let version = match hello.highest_version() {
         0x0304 => "13",
@@ -34,19 +38,19 @@ pub fn ja4(hello: &ClientHello) -> String {
     push_alpn(&mut out, hello.alpn.first().map(String::as_bytes));
     out.push('_');
 
-    let ciphers = &mut ciphers[..n_ciphers];
     ciphers.sort_unstable();
-    let mut text = Vec::with_capacity(5 * (MAX_ENTRIES + hello.signature_algorithms.len()));
+    let mut text = Vec::with_capacity(5 * (n_ciphers.max(hello.extensions.len()) + hello.signature_algorithms.len()));
     hex_list(&mut text, ciphers);
     push_hash(&mut out, &text);
     out.push('_');
 
-    let mut extensions = [0u16; MAX_ENTRIES];
-    let n = fill(
-        &mut extensions,
+    let mut extension_stack = [0u16; STACK_ENTRIES];
+    let mut extension_heap = Vec::new();
+    let extensions = collect(
+        &mut extension_stack,
+        &mut extension_heap,
         hello.extensions.iter().copied().filter(|e| !is_grease(*e) && *e != ext::SERVER_NAME && *e != ext::ALPN),
     );
-    let extensions = &mut extensions[..n];
     extensions.sort_unstable();
     text.clear();
     if !extensions.is_empty() {
@@ -60,13 +64,22 @@ pub fn ja4(hello: &ClientHello) -> String {
     out
 }
 
-fn fill(into: &mut [u16], values: impl Iterator<Item = u16>) -> usize {
+/// `values` in `stack` if they fit, else in `heap`: every value, never a prefix.
+fn collect<'a>(
+    stack: &'a mut [u16; STACK_ENTRIES],
+    heap: &'a mut Vec<u16>,
+    values: impl Iterator<Item = u16> + Clone,
+) -> &'a mut [u16] {
     let mut n = 0;
-    for (slot, value) in into.iter_mut().zip(values) {
-        *slot = value;
+    for value in values.clone() {
+        if n == STACK_ENTRIES {
+            heap.extend(values);
+            return heap;
+        }
+        stack[n] = value;
         n += 1;
     }
-    n
+    &mut stack[..n]
 }
 
 /// Two decimal digits, capped at 99.
@@ -155,5 +168,26 @@ mod tests {
         assert_eq!(alpn(Some(b"h2")), "h2");
         assert_eq!(alpn(Some(&[0xab, 0x01])), "a1");
         assert_eq!(alpn(Some(&[0xab])), "ab");
+    }
+
+    #[test]
+    fn every_extension_and_cipher_is_hashed_past_128() {
+        // 200 private-use extensions and 300 cipher suites: JA4 hashes all of them.
+        let extensions: Vec<u16> = (0xfe00..0xfe00 + 200).collect();
+        let ciphers: Vec<u16> = (0x0100..0x0100 + 300).collect();
+        let hello = ClientHello {
+            legacy_version: 0x0303,
+            ciphers: ciphers.clone(),
+            extensions: extensions.clone(),
+            ..Default::default()
+        };
+        let hex = |list: &[u16]| list.iter().map(|v| format!("{v:04x}")).collect::<Vec<_>>().join(",");
+        let hash =
+            |text: String| Sha256::digest(text.as_bytes())[..6].iter().map(|b| format!("{b:02x}")).collect::<String>();
+        let expected = format!("t12i999900_{}_{}", hash(hex(&ciphers)), hash(hex(&extensions)));
+        assert_eq!(ja4(&hello), expected);
+        let mut changed = hello.clone();
+        changed.extensions[150] = 0xff00;
+        assert_ne!(ja4(&changed), ja4(&hello), "the 151st extension counts");
     }
 }

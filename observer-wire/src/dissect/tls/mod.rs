@@ -122,6 +122,21 @@ pub fn looks_like_client(bytes: &[u8]) -> bool {
         || sslv2::looks_like(bytes)
 }
 
+/// What a client stream that ends inside its first ClientHello says: the fields and whole
+/// extensions that arrived (SNI and ALPN among them). `None` if even those are not there.
+pub fn partial_client_hello(client: &[u8]) -> Option<ClientHello> {
+    if sslv2::looks_like(client) {
+        return None;
+    }
+    let scanned = records::scan(client);
+    let (joined, _) = handshake::join(&scanned.records, 0);
+    let messages = handshake::split(&joined).ok()?;
+    match (messages.whole.first(), messages.partial) {
+        (None, Some(partial)) if partial.kind == kind::CLIENT_HELLO => ClientHello::parse_partial(partial.body),
+        _ => None,
+    }
+}
+
 /// Dissect a TLS handshake from the first bytes of each direction.
 ///
 /// `NotThis` if the client bytes do not start a TLS handshake, `Incomplete` until the first

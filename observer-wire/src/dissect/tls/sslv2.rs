@@ -46,7 +46,6 @@ pub fn parse(bytes: &[u8]) -> Result<Option<(ClientHello, usize)>, TlsError> {
         .chunks_exact(3)
         .filter(|spec| spec[0] == 0)
         .map(|spec| u16::from_be_bytes([spec[1], spec[2]]))
-        .take(super::client_hello::MAX_LIST)
         .collect();
     let hello =
         ClientHello { legacy_version: u16::from_be_bytes([*v0, *v1]), ciphers, sslv2: true, ..Default::default() };
