@@ -7,5 +7,6 @@ pub mod alert;
 pub mod capture;
 pub mod cli;
 pub mod cluster;
+pub mod edges;
 pub mod export;
 pub mod reload;

@@ -31,6 +31,8 @@ const APT_PACKAGES: &[&str] = &[
     "wrk",
     "iperf3",
     "gnuplot-nox",
+    // observer edges --png: the edge map rendered by Graphviz.
+    "graphviz",
     // The container image (cargo xtask image): built without a daemon, from scratch.
     "buildah",
     "skopeo",

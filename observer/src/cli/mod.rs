@@ -1,6 +1,9 @@
-//! Command line: `observer run`, `observer replay`, `observer check`.
+//! Command line: `observer run`, `observer replay`, `observer check`, `observer edges`,
+//! `observer readiness`.
 
 mod check;
+mod edges;
+mod http;
 pub mod policy;
 mod replay;
 mod run;
@@ -28,6 +31,10 @@ enum Command {
     Replay(replay::Args),
     /// Check mesh policy manifests for documented mistakes.
     Check(check::Args),
+    /// The client → server edge map with the security mix of each edge.
+    Edges(edges::EdgesArgs),
+    /// Whether a namespace (or workload) can switch to STRICT mTLS: exit 0 ready, 1 not, 2 bad input.
+    Readiness(edges::ReadinessArgs),
 }
 
 /// Parse the command line, run the command, and map its outcome to an exit code.
@@ -38,6 +45,8 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run::run(args),
         Command::Replay(args) => replay::run(args),
         Command::Check(args) => check::run(args),
+        Command::Edges(args) => edges::run_edges(args),
+        Command::Readiness(args) => edges::run_readiness(args),
     };
     match result {
         Ok(code) => code,

@@ -84,11 +84,14 @@ pub struct Args {
     /// An alert is resolved once its deviation has not been seen for this long (e.g. 5m, 30s).
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = alert::parse_duration)]
     pub alert_resolve_after: Duration,
+    #[command(flatten)]
+    pub edges: crate::edges::EdgeArgs,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     // Configuration is validated before anything privileged happens.
     let policy = args.kube.load(&args.policy)?;
+    args.edges.install(args.metrics_addr.is_some());
     let cgroup = capture::preflight(EBPF_OBJECT, args.cgroup.as_deref())?;
     let (capture, ring) = LiveCapture::attach(EBPF_OBJECT, &cgroup)
         .with_context(|| format!("attaching the eBPF programs at {}", cgroup.display()))?;
@@ -280,6 +283,7 @@ impl<W: Write> Session<W> {
                         alert::log_deviation(&record);
                         self.alerts.on_record(&record, Instant::now());
                     }
+                    crate::edges::record(&record);
                     if let Err(error) = self.printer.print(&record) {
                         if error.kind() == std::io::ErrorKind::BrokenPipe {
                             anyhow::bail!("standard output closed");

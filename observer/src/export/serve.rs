@@ -33,7 +33,9 @@ pub async fn spawn(addr: SocketAddr, registry: prometheus::Registry) -> std::io:
                     }
                 }
                 let head = String::from_utf8_lossy(&request[..len]);
-                let response = if head.starts_with("GET /metrics ") || head.starts_with("GET /metrics?") {
+                let response = if let Some(response) = crate::edges::api::respond(&head, crate::edges::shared()) {
+                    response
+                } else if head.starts_with("GET /metrics ") || head.starts_with("GET /metrics?") {
                     let body = super::telemetry::scrape_registry(&registry);
                     format!(
                         "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
