@@ -35,10 +35,11 @@ pub fn fetch(
         deviations: run(&q.deviations)?,
         in_pod: run(&q.in_pod)?,
         overflow: run(&q.overflow)?,
+        since: run(&q.since)?,
         observers,
     };
-    let (snapshot, coverage) = prometheus::snapshot(&answers, &crate::export::rfc3339_millis(now), max_edges)
-        .map_err(|e| anyhow::anyhow!("{base}: {e}"))?;
+    let (snapshot, coverage) =
+        prometheus::snapshot(&answers, now, window, max_edges).map_err(|e| anyhow::anyhow!("{base}: {e}"))?;
     Ok((snapshot, coverage))
 }
 

@@ -71,6 +71,11 @@ impl Window {
     pub fn secs(self) -> u64 {
         self.secs
     }
+
+    /// The resolution of the query for the earliest sample: 240 steps per window.
+    pub fn step_secs(self) -> u64 {
+        (self.secs / 240).max(1)
+    }
 }
 
 impl std::str::FromStr for Window {
@@ -104,7 +109,8 @@ pub struct Query {
     pub promql: String,
 }
 
-/// The queries of one answer: connections, deviations, in-pod legs, overflow, observers.
+/// The queries of one answer: connections, deviations, in-pod legs, overflow, the observers
+/// present and their earliest sample.
 #[derive(Clone, Debug)]
 pub struct Queries {
     pub connections: Query,
@@ -112,6 +118,7 @@ pub struct Queries {
     pub in_pod: Query,
     pub overflow: Query,
     pub observers: Query,
+    pub since: Query,
 }
 
 /// The connections of each series of `selector` in the window: `increase()` where the series
@@ -129,7 +136,7 @@ pub fn queries(window: Window, server_namespace: Option<&str>) -> Queries {
     let dst = server_namespace.map(|ns| format!(r#",k8s_dst_namespace="{ns}""#)).unwrap_or_default();
     let connections = format!(r#"{CONNECTIONS}{{otel_metric_overflow!="true",{NOT_IN_POD}{dst}}}"#);
     let deviations = format!(r#"{DEVIATIONS}{{otel_metric_overflow!="true",{NOT_IN_POD}{dst}}}"#);
-    let step = (window.secs / 240).max(1);
+    let step = window.step_secs();
     Queries {
         connections: Query {
             what: "connections by edge",
@@ -155,7 +162,11 @@ pub fn queries(window: Window, server_namespace: Option<&str>) -> Queries {
         },
         observers: Query {
             what: "observers scraped",
-            promql: format!("min by (instance, job) (min_over_time(timestamp({PRESENCE})[{w}:{step}s]))"),
+            promql: format!("count by (instance, job) (count_over_time({PRESENCE}[{w}]))"),
+        },
+        since: Query {
+            what: "the earliest sample",
+            promql: format!("min(min_over_time(timestamp({PRESENCE})[{w}:{step}s]))"),
         },
     }
 }
@@ -257,6 +268,7 @@ pub struct Answers {
     pub in_pod: Vec<Sample>,
     pub overflow: Vec<Sample>,
     pub observers: Vec<Sample>,
+    pub since: Vec<Sample>,
 }
 
 /// What the snapshot cannot show but an answer must say.
@@ -358,9 +370,14 @@ fn bump(counts: &mut BTreeMap<String, u64>, kind: &str, n: u64) {
 }
 
 /// The snapshot of `answers`: edges most connections first, at most `max_edges` (the rest
-/// counted as evicted); `first_seen` is the earliest sample of any observer in the window,
-/// `last_seen` the query time `now` (RFC 3339).
-pub fn snapshot(answers: &Answers, now: &str, max_edges: usize) -> Result<(Snapshot, Coverage), AnswerError> {
+/// counted as evicted); `first_seen` is the earliest sample of any observer in the window (to
+/// the window's step: less than a step of data shows as one step), `last_seen` the query time.
+pub fn snapshot(
+    answers: &Answers,
+    now: std::time::SystemTime,
+    window: Window,
+    max_edges: usize,
+) -> Result<(Snapshot, Coverage), AnswerError> {
     let mut edges: BTreeMap<EdgeKey, Edge> = BTreeMap::new();
     // The policy and mode of each edge: those of its most connections.
     let mut policies: BTreeMap<EdgeKey, BTreeMap<(Option<String>, Option<&'static str>), u64>> = BTreeMap::new();
@@ -407,13 +424,16 @@ pub fn snapshot(answers: &Answers, now: &str, max_edges: usize) -> Result<(Snaps
     let evicted = edges.len().saturating_sub(max_edges) as u64;
     edges.truncate(max_edges);
     let total = |samples: &[Sample]| samples.iter().map(|s| s.value).sum::<f64>().round() as u64;
+    let now_secs = now.duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
     let earliest =
-        answers.observers.iter().map(|s| s.value).fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.min(v))));
+        answers.since.iter().map(|s| s.value).fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.min(v))));
+    // Observers present with no step of data yet: their samples are younger than a step.
+    let earliest = earliest.or_else(|| (!answers.observers.is_empty()).then(|| now_secs - window.step_secs() as f64));
     let stats = TableStats { records, in_pod_legs: total(&answers.in_pod), evicted, max_edges: max_edges as u64 };
     let snapshot = Snapshot {
         stats,
-        first_seen: earliest.map(|secs| crate::export::rfc3339_millis(unix_time(secs))),
-        last_seen: Some(now.to_owned()),
+        first_seen: earliest.map(|secs| crate::export::rfc3339_millis(unix_time(secs.min(now_secs)))),
+        last_seen: Some(crate::export::rfc3339_millis(now)),
         edges,
     };
     Ok((snapshot, Coverage { observers: answers.observers.len(), overflow: total(&answers.overflow) }))

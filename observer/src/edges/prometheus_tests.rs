@@ -3,6 +3,14 @@
 use super::*;
 use crate::edges::{Target, readiness};
 
+fn at(secs: u64) -> std::time::SystemTime {
+    std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs)
+}
+
+fn hour() -> Window {
+    "1h".parse().expect("window")
+}
+
 fn vector(series: &[(&str, &str)]) -> Vec<u8> {
     let result: Vec<String> =
         series.iter().map(|(metric, v)| format!(r#"{{"metric":{metric},"value":[1700000000.5,"{v}"]}}"#)).collect();
@@ -39,7 +47,8 @@ fn queries_look_back_over_the_window_and_narrow_to_the_namespace() {
     assert!(q.connections.promql.contains("[7200s]") && q.connections.promql.contains("offset 7200s"));
     assert!(q.connections.promql.contains(r#"k8s_dst_namespace="mesh""#));
     assert!(q.deviations.promql.contains("observer_policy_deviations_total{"));
-    assert!(q.observers.promql.contains("[7200s:30s]"), "{}", q.observers.promql);
+    assert!(q.since.promql.contains("[7200s:30s]"), "{}", q.since.promql);
+    assert!(q.observers.promql.contains("count_over_time(observer_connections_tracked[7200s])"));
     assert!(!queries("1h".parse().expect("window"), None).connections.promql.contains("k8s_dst_namespace=\""));
 }
 
@@ -72,7 +81,7 @@ fn hostile_answers_are_refused_with_the_reason() {
     let many = vector(&vec![(r#"{}"#, "1"); MAX_SERIES + 1]);
     assert!(matches!(err(200, &many), AnswerError::TooManySeries(n) if n == MAX_SERIES + 1));
     let answers = Answers { connections: samples(&[(r#"{"server_port":"http"}"#, "1")]), ..Answers::default() };
-    assert!(matches!(snapshot(&answers, "now", 10), Err(AnswerError::NotACount { .. })));
+    assert!(matches!(snapshot(&answers, at(0), hour(), 10), Err(AnswerError::NotACount { .. })));
 }
 
 #[test]
@@ -83,9 +92,10 @@ fn a_leg_seen_at_both_ends_counts_once_and_outside_clients_are_named_as_such() {
         deviations: samples(&[(WOULD_BREAK, "2")]),
         in_pod: samples(&[("{}", "6")]),
         overflow: samples(&[]),
-        observers: samples(&[(r#"{"instance":"n1"}"#, "1700000000"), (r#"{"instance":"n2"}"#, "1699999000")]),
+        observers: samples(&[(r#"{"instance":"n1"}"#, "100"), (r#"{"instance":"n2"}"#, "90")]),
+        since: samples(&[("{}", "1699999000")]),
     };
-    let (snapshot, coverage) = snapshot(&answers, "2023-11-14T22:13:20.500Z", 10).expect("snapshot");
+    let (snapshot, coverage) = snapshot(&answers, at(1_700_000_000), hour(), 10).expect("snapshot");
     assert_eq!(coverage, Coverage { observers: 2, overflow: 0 });
     assert_eq!(snapshot.stats.records, 5);
     assert_eq!(snapshot.stats.in_pod_legs, 6);
@@ -110,17 +120,30 @@ fn a_leg_seen_at_both_ends_counts_once_and_outside_clients_are_named_as_such() {
     let notes = caveats(&snapshot, &coverage, &target);
     assert!(notes.iter().any(|n| n.contains("no client addresses")), "{notes:?}");
 
-    let (few, _) = super::snapshot(&answers, "now", 1).expect("snapshot");
+    assert_eq!(snapshot.last_seen.as_deref(), Some("2023-11-14T22:13:20.000Z"));
+    let (few, _) = super::snapshot(&answers, at(1_700_000_000), hour(), 1).expect("snapshot");
     assert_eq!((few.edges.len(), few.stats.evicted), (1, 1));
 }
 
 #[test]
 fn nothing_scraped_is_said_and_overflow_is_counted() {
     let answers = Answers { overflow: samples(&[("{}", "4")]), ..Answers::default() };
-    let (snapshot, coverage) = snapshot(&answers, "now", 10).expect("snapshot");
+    let (snapshot, coverage) = snapshot(&answers, at(1_700_000_000), hour(), 10).expect("snapshot");
     let target = Target { namespace: "mesh".into(), workload: None };
     let notes = caveats(&snapshot, &coverage, &target);
     assert!(notes.iter().any(|n| n.contains("scraping the observers")), "{notes:?}");
     assert!(notes.iter().any(|n| n.starts_with("4 connections")), "{notes:?}");
     assert!(!readiness::assess(&snapshot, &target).ready);
+    assert_eq!(snapshot.first_seen, None, "no observer, no window");
+}
+
+#[test]
+fn observers_younger_than_a_step_show_a_step_of_data() {
+    let answers = Answers { observers: samples(&[(r#"{"instance":"n1"}"#, "3")]), ..Answers::default() };
+    let (snapshot, coverage) = snapshot(&answers, at(1_700_000_000), hour(), 10).expect("snapshot");
+    assert_eq!(coverage.observers, 1);
+    assert_eq!(snapshot.first_seen.as_deref(), Some("2023-11-14T22:13:05.000Z"), "15 s before the query");
+    let target = Target { namespace: "mesh".into(), workload: None };
+    let answer = readiness::assess(&snapshot, &target);
+    assert!(answer.thin_evidence.iter().any(|t| t.contains("observed for 15 s only")), "{answer:?}");
 }
