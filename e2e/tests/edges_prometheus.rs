@@ -195,6 +195,7 @@ fn one_prometheus_over_two_nodes_answers_for_the_cluster() {
 
     let pod_c = observer(&[&["readiness", &ns, "--workload", "pod-c"], &source[..]].concat());
     let pod_c_text = text(&pod_c);
+    eprintln!("{pod_c_text}");
     assert_eq!(pod_c.status.code(), Some(0), "pod-c has mTLS clients only:\n{pod_c_text}");
     assert!(pod_c_text.starts_with(&format!("ready to switch workload {ns}/pod-c to STRICT")), "{pod_c_text}");
     assert!(pod_c_text.contains(&format!("{ns}/pod-a -> {ns}/pod-c:{}  1 mtls connection", mesh.app_port())));

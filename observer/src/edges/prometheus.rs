@@ -317,7 +317,10 @@ fn deduplicated(samples: &[Sample]) -> Vec<(BTreeMap<String, String>, u64)> {
     sets.into_iter().map(|(labels, sides)| (labels, sides.count())).filter(|(_, n)| *n > 0).collect()
 }
 
+/// (client workload, server workload, server port).
 type EdgeKey = (Option<String>, Option<String>, u16);
+/// The policy that judged a leg and the mode it implies.
+type PolicyMode = (Option<String>, Option<&'static str>);
 
 fn workload(labels: &BTreeMap<String, String>, side: &str) -> Option<String> {
     let ns = labels.get(&format!("k8s_{side}_namespace"))?;
@@ -380,7 +383,7 @@ pub fn snapshot(
 ) -> Result<(Snapshot, Coverage), AnswerError> {
     let mut edges: BTreeMap<EdgeKey, Edge> = BTreeMap::new();
     // The policy and mode of each edge: those of its most connections.
-    let mut policies: BTreeMap<EdgeKey, BTreeMap<(Option<String>, Option<&'static str>), u64>> = BTreeMap::new();
+    let mut policies: BTreeMap<EdgeKey, BTreeMap<PolicyMode, u64>> = BTreeMap::new();
     for (labels, n) in deduplicated(&answers.connections) {
         let key = edge_key(&labels)?;
         let edge = edges.entry(key.clone()).or_insert_with(|| new_edge(&key));
