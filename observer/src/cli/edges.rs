@@ -1,7 +1,8 @@
 //! `observer edges` and `observer readiness NAMESPACE`: the edge map and the STRICT-readiness
 //! answer, from a running daemon (`--from`), JSON lines (`--input`), captures (`--replay`,
-//! through the replay pipeline) or the metrics of every node in Prometheus (`--prometheus`). Exit status: 0 (readiness: ready), 1 (not ready), 2 bad input
-//! or a source that could not be read.
+//! through the replay pipeline) or the metrics of every node in Prometheus (`--prometheus`).
+//! Exit status: 0 (readiness: ready), 1 (not ready), 2 bad input or a source that could not be
+//! read.
 
 use std::{io::Write as _, path::PathBuf, process::ExitCode};
 
@@ -93,8 +94,7 @@ pub fn run_edges(args: EdgesArgs) -> anyhow::Result<ExitCode> {
             (Some(url), _) => http::get_json(url, &format!("/v1/edges{}", edges_query(&filter)))?,
             (_, Some(url)) => {
                 let (snapshot, coverage) = prometheus::fetch(url, window, None, args.source.max_edges)?;
-                let target = Target { namespace: String::new(), workload: None };
-                for caveat in edges::prometheus::caveats(&snapshot, &coverage, &target) {
+                for caveat in edges::prometheus::caveats(&snapshot, &coverage, None) {
                     eprintln!("observer: note: {}", render::escape(&caveat));
                 }
                 snapshot.filtered(&filter)
@@ -140,7 +140,7 @@ pub fn run_readiness(args: ReadinessArgs) -> anyhow::Result<ExitCode> {
                 let ns = Some(target.namespace.as_str());
                 let (snapshot, coverage) = prometheus::fetch(url, window, ns, args.source.max_edges)?;
                 let mut answer = readiness::assess(&snapshot, &target);
-                answer.thin_evidence.extend(edges::prometheus::caveats(&snapshot, &coverage, &target));
+                answer.thin_evidence.extend(edges::prometheus::caveats(&snapshot, &coverage, Some(&target)));
                 answer
             }
             _ => readiness::assess(&local(&args.source)?.snapshot(), &target),

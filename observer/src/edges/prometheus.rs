@@ -447,8 +447,9 @@ fn unix_time(secs: f64) -> std::time::SystemTime {
     std::time::UNIX_EPOCH + std::time::Duration::from_millis(millis)
 }
 
-/// Sentences to add to a readiness answer's `thin_evidence` for what the metrics cannot show.
-pub fn caveats(snapshot: &Snapshot, coverage: &Coverage, target: &super::Target) -> Vec<String> {
+/// Sentences to add to a readiness answer's `thin_evidence` (for `target`) or to print under
+/// the edges (no target) for what the metrics cannot show.
+pub fn caveats(snapshot: &Snapshot, coverage: &Coverage, target: Option<&super::Target>) -> Vec<String> {
     let mut out = Vec::new();
     if coverage.observers == 0 {
         out.push(format!("Prometheus has no {PRESENCE} series in the window: is it scraping the observers?"));
@@ -459,10 +460,10 @@ pub fn caveats(snapshot: &Snapshot, coverage: &Coverage, target: &super::Target)
             coverage.overflow
         ));
     }
-    let outside = snapshot
-        .edges
-        .iter()
-        .any(|e| e.client.workload.is_none() && e.server.namespace() == Some(target.namespace.as_str()));
+    // Without a target (the edges), the table's footer says it.
+    let outside = target.is_some_and(|t| {
+        snapshot.edges.iter().any(|e| e.client.workload.is_none() && e.server.namespace() == Some(t.namespace.as_str()))
+    });
     if outside {
         out.push(format!(
             "the metrics carry no client addresses or process names: clients outside the inventory are one client, {OUTSIDE}, per server port"

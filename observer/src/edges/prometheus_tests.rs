@@ -117,7 +117,7 @@ fn a_leg_seen_at_both_ends_counts_once_and_outside_clients_are_named_as_such() {
     assert!(answer.summary.contains("PERMISSIVE"), "{}", answer.summary);
     let text = crate::edges::render::readiness_text(&answer);
     assert!(!text.contains("last seen"), "no per-edge times from metrics:\n{text}");
-    let notes = caveats(&snapshot, &coverage, &target);
+    let notes = caveats(&snapshot, &coverage, Some(&target));
     assert!(notes.iter().any(|n| n.contains("no client addresses")), "{notes:?}");
 
     assert_eq!(snapshot.last_seen.as_deref(), Some("2023-11-14T22:13:20.000Z"));
@@ -130,7 +130,7 @@ fn nothing_scraped_is_said_and_overflow_is_counted() {
     let answers = Answers { overflow: samples(&[("{}", "4")]), ..Answers::default() };
     let (snapshot, coverage) = snapshot(&answers, at(1_700_000_000), hour(), 10).expect("snapshot");
     let target = Target { namespace: "mesh".into(), workload: None };
-    let notes = caveats(&snapshot, &coverage, &target);
+    let notes = caveats(&snapshot, &coverage, Some(&target));
     assert!(notes.iter().any(|n| n.contains("scraping the observers")), "{notes:?}");
     assert!(notes.iter().any(|n| n.starts_with("4 connections")), "{notes:?}");
     assert!(!readiness::assess(&snapshot, &target).ready);
