@@ -38,6 +38,8 @@
 //!   with `gateway_host(name)`, Istio mTLS upstream; Pod/Service/Gateway manifests), `gateway(name)`.
 //! - [`Mesh`] also rewrites policy live: `set_peer_authentication(pod, Sidecar::Permissive)?`,
 //!   `write_manifest(file, yaml)?`.
+//! - [`pins::PinDir`]: a unique `observer run --pin` directory on bpffs (a private bpffs mount
+//!   when /sys/fs/bpf is none), `unpin()`ed and removed on drop; `links()?` reads its pinned links.
 //! - [`tcpdump::payload_lengths`] to see the segments; [`observer::BpfObjects::still_loaded`]
 //!   to see what the observer left in the kernel; [`cleanup_stale`] for crashed runs' leftovers
 //!   (also run once by the first [`require_root`] call as root).
@@ -60,6 +62,7 @@ pub mod mesh;
 pub mod netns;
 pub mod observer;
 pub mod peers;
+pub mod pins;
 pub mod pki;
 pub mod postgres;
 pub mod process;
