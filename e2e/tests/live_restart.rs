@@ -10,10 +10,11 @@ use std::{
 };
 
 use observer_e2e::{
-    DRAIN, ExpectedConn, ObserverProcess, RUN_CAP, TempDir, Topology,
+    Child, DRAIN, ExpectedConn, ObserverProcess, RUN_CAP, Spawn, TempDir, Topology,
     observer::BpfObjects,
-    peers::{Curl, HttpServer},
+    peers::{Curl, HttpServer, PYTHON},
     pins::{PinDir, links_running},
+    records::endpoint,
     require_root, serial,
 };
 
@@ -22,6 +23,18 @@ const HTTP_PORT: u16 = 18086;
 const WHILE_DOWN: usize = 3;
 /// How many links the observer pins (one per program).
 const LINKS: usize = 6;
+
+/// A python3 client that connects, prints its port, and sends a request only once its stdin closes.
+const HELD_CLIENT: &str = r#"
+import socket, sys
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])))
+print(s.getsockname()[1], flush=True)
+sys.stdin.read()
+s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+while s.recv(65536):
+    pass
+s.close()
+"#;
 
 #[test]
 fn a_daemon_killed_and_restarted_on_its_pins_reports_what_was_opened_while_it_was_down() {
@@ -37,6 +50,14 @@ fn a_daemon_killed_and_restarted_on_its_pins_reports_what_was_opened_while_it_wa
     let server = SocketAddr::new(IpAddr::V4(b.ipv4()), HTTP_PORT);
 
     let first = ObserverProcess::start_with(RUN_CAP, &["--pin", pins.arg()]).expect("first daemon attaches");
+    // Opened under the first daemon (which consumes its open event) and used after the restart.
+    let mut held = Spawn::new(a.ns(), PYTHON)
+        .args(["-c", HELD_CLIENT, &b.ipv4().to_string(), &HTTP_PORT.to_string()])
+        .keep_stdin_open()
+        .start()
+        .expect("held client");
+    let held_port = wait_port(&held);
+    // Its open event is in the ring before this curl's: seeing the curl means it was consumed.
     let curl = Curl::http(a.ns(), server.ip(), HTTP_PORT).run().expect("curl");
     assert_eq!(curl.http_code, 200, "{curl}");
     let seen = first.wait_for_records(Duration::from_secs(10), |r| r.between(client_ip, server));
@@ -73,23 +94,38 @@ fn a_daemon_killed_and_restarted_on_its_pins_reports_what_was_opened_while_it_wa
     for field in ["maps_reused=6", "links_updated=6", "links_pinned=0"] {
         assert!(line.contains(field), "restart did not reuse every pin ({field}): {line}");
     }
-    let held = second.bpf_objects().expect("second daemon's fds");
+    let objects = second.bpf_objects().expect("second daemon's fds");
     let relinked = pins.links().expect("pinned links");
     let ids =
         |links: &[observer_e2e::pins::PinnedLink]| links.iter().map(|l| (l.file.clone(), l.id)).collect::<Vec<_>>();
     assert_eq!(ids(&relinked), ids(&pinned), "the restart made new links instead of reusing the pinned ones");
     for link in &relinked {
-        assert!(held.progs.contains(&link.prog_id), "{link:?} does not run the second daemon's program: {held:?}");
+        assert!(
+            objects.progs.contains(&link.prog_id),
+            "{link:?} does not run the second daemon's program: {objects:?}"
+        );
     }
     // Exactly one set: no other link runs the second daemon's programs, and the first
     // daemon's programs (swapped out of the links) are gone.
-    let running = links_running(&held.progs).expect("bpftool link list");
+    let running = links_running(&objects.progs).expect("bpftool link list");
     assert_eq!(running.len(), LINKS, "links running the second daemon's programs: {running:?}");
     let old = wait_gone(&BpfObjects { progs: first_progs, ..BpfObjects::default() });
     assert!(old.is_empty(), "the first daemon's programs outlived the restart: {old:?}");
 
+    // The held connection's bytes and closes reach a daemon that never saw it open.
+    held.close_stdin();
+    let status = held.wait_timeout(Duration::from_secs(10)).expect("wait for the held client");
+    assert!(status.is_some_and(|s| s.success()), "held client failed:\n{}", held.logs());
     let run = second.stop_after(DRAIN).expect("second daemon stops");
     run.assert_connections("connections opened while no daemon ran", &want);
+    let orphans = run.records.filter(|r| endpoint(r, "client").is_some_and(|c| c.port() == held_port));
+    assert!(orphans.is_empty(), "a connection opened before the restart was reported (mislabelled): {orphans}");
+    let counters = run.stderr.lines().rev().find(|l| l.contains("counters")).expect("a counters line at exit");
+    let orphan_closes: u64 = counters
+        .split_whitespace()
+        .find_map(|f| f.strip_prefix("orphan_closes=")?.parse().ok())
+        .unwrap_or_else(|| panic!("orphan_closes in {counters}"));
+    assert!(orphan_closes >= 2, "the held connection's closes were not counted as orphans: {counters}");
     assert!(run.stderr.contains("pins kept"), "a clean exit with --pin did not say the pins stay:\n{}", run.stderr);
     assert_eq!(ids(&pins.links().expect("pinned links")), ids(&pinned), "a clean exit with --pin removed links");
 
@@ -100,7 +136,7 @@ fn a_daemon_killed_and_restarted_on_its_pins_reports_what_was_opened_while_it_wa
     assert_eq!(stdout.matches("removed map ").count(), 6, "{stdout}");
     assert!(!pins.path().exists(), "unpin left {}: {:?}", pins.path().display(), pins.files());
     let links = relinked.iter().map(|l| l.id).collect();
-    let left = wait_gone(&BpfObjects { links, ..held });
+    let left = wait_gone(&BpfObjects { links, ..objects });
     assert!(left.is_empty(), "still in the kernel after unpin: {left:?}");
     let again = pins.unpin().expect("observer unpin again");
     assert!(again.status.success() && String::from_utf8_lossy(&again.stdout).contains("nothing pinned"));
@@ -142,6 +178,18 @@ fn a_pin_directory_off_bpffs_or_holding_foreign_files_is_refused() {
     let out = observer(&["unpin", missing.to_str().expect("utf-8")]);
     assert!(out.status.success(), "unpin of a missing directory failed");
     assert!(String::from_utf8_lossy(&out.stdout).contains("nothing pinned"));
+}
+
+/// The port a client printed on its first line.
+fn wait_port(client: &Child) -> u16 {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(port) = client.stdout().lines().next().and_then(|l| l.trim().parse().ok()) {
+            return port;
+        }
+        assert!(Instant::now() < deadline, "client printed no port:\n{}", client.logs());
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 fn observer(args: &[&str]) -> std::process::Output {
