@@ -1,7 +1,7 @@
 //! Restart without a blind window: `observer run --pin DIR` killed with SIGKILL and started
 //! again on the same pins reports the connections opened while it was down, through the same
 //! links (no second set attached), and `observer unpin DIR` leaves nothing of it in the kernel.
-//! A pin directory off bpffs, or holding someone else's files, is refused.
+//! A pin directory off bpffs, holding someone else's files, or pinned at another cgroup is refused.
 
 use std::{
     net::{IpAddr, SocketAddr},
@@ -11,6 +11,7 @@ use std::{
 
 use observer_e2e::{
     Child, DRAIN, ExpectedConn, ObserverProcess, RUN_CAP, Spawn, TempDir, Topology,
+    cgroup::Cgroup,
     observer::BpfObjects,
     peers::{Curl, HttpServer, PYTHON},
     pins::{PinDir, links_running},
@@ -143,7 +144,7 @@ fn a_daemon_killed_and_restarted_on_its_pins_reports_what_was_opened_while_it_wa
 }
 
 #[test]
-fn a_pin_directory_off_bpffs_or_holding_foreign_files_is_refused() {
+fn a_pin_directory_off_bpffs_holding_foreign_files_or_of_another_cgroup_is_refused() {
     let _serial = serial();
     if !require_root() {
         return;
@@ -173,6 +174,19 @@ fn a_pin_directory_off_bpffs_or_holding_foreign_files_is_refused() {
     assert!(!out.status.success(), "unpin of a directory with a foreign map succeeded");
     assert!(String::from_utf8_lossy(&out.stderr).contains("stranger"), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(pins.files(), ["stranger"], "unpin touched a foreign file");
+
+    // Pins made at one cgroup are not reused by a run attaching at another.
+    let elsewhere = PinDir::new("cgroup").expect("a pin directory on bpffs");
+    let cgroup = Cgroup::new("pinned").expect("cgroup");
+    let cgroup_arg = cgroup.path().to_str().expect("utf-8");
+    let out = observer(&["run", "--pin", elsewhere.arg(), "--cgroup", cgroup_arg, "--duration", "1"]);
+    assert!(out.status.success(), "pinning at a test cgroup: {}", String::from_utf8_lossy(&out.stderr));
+    let out = observer(&["run", "--pin", elsewhere.arg(), "--duration", "1"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "pins of another cgroup were reused: {stderr}");
+    assert!(stderr.contains("is attached at cgroup id"), "{stderr}");
+    let out = elsewhere.unpin().expect("observer unpin");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 
     let missing = pins.path().join("never-made");
     let out = observer(&["unpin", missing.to_str().expect("utf-8")]);

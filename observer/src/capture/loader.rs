@@ -29,9 +29,9 @@ enum Hook {
 /// link when `$pins` is set. A macro because the program types share no trait for `fd` and
 /// `take_link`.
 macro_rules! hook {
-    ($program:expr, $name:expr, $pins:expr, |$p:ident| $attach:expr) => {{
+    ($program:expr, $name:expr, $pins:expr, $cgroup:expr, |$p:ident| $attach:expr) => {{
         let program = $program;
-        match $pins.map(|pins: &PinDir| pins.open_link($name)).transpose()?.flatten() {
+        match $pins.map(|pins: &PinDir| pins.open_link($name, $cgroup)).transpose()?.flatten() {
             Some(link) => {
                 let fd = program.fd().map_err(|source| CaptureError::Program { program: $name, source })?;
                 pins::bpf::link_update(link.as_fd(), fd.as_fd())
@@ -156,17 +156,19 @@ impl LiveCapture {
         for name in [names::SOCK_CREATE, names::POST_BIND4, names::POST_BIND6] {
             let program: &mut CgroupSock = program(&mut ebpf, name)?;
             program.load().map_err(|source| load_error(name, source))?;
-            hooks.push(hook!(program, name, pins_ref, |p| p.attach(&cgroup_file, CgroupAttachMode::default())));
+            hooks.push(hook!(program, name, pins_ref, cgroup, |p| p.attach(&cgroup_file, CgroupAttachMode::default())));
         }
         let sock_ops: &mut SockOps = program(&mut ebpf, names::SOCK_OPS)?;
         sock_ops.load().map_err(|source| load_error(names::SOCK_OPS, source))?;
-        hooks.push(hook!(sock_ops, names::SOCK_OPS, pins_ref, |p| p.attach(&cgroup_file, CgroupAttachMode::default())));
+        hooks
+            .push(hook!(sock_ops, names::SOCK_OPS, pins_ref, cgroup, |p| p
+                .attach(&cgroup_file, CgroupAttachMode::default())));
         for (name, attach_type) in
             [(names::SKB_EGRESS, CgroupSkbAttachType::Egress), (names::SKB_INGRESS, CgroupSkbAttachType::Ingress)]
         {
             let program: &mut CgroupSkb = program(&mut ebpf, name)?;
             program.load().map_err(|source| load_error(name, source))?;
-            hooks.push(hook!(program, name, pins_ref, |p| p.attach(
+            hooks.push(hook!(program, name, pins_ref, cgroup, |p| p.attach(
                 &cgroup_file,
                 attach_type,
                 CgroupAttachMode::default()

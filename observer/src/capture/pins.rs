@@ -70,6 +70,12 @@ pub enum PinError {
         "cannot pin the link of {program}: {source}; pinning needs cgroup bpf_links (Linux 5.7 or later): run without --pin"
     )]
     NotPinnable { program: &'static str, source: LinkError },
+    /// A pinned link is attached at another cgroup than the one this run attaches at.
+    #[error(
+        "the pinned link {path} is attached at cgroup id {pinned}, not at {cgroup} (id {wanted}): run `observer unpin {dir}` first, or pass the --cgroup of the run that pinned it",
+        dir = path.parent().unwrap_or(path).display(), cgroup = cgroup.display()
+    )]
+    OtherCgroup { path: PathBuf, pinned: u64, cgroup: PathBuf, wanted: u64 },
     /// Pinning a link failed.
     #[error("cannot pin the link of {program} at {path}: {source}")]
     PinLink { program: &'static str, path: PathBuf, source: aya::pin::PinError },
@@ -155,13 +161,29 @@ impl PinDir {
         Ok(())
     }
 
-    /// The pinned link of `program`, when a run before this one pinned it.
-    pub fn open_link(&self, program: &'static str) -> Result<Option<OwnedFd>, PinError> {
+    /// The pinned link of `program`, when a run before this one pinned it. It must be attached
+    /// at `cgroup`: swapping the program of a link elsewhere would observe the wrong cgroup.
+    pub fn open_link(&self, program: &'static str, cgroup: &Path) -> Result<Option<OwnedFd>, PinError> {
+        use std::os::unix::fs::MetadataExt as _;
         if !self.contents.links.contains(&program) {
             return Ok(None);
         }
         let path = self.link_path(program);
-        bpf::obj_get(&path).map(Some).map_err(|source| PinError::Io { action: "open the pinned link", path, source })
+        let link = bpf::obj_get(&path).map_err(|source| PinError::Io {
+            action: "open the pinned link",
+            path: path.clone(),
+            source,
+        })?;
+        // A cgroup v2 directory's inode number is its cgroup id.
+        let wanted = std::fs::metadata(cgroup)
+            .map_err(|source| PinError::Io { action: "stat", path: cgroup.to_path_buf(), source })?
+            .ino();
+        match bpf::describe(link.as_fd()) {
+            Object::Link { cgroup_id: Some(pinned), .. } if pinned != wanted => {
+                Err(PinError::OtherCgroup { path, pinned, cgroup: cgroup.to_path_buf(), wanted })
+            }
+            _ => Ok(Some(link)),
+        }
     }
 
     /// Pins a link made by this run, so that it outlives the process.

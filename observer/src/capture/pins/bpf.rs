@@ -58,10 +58,12 @@ pub fn link_update(link: BorrowedFd<'_>, program: BorrowedFd<'_>) -> std::io::Re
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Object {
     Map(MapLayout),
-    /// A link, with its `link_type` (`cgroup` for the observer's).
+    /// A link, with its `link_type` (`cgroup` for the observer's) and, for a cgroup link, the
+    /// id of the cgroup it is attached at.
     Link {
         link_type: String,
         prog_id: u32,
+        cgroup_id: Option<u64>,
     },
     Program,
     /// Not a BPF object the kernel describes (or fdinfo could not be read).
@@ -100,7 +102,8 @@ pub fn parse_fdinfo(info: &str) -> Object {
     };
     let number = |key: &str| field(key).and_then(|v| v.parse::<u32>().ok());
     if let Some(link_type) = field("link_type") {
-        return Object::Link { link_type, prog_id: number("prog_id").unwrap_or(0) };
+        let cgroup_id = field("cgroup_id").and_then(|v| v.parse::<u64>().ok());
+        return Object::Link { link_type, prog_id: number("prog_id").unwrap_or(0), cgroup_id };
     }
     if let (Some(map_type), Some(key_size), Some(value_size), Some(max_entries)) =
         (number("map_type"), number("key_size"), number("value_size"), number("max_entries"))
@@ -121,8 +124,8 @@ mod tests {
             parse_fdinfo(map),
             Object::Map(MapLayout { map_type: 9, key_size: 8, value_size: 16, max_entries: 65536 })
         );
-        let link = "pos:\t0\nflags:\t02000000\nlink_type:\tcgroup\nlink_id:\t7\nprog_tag:\tab\nprog_id:\t42\n";
-        assert_eq!(parse_fdinfo(link), Object::Link { link_type: "cgroup".into(), prog_id: 42 });
+        let link = "pos:\t0\nflags:\t02000000\nlink_type:\tcgroup\nlink_id:\t7\nprog_tag:\tab\nprog_id:\t42\ncgroup_id:\t1\nattach_type:\t3\n";
+        assert_eq!(parse_fdinfo(link), Object::Link { link_type: "cgroup".into(), prog_id: 42, cgroup_id: Some(1) });
         assert_eq!(parse_fdinfo("pos:\t0\nflags:\t02\nmnt_id:\t3\n"), Object::Other);
         assert_eq!(parse_fdinfo("prog_type:\t3\nprog_jited:\t1\n"), Object::Program);
     }
