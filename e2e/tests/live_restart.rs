@@ -1,7 +1,8 @@
 //! Restart without a blind window: `observer run --pin DIR` killed with SIGKILL and started
 //! again on the same pins reports the connections opened while it was down, through the same
 //! links (no second set attached), and `observer unpin DIR` leaves nothing of it in the kernel.
-//! A pin directory off bpffs, holding someone else's files, or pinned at another cgroup is refused.
+//! A pin directory off bpffs, holding someone else's files, a map of another layout, or links at
+//! another cgroup is refused, touching nothing.
 
 use std::{
     net::{IpAddr, SocketAddr},
@@ -144,7 +145,7 @@ fn a_daemon_killed_and_restarted_on_its_pins_reports_what_was_opened_while_it_wa
 }
 
 #[test]
-fn a_pin_directory_off_bpffs_holding_foreign_files_or_of_another_cgroup_is_refused() {
+fn pin_directories_off_bpffs_with_foreign_files_another_layout_or_cgroup_are_refused() {
     let _serial = serial();
     if !require_root() {
         return;
@@ -174,6 +175,35 @@ fn a_pin_directory_off_bpffs_holding_foreign_files_or_of_another_cgroup_is_refus
     assert!(!out.status.success(), "unpin of a directory with a foreign map succeeded");
     assert!(String::from_utf8_lossy(&out.stderr).contains("stranger"), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(pins.files(), ["stranger"], "unpin touched a foreign file");
+
+    // A map of the observer's name but another layout (as an incompatible build would leave).
+    let layout = PinDir::new("layout").expect("a pin directory on bpffs");
+    std::fs::create_dir(layout.path()).expect("create the pin directory");
+    let conns = layout.path().join("CONNS");
+    observer_e2e::cmd::run(
+        "bpftool",
+        [
+            "map",
+            "create",
+            conns.to_str().expect("utf-8"),
+            "type",
+            "hash",
+            "key",
+            "8",
+            "value",
+            "8",
+            "entries",
+            "16",
+            "name",
+            "CONNS",
+        ],
+    )
+    .expect("pin a map of another layout");
+    let out = observer(&["run", "--pin", layout.arg(), "--duration", "1"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a pinned map of another layout was reused: {stderr}");
+    assert!(stderr.contains("has another layout") && stderr.contains("observer unpin"), "{stderr}");
+    assert_eq!(layout.files(), ["CONNS"], "the refused start pinned something");
 
     // Pins made at one cgroup are not reused by a run attaching at another.
     let elsewhere = PinDir::new("cgroup").expect("a pin directory on bpffs");
