@@ -96,6 +96,12 @@ fn a_daemon_killed_and_restarted_on_its_pins_reports_what_was_opened_while_it_wa
     for field in ["maps_reused=6", "links_updated=6", "links_pinned=0"] {
         assert!(line.contains(field), "restart did not reuse every pin ({field}): {line}");
     }
+    // The held connection at least is open in the kernel's pinned state.
+    let open_sockets: u64 = line
+        .split_whitespace()
+        .find_map(|f| f.strip_prefix("open_sockets=")?.parse().ok())
+        .unwrap_or_else(|| panic!("open_sockets in {line}"));
+    assert!(open_sockets >= 1, "the kernel's pinned state lost the held connection: {line}");
     let objects = second.bpf_objects().expect("second daemon's fds");
     let relinked = pins.links().expect("pinned links");
     let ids =
