@@ -87,12 +87,14 @@ pub use records::{Checks, Records};
 pub use tempdir::TempDir;
 pub use topology::{Pod, Topology, TopologyBuilder};
 
-/// Removes namespaces, cgroups and temp dirs left by earlier harness runs that crashed (killed
-/// before their destructors ran). Only names with the harness prefix whose creating process is
-/// gone are touched, so concurrent runs (another test binary, `cargo xtask demo`) are left
-/// alone. Returns the namespaces and cgroups removed.
+/// Removes namespaces, pin directories, cgroups and temp dirs left by earlier harness runs that
+/// crashed (killed before their destructors ran). Only names with the harness prefix whose
+/// creating process is gone are touched, so concurrent runs (another test binary, `cargo xtask
+/// demo`) are left alone. Returns the namespaces, pin directories and cgroups removed.
 pub fn cleanup_stale() -> Vec<String> {
     let mut removed = netns::cleanup_stale_namespaces();
+    // Before the temp dirs: a private bpffs mounted over one must be unmounted first.
+    removed.extend(pins::cleanup_stale_pins());
     removed.extend(cgroup::cleanup_stale_cgroups(netns::alive).into_iter().map(|p| p.display().to_string()));
     if let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) {
         for entry in entries.flatten() {

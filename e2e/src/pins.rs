@@ -116,6 +116,36 @@ pub fn links_running(progs: &[u64]) -> anyhow::Result<Vec<String>> {
         .collect())
 }
 
+/// Removes pin directories of crashed runs (dead owner PIDs): under /sys/fs/bpf, and the
+/// private bpffs mounts over `obs-e2e-<pid>-<n>-bpffs` temp dirs, unmounted so that the temp-dir
+/// sweep can remove them. Removing a pin unpins it: their programs detach. Returns what went.
+pub(crate) fn cleanup_stale_pins() -> Vec<String> {
+    use crate::{netns, tempdir::TEMP_PREFIX};
+    let mut removed = Vec::new();
+    let stale = |name: &str| netns::owner_pid(name, TEMP_PREFIX).is_some_and(|pid| !netns::alive(pid));
+    if let Ok(entries) = std::fs::read_dir("/sys/fs/bpf") {
+        for entry in entries.flatten() {
+            if stale(&entry.file_name().to_string_lossy()) && std::fs::remove_dir_all(entry.path()).is_ok() {
+                removed.push(entry.path().display().to_string());
+            }
+        }
+    }
+    if let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) {
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.ends_with("-bpffs") && stale(&name) && is_bpffs(&entry.path()) {
+                for pins in std::fs::read_dir(entry.path()).into_iter().flatten().flatten() {
+                    let _ = std::fs::remove_dir_all(pins.path());
+                }
+                if Command::new("umount").arg(entry.path()).status().is_ok_and(|s| s.success()) {
+                    removed.push(entry.path().display().to_string());
+                }
+            }
+        }
+    }
+    removed
+}
+
 fn is_bpffs(path: &Path) -> bool {
     use std::os::unix::ffi::OsStrExt as _;
     let Ok(c_path) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
