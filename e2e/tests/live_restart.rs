@@ -126,7 +126,8 @@ fn a_daemon_killed_and_restarted_on_its_pins_reports_what_was_opened_while_it_wa
     assert!(status.is_some_and(|s| s.success()), "held client failed:\n{}", held.logs());
     let run = second.stop_after(DRAIN).expect("second daemon stops");
     run.assert_connections("connections opened while no daemon ran", &want);
-    let orphans = run.records.filter(|r| endpoint(r, "client").is_some_and(|c| c.port() == held_port));
+    let held_addr = SocketAddr::new(client_ip, held_port);
+    let orphans = run.records.filter(|r| endpoint(r, "client") == Some(held_addr));
     assert!(orphans.is_empty(), "a connection opened before the restart was reported (mislabelled): {orphans}");
     let counters = run.stderr.lines().rev().find(|l| l.contains("counters")).expect("a counters line at exit");
     let orphan_closes: u64 = counters
