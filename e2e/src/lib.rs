@@ -40,6 +40,8 @@
 //!   with `gateway_host(name)`, Istio mTLS upstream; Pod/Service/Gateway manifests), `gateway(name)`.
 //! - [`Mesh`] also rewrites policy live: `set_peer_authentication(pod, Sidecar::Permissive)?`,
 //!   `write_manifest(file, yaml)?`.
+//! - [`pins::PinDir`]: a unique `observer run --pin` directory on bpffs (a private bpffs mount
+//!   when /sys/fs/bpf is none), `unpin()`ed and removed on drop; `links()?` reads its pinned links.
 //! - [`tcpdump::payload_lengths`] to see the segments; [`observer::BpfObjects::still_loaded`]
 //!   to see what the observer left in the kernel; [`cleanup_stale`] for crashed runs' leftovers
 //!   (also run once by the first [`require_root`] call as root).
@@ -62,6 +64,7 @@ pub mod mesh;
 pub mod netns;
 pub mod observer;
 pub mod peers;
+pub mod pins;
 pub mod pki;
 pub mod postgres;
 pub mod process;
@@ -87,12 +90,14 @@ pub use records::{Checks, Records};
 pub use tempdir::TempDir;
 pub use topology::{Pod, Topology, TopologyBuilder};
 
-/// Removes namespaces, cgroups and temp dirs left by earlier harness runs that crashed (killed
-/// before their destructors ran). Only names with the harness prefix whose creating process is
-/// gone are touched, so concurrent runs (another test binary, `cargo xtask demo`) are left
-/// alone. Returns the namespaces and cgroups removed.
+/// Removes namespaces, pin directories, cgroups and temp dirs left by earlier harness runs that
+/// crashed (killed before their destructors ran). Only names with the harness prefix whose
+/// creating process is gone are touched, so concurrent runs (another test binary, `cargo xtask
+/// demo`) are left alone. Returns the namespaces, pin directories and cgroups removed.
 pub fn cleanup_stale() -> Vec<String> {
     let mut removed = netns::cleanup_stale_namespaces();
+    // Before the temp dirs: a private bpffs mounted over one must be unmounted first.
+    removed.extend(pins::cleanup_stale_pins());
     removed.extend(cgroup::cleanup_stale_cgroups(netns::alive).into_iter().map(|p| p.display().to_string()));
     if let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) {
         for entry in entries.flatten() {

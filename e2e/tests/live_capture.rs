@@ -244,7 +244,20 @@ fn assert_detaches_on_exit(how: &str, stop: impl FnOnce(ObserverProcess) -> Obse
         "{how}: the observer's programs are not named observer_*: {loaded:?}"
     );
     let run = stop(observer);
-    run.expect_clean_exit().unwrap_or_else(|e| panic!("{how}: {e:#}"));
+    if how == "SIGKILL" {
+        use std::os::unix::process::ExitStatusExt as _;
+        assert_eq!(run.status.signal(), Some(libc::SIGKILL), "{how}: {}", run.stderr);
+    } else {
+        run.expect_clean_exit().unwrap_or_else(|e| panic!("{how}: {e:#}"));
+        // Without --pin nothing is pinned, and it says it detached.
+        assert!(
+            run.stderr.contains("observer detached")
+                && !run.stderr.contains("pinned")
+                && !run.stderr.contains("pins kept"),
+            "{how}: {}",
+            run.stderr
+        );
+    }
     // The kernel frees a map in deferred work after its last reference drops: poll a while.
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     let mut leaked = held.still_loaded().expect("bpftool");
@@ -268,4 +281,8 @@ fn nothing_of_the_observer_stays_attached_after_it_exits() {
         o.signal_after(libc::SIGTERM, Duration::ZERO).expect("observer exits on SIGTERM")
     });
     assert_detaches_on_exit("SIGINT", |o| o.stop_after(Duration::ZERO).expect("observer exits on SIGINT"));
+    // The kernel closes a killed process's link fds: nothing stays attached either.
+    assert_detaches_on_exit("SIGKILL", |o| {
+        o.signal_after(libc::SIGKILL, Duration::ZERO).expect("observer ends on SIGKILL")
+    });
 }

@@ -149,6 +149,12 @@ fn the_daemonset_runs_unprivileged_with_the_capabilities_it_needs() {
     let mount = |path: &str| mounts.iter().find(|m| m["mountPath"] == path);
     assert_eq!(mount(cgroup).expect("the cgroup root is mounted")["readOnly"], true);
     assert_eq!(mount("/sys/kernel/btf").expect("BTF is mounted")["readOnly"], true);
+    // A rolling update restarts the observer on its pins: the host's bpffs, written.
+    assert_eq!(flag("--pin"), Some("/sys/fs/bpf/observer"));
+    let bpffs = mount("/sys/fs/bpf").expect("the host's bpffs is mounted for --pin");
+    assert_eq!(bpffs["readOnly"], false, "--pin writes its pins");
+    let volume = pod["volumes"].as_array().expect("volumes").iter().find(|v| v["name"] == bpffs["name"]);
+    assert_eq!(volume.expect("the bpffs volume")["hostPath"]["path"], "/sys/fs/bpf");
     assert_eq!(container["ports"][0]["containerPort"], 9464);
 
     let env = container["env"].as_array().expect("env");

@@ -261,6 +261,7 @@ pub fn all_options(rendered: &Rendered, values: &Value) -> Vec<String> {
         .into_iter()
         .flatten()
         .find(|vol| vol["hostPath"]["path"] == v("/hostPaths/bpffs/path"));
+    expect("pin.enabled false: no --pin", v("/pin/enabled") == false && flag("--pin").is_none());
     expect(
         "hostPaths.bpffs",
         bpffs.is_some()
@@ -315,7 +316,9 @@ pub fn flags_exist(renders: &[&Rendered]) -> Result<Vec<String>> {
 }
 
 /// Values the chart must refuse, each with the words its error must contain.
-pub const REFUSED_VALUES: [(&str, &str); 6] = [
+pub const REFUSED_VALUES: [(&str, &str); 8] = [
+    ("pin: {enabled: true, dir: ../etc}", "pin.dir must be one directory name"),
+    ("pin: {enabled: true, dir: a/b}", "pin.dir must be one directory name"),
     ("policy: {source: files}", "policy.source must be kubernetes or configMap"),
     ("policy: {source: configMap}", "needs policy.configMap.name"),
     ("policy: {source: configMap, configMap: {manifests: {\"../etc/passwd\": \"x\"}}}", "is not a file name"),

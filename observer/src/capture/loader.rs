@@ -1,14 +1,59 @@
 //! Loading the eBPF object, attaching its programs at a cgroup v2 directory, and the map handles
-//! userspace needs. Dropping a [`LiveCapture`] detaches everything: the links belong to this process.
+//! userspace needs. Dropping a [`LiveCapture`] detaches everything, unless it was attached with
+//! a pin directory: then the links and maps stay in the kernel for the next run (see `pins`).
 
-use std::{fs::File, path::Path};
+use std::{fs::File, os::fd::AsFd as _, path::Path};
 
 use aya::{
     Ebpf, EbpfLoader,
     maps::{HashMap, MapData, PerCpuArray, RingBuf},
-    programs::{CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, CgroupSock, SockOps},
+    programs::{CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, CgroupSock, SockOps, links::FdLink},
 };
 use observer_common::{ConnState, ListenerKey, Owner, RING_WAKEUP_BYTES, conn_flags, drop_reason, names};
+
+use super::pins::{self, PinDir, PinError};
+
+/// How one loaded program came to run at its hook.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Hook {
+    /// A link owned by this process: detached when it exits.
+    Owned,
+    /// A new link, pinned.
+    Pinned,
+    /// An earlier run's pinned link, now running this program (swapped atomically).
+    Updated,
+}
+
+/// Attaches the loaded `$program` through its pinned link when there is one (the program swapped
+/// in place), else with `$attach` (a closure-like `|p| expr` over the program), pinning the new
+/// link when `$pins` is set. A macro because the program types share no trait for `fd` and
+/// `take_link`.
+macro_rules! hook {
+    ($program:expr, $name:expr, $pins:expr, $cgroup:expr, |$p:ident| $attach:expr) => {{
+        let program = $program;
+        match $pins.map(|pins: &PinDir| pins.open_link($name, $cgroup)).transpose()?.flatten() {
+            Some(link) => {
+                let fd = program.fd().map_err(|source| CaptureError::Program { program: $name, source })?;
+                pins::bpf::link_update(link.as_fd(), fd.as_fd())
+                    .map_err(|source| CaptureError::LinkUpdate { program: $name, source })?;
+                Hook::Updated
+            }
+            None => {
+                let $p = &mut *program;
+                let id = $attach.map_err(|source| CaptureError::Program { program: $name, source })?;
+                match $pins {
+                    Some(pins) => {
+                        let link =
+                            program.take_link(id).map_err(|source| CaptureError::Program { program: $name, source })?;
+                        pins.pin_link($name, FdLink::try_from(link))?;
+                        Hook::Pinned
+                    }
+                    None => Hook::Owned,
+                }
+            }
+        }
+    }};
+}
 
 /// Run statistics of one eBPF program (non-zero only while kernel.bpf_stats_enabled is 1).
 #[derive(Clone, Debug, Default)]
@@ -46,6 +91,14 @@ pub enum CaptureError {
     /// A program is missing from the object.
     #[error("eBPF program {0} missing from the object")]
     MissingProgram(&'static str),
+    /// The pin directory cannot be used (`--pin`).
+    #[error(transparent)]
+    Pin(#[from] PinError),
+    /// The kernel refused to swap this build's program into a pinned link.
+    #[error(
+        "cannot replace the program of the pinned link of {program}: {source}; `observer unpin` the directory and start again"
+    )]
+    LinkUpdate { program: &'static str, source: std::io::Error },
 }
 
 /// Kernel-side counters of everything not delivered, summed over CPUs, by `drop_reason`.
@@ -60,36 +113,66 @@ pub struct LiveCapture {
     conns: HashMap<MapData, u64, ConnState>,
     drops: PerCpuArray<MapData, u64>,
     ebpf: Ebpf,
+    /// Holds the pin directory's lock while this capture lives.
+    pins: Option<PinDir>,
+}
+
+impl Drop for LiveCapture {
+    fn drop(&mut self) {
+        if let Some(pins) = &self.pins {
+            let dir = pins.path().display();
+            tracing::info!(
+                dir = %dir,
+                "pins kept: the programs stay attached and keep recording; `observer run --pin {dir}` resumes, `observer unpin {dir}` removes them"
+            );
+        }
+    }
 }
 
 impl LiveCapture {
     /// Load the object and attach every program at `cgroup`. Returns the capture and its ring buffer.
-    pub fn attach(object: &[u8], cgroup: &Path) -> Result<(Self, RingBuf<MapData>), CaptureError> {
+    ///
+    /// With `pin`, the maps and links are pinned in that directory; pins an earlier run left
+    /// there are reused: its maps (ring buffer included, with what the kernel wrote while no
+    /// daemon ran) and its links, whose programs are swapped for this build's in place
+    /// (`BPF_LINK_UPDATE`), so the hooks never go unobserved.
+    pub fn attach(object: &[u8], cgroup: &Path, pin: Option<&Path>) -> Result<(Self, RingBuf<MapData>), CaptureError> {
         let cgroup_file =
             File::open(cgroup).map_err(|source| CaptureError::Cgroup { path: cgroup.display().to_string(), source })?;
-        let mut ebpf = EbpfLoader::new().override_global(names::WAKEUP_BYTES, &RING_WAKEUP_BYTES, true).load(object)?;
+        let pins = pin.map(PinDir::prepare).transpose()?;
+        let mut loader = EbpfLoader::new();
+        loader.override_global(names::WAKEUP_BYTES, &RING_WAKEUP_BYTES, true);
+        if let Some(pins) = &pins {
+            pins.check_layouts(object)?;
+            for name in pins::PINNED_MAPS {
+                loader.map_pin_path(name, pins.map_path(name));
+            }
+        }
+        let mut ebpf = loader.load(object)?;
+        let pins_ref = pins.as_ref();
+        let mut hooks = Vec::new();
 
         // Owners first, so sockets created while the rest attaches are already attributed.
         for name in [names::SOCK_CREATE, names::POST_BIND4, names::POST_BIND6] {
             let program: &mut CgroupSock = program(&mut ebpf, name)?;
             program.load().map_err(|source| load_error(name, source))?;
-            program
-                .attach(&cgroup_file, CgroupAttachMode::default())
-                .map_err(|source| CaptureError::Program { program: name, source })?;
+            hooks.push(hook!(program, name, pins_ref, cgroup, |p| p.attach(&cgroup_file, CgroupAttachMode::default())));
         }
         let sock_ops: &mut SockOps = program(&mut ebpf, names::SOCK_OPS)?;
         sock_ops.load().map_err(|source| load_error(names::SOCK_OPS, source))?;
-        sock_ops
-            .attach(&cgroup_file, CgroupAttachMode::default())
-            .map_err(|source| CaptureError::Program { program: names::SOCK_OPS, source })?;
+        hooks
+            .push(hook!(sock_ops, names::SOCK_OPS, pins_ref, cgroup, |p| p
+                .attach(&cgroup_file, CgroupAttachMode::default())));
         for (name, attach_type) in
             [(names::SKB_EGRESS, CgroupSkbAttachType::Egress), (names::SKB_INGRESS, CgroupSkbAttachType::Ingress)]
         {
             let program: &mut CgroupSkb = program(&mut ebpf, name)?;
             program.load().map_err(|source| load_error(name, source))?;
-            program
-                .attach(&cgroup_file, attach_type, CgroupAttachMode::default())
-                .map_err(|source| CaptureError::Program { program: name, source })?;
+            hooks.push(hook!(program, name, pins_ref, cgroup, |p| p.attach(
+                &cgroup_file,
+                attach_type,
+                CgroupAttachMode::default()
+            )));
         }
 
         let ring = RingBuf::try_from(take_map(&mut ebpf, names::EVENTS)?)
@@ -99,7 +182,10 @@ impl LiveCapture {
         let drops = PerCpuArray::try_from(take_map(&mut ebpf, names::DROPS)?)
             .map_err(|source| CaptureError::Map { map: names::DROPS, source })?;
         seed_listeners(&mut ebpf, cgroup)?;
-        Ok((Self { conns, drops, ebpf }, ring))
+        if let Some(pins) = &pins {
+            log_pins(pins, &hooks, &conns);
+        }
+        Ok((Self { conns, drops, ebpf, pins }, ring))
     }
 
     /// Tell the kernel to stop sampling a socket (its leg is classified). A socket that already
@@ -138,6 +224,24 @@ impl LiveCapture {
         }
         counters
     }
+}
+
+/// Says what a pinned start reused: a restart that found its pins shows `links_updated=6`.
+fn log_pins(pins: &PinDir, hooks: &[Hook], conns: &HashMap<MapData, u64, ConnState>) {
+    let count = |kind: Hook| hooks.iter().filter(|h| **h == kind).count();
+    let maps_reused = pins.reused_maps();
+    // Open sockets the kernel tracks: those whose open event an earlier run consumed are not
+    // reported; their samples and closes are counted as orphans.
+    let open_sockets =
+        if maps_reused > 0 { conns.keys().take(observer_common::MAX_CONNECTIONS as usize).count() } else { 0 };
+    tracing::info!(
+        dir = %pins.path().display(),
+        maps_reused,
+        links_updated = count(Hook::Updated),
+        links_pinned = count(Hook::Pinned),
+        open_sockets,
+        "pinned"
+    );
 }
 
 fn program<'a, T>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut T, CaptureError>

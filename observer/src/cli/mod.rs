@@ -1,5 +1,5 @@
 //! Command line: `observer run`, `observer replay`, `observer check`, `observer edges`,
-//! `observer readiness`.
+//! `observer readiness`, `observer unpin`.
 
 mod check;
 mod edges;
@@ -8,6 +8,7 @@ pub mod policy;
 mod prometheus;
 mod replay;
 mod run;
+mod unpin;
 
 use std::process::ExitCode;
 
@@ -36,6 +37,8 @@ enum Command {
     Edges(edges::EdgesArgs),
     /// Whether a namespace (or workload) can switch to STRICT mTLS: exit 0 ready, 1 not, 2 bad input.
     Readiness(edges::ReadinessArgs),
+    /// Remove the links and maps `observer run --pin DIR` left pinned (the programs detach).
+    Unpin(unpin::Args),
 }
 
 /// Parse the command line, run the command, and map its outcome to an exit code.
@@ -48,6 +51,7 @@ pub fn main() -> ExitCode {
         Command::Check(args) => check::run(args),
         Command::Edges(args) => edges::run_edges(args),
         Command::Readiness(args) => edges::run_readiness(args),
+        Command::Unpin(args) => unpin::run(args),
     };
     match result {
         Ok(code) => code,

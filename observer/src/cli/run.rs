@@ -86,6 +86,10 @@ pub struct Args {
     pub alert_resolve_after: Duration,
     #[command(flatten)]
     pub edges: crate::edges::EdgeArgs,
+    /// Pin the programs' links and maps under this bpffs directory, and reuse the pins found
+    /// there: a restarted daemon misses nothing (see docs/KERNEL.md, "Pinning").
+    #[arg(long, value_name = "DIR", num_args = 0..=1, default_missing_value = capture::DEFAULT_PIN_DIR)]
+    pub pin: Option<PathBuf>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -93,7 +97,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let policy = args.kube.load(&args.policy)?;
     args.edges.install(args.metrics_addr.is_some());
     let cgroup = capture::preflight(EBPF_OBJECT, args.cgroup.as_deref())?;
-    let (capture, ring) = LiveCapture::attach(EBPF_OBJECT, &cgroup)
+    let (capture, ring) = LiveCapture::attach(EBPF_OBJECT, &cgroup, args.pin.as_deref())
         .with_context(|| format!("attaching the eBPF programs at {}", cgroup.display()))?;
     tracing::info!(cgroup = %cgroup.display(), "observer attached");
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting tokio")?;
@@ -124,9 +128,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     });
     session.refresh_metrics();
     session.log_counters();
-    // Dropping the session drops LiveCapture: every link is detached before the process exits.
+    // Dropping the session drops LiveCapture: every link is detached before the process exits
+    // (with --pin the pinned links stay, and it says so).
     drop(session);
-    tracing::info!("observer detached");
+    if args.pin.is_none() {
+        tracing::info!("observer detached");
+    }
     drop(runtime);
     // Outside any async context: the last OTLP export (a blocking HTTP client may run it).
     telemetry.shutdown();

@@ -83,6 +83,9 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- if and .Values.otlp.protocol (not (has .Values.otlp.protocol (list "grpc" "http/protobuf"))) }}
 {{- fail (printf "otlp.protocol must be grpc or http/protobuf, not %q" .Values.otlp.protocol) }}
 {{- end }}
+{{- if and .Values.pin.enabled (or (not (regexMatch "^[A-Za-z0-9_][A-Za-z0-9._-]*$" (toString .Values.pin.dir))) (eq (toString .Values.pin.dir) "..")) }}
+{{- fail (printf "pin.dir must be one directory name under the host's bpffs, not %q" (toString .Values.pin.dir)) }}
+{{- end }}
 {{- $port := int .Values.metrics.port }}
 {{- if or (lt $port 1) (gt $port 65535) }}
 {{- fail (printf "metrics.port must be 1-65535, not %v" .Values.metrics.port) }}
