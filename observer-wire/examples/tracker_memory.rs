@@ -40,7 +40,7 @@ fn main() {
                 observed_at: ObservedAt::Client,
             };
             tracker.handle(open, now, &mut out);
-            let data = Event::Data { leg, direction: Direction::ClientToServer, offset: 0, bytes: partial.clone() };
+            let data = Event::Data { leg, direction: Direction::ClientToServer, offset: 0, bytes: &partial };
             tracker.handle(data, now, &mut out);
             out.clear();
         }
