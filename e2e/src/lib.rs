@@ -30,6 +30,8 @@
 //!   prog/link/map ids); then `stop_after(grace)?` (SIGINT), `signal_after(SIGTERM, grace)?` or
 //!   `finish(timeout)?` give an [`observer::ObserverRun`] (`records`, `stderr`,
 //!   `expect_clean_exit()`, `assert_passed(what, checks)`).
+//! - [`prometheus::Prometheus`]: `Prometheus::start(&dir, &[metrics ports])?` scraping observers
+//!   every second, `query(promql)`, `wait_for(promql, value, timeout)`, `url()`.
 //! - [`Records`] filters (`between`, `to_server`, `involving`, `with_pid`) and [`ExpectedConn`] +
 //!   [`check_connections`] + [`Checks`]: each connection reported exactly once, with ends,
 //!   processes, side, well-formed `time`/`node`/`conn_id`, and any JSON-pointer fields; every
@@ -63,6 +65,7 @@ pub mod peers;
 pub mod pki;
 pub mod postgres;
 pub mod process;
+pub mod prometheus;
 pub mod records;
 pub mod tcpdump;
 pub mod telemetry;

@@ -51,12 +51,20 @@ pub struct HttpServer {
 impl HttpServer {
     /// Starts it as root in `ns` on `[::]:port` and waits until it listens.
     pub fn start(ns: &str, port: u16) -> anyhow::Result<Self> {
+        Self::start_in(ns, port, None)
+    }
+
+    /// Like [`HttpServer::start`], inside a cgroup when given (see [`Spawn::cgroup`]).
+    pub fn start_in(ns: &str, port: u16, cgroup: Option<&std::path::Path>) -> anyhow::Result<Self> {
         let root = TempDir::new("www")?;
         root.write("index.html", b"hello from observer-e2e\n")?;
-        let mut child = Spawn::new(ns, PYTHON)
+        let mut spawn = Spawn::new(ns, PYTHON)
             .args(["-m", "http.server", &port.to_string(), "--bind", "::", "--directory"])
-            .arg(root.path().to_string_lossy())
-            .start()?;
+            .arg(root.path().to_string_lossy());
+        if let Some(dir) = cgroup {
+            spawn = spawn.cgroup(dir);
+        }
+        let mut child = spawn.start()?;
         child.wait_listening(port)?;
         Ok(Self { child, port, _root: root })
     }
@@ -163,6 +171,12 @@ impl Curl {
 
     pub fn arg(mut self, arg: impl Into<String>) -> Self {
         self.spawn = self.spawn.arg(arg);
+        self
+    }
+
+    /// Run inside a cgroup (see [`Spawn::cgroup`]).
+    pub fn cgroup(mut self, dir: &std::path::Path) -> Self {
+        self.spawn = self.spawn.cgroup(dir);
         self
     }
 

@@ -29,6 +29,7 @@ pub struct Spawn {
     stdin: Option<Vec<u8>>,
     keep_stdin_open: bool,
     env: Vec<(String, String)>,
+    cgroup: Option<PathBuf>,
 }
 
 impl Spawn {
@@ -42,6 +43,7 @@ impl Spawn {
             stdin: None,
             keep_stdin_open: false,
             env: Vec::new(),
+            cgroup: None,
         }
     }
 
@@ -83,6 +85,14 @@ impl Spawn {
         self
     }
 
+    /// Start inside the cgroup v2 directory `dir` (the child moves itself there before it
+    /// execs), so that every socket it creates, listeners included, belongs to that cgroup: a
+    /// process of one "node" for `observer run --cgroup`.
+    pub fn cgroup(mut self, dir: &std::path::Path) -> Self {
+        self.cgroup = Some(dir.to_owned());
+        self
+    }
+
     fn command(&self) -> Command {
         let mut command = Command::new("ip");
         command.args(["netns", "exec", &self.ns]);
@@ -101,11 +111,40 @@ impl Spawn {
         let stderr_path = logs.join("stderr");
         let mut command = self.command();
         let shown = cmd::describe(&command);
+        // Opened here, written by the child between fork and exec ("0" moves the writer).
+        let procs = match &self.cgroup {
+            Some(dir) => {
+                let path = dir.join("cgroup.procs");
+                Some(
+                    std::fs::OpenOptions::new()
+                        .write(true)
+                        .open(&path)
+                        .with_context(|| format!("{}", path.display()))?,
+                )
+            }
+            None => None,
+        };
+        if let Some(procs) = &procs {
+            use std::os::{fd::AsRawFd as _, unix::process::CommandExt as _};
+            let fd = procs.as_raw_fd();
+            // SAFETY: the closure only calls write(2), which is async-signal-safe, on a
+            // descriptor that stays open until spawn returns.
+            unsafe {
+                command.pre_exec(move || {
+                    if libc::write(fd, b"0".as_ptr().cast(), 1) == 1 {
+                        Ok(())
+                    } else {
+                        Err(std::io::Error::last_os_error())
+                    }
+                });
+            }
+        }
         command
             .stdin(if self.stdin.is_some() || self.keep_stdin_open { Stdio::piped() } else { Stdio::null() })
             .stdout(File::create(&stdout_path).context("cannot create stdout log")?)
             .stderr(File::create(&stderr_path).context("cannot create stderr log")?);
         let mut process = command.spawn().with_context(|| format!("cannot start `{shown}`"))?;
+        drop(procs);
         let mut stdin = process.stdin.take();
         if let (Some(bytes), Some(pipe)) = (&self.stdin, stdin.as_mut()) {
             // A peer that exits early closes the pipe: not our error, its log will say why.

@@ -3,88 +3,17 @@
 //! connections a test makes are counted under the workload the policy's Pod manifest names,
 //! and the daemon's own CPU time and memory are there for the dashboards.
 
-use std::{
-    net::{IpAddr, TcpListener},
-    process::{Child, Command, Stdio},
-    thread,
-    time::{Duration, Instant},
-};
+use std::{net::IpAddr, time::Duration};
 
 use observer_e2e::{
     ObserverProcess, RUN_CAP, TempDir, Topology,
     peers::{Curl, HttpServer},
+    prometheus::{Prometheus, free_port},
     require_root, serial,
 };
 
 const HTTP_PORT: u16 = 18085;
 const CONNECTIONS: usize = 3;
-
-/// A port free on loopback right now.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
-}
-
-/// Prometheus on loopback, stopped by PID when dropped.
-struct Prometheus {
-    child: Child,
-    port: u16,
-}
-
-impl Prometheus {
-    fn start(dir: &TempDir, target_port: u16) -> Self {
-        let config = format!(
-            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: observer\n    static_configs:\n      - targets: ['127.0.0.1:{target_port}']\n"
-        );
-        let config = dir.write("prometheus.yml", config.as_bytes()).expect("prometheus config");
-        let port = free_port();
-        let child = Command::new("prometheus")
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("prometheus starts (cargo xtask setup installs it)");
-        Self { child, port }
-    }
-
-    /// The value of an instant query's single result, if it has one.
-    fn query(&self, promql: &str) -> Option<f64> {
-        let url = format!("http://127.0.0.1:{}/api/v1/query", self.port);
-        let out = Command::new("curl")
-            .args(["-s", "-G", &url, "--data-urlencode"])
-            .arg(format!("query={promql}"))
-            .output()
-            .ok()?;
-        let body: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
-        let results = body["data"]["result"].as_array()?;
-        if results.len() != 1 {
-            return None;
-        }
-        results[0]["value"][1].as_str()?.parse().ok()
-    }
-
-    /// Poll `promql` until it equals `want` or the deadline passes; the last value seen.
-    fn wait_for(&self, promql: &str, want: f64, timeout: Duration) -> Option<f64> {
-        let deadline = Instant::now() + timeout;
-        let mut last = None;
-        while Instant::now() < deadline {
-            last = self.query(promql);
-            if last == Some(want) {
-                break;
-            }
-            thread::sleep(Duration::from_millis(500));
-        }
-        last
-    }
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 #[test]
 fn prometheus_scrapes_connections_by_workload_and_the_loss_counters() {
@@ -108,7 +37,7 @@ fn prometheus_scrapes_connections_by_workload_and_the_loss_counters() {
         &["--metrics-addr", &metrics_addr, "--policy", &policy.display().to_string()],
     )
     .expect("observer attaches");
-    let prometheus = Prometheus::start(&dir, metrics_port);
+    let prometheus = Prometheus::start(&dir, &[metrics_port]).expect("prometheus");
 
     for _ in 0..CONNECTIONS {
         let curl = Curl::http(a.ns(), IpAddr::V4(b.ipv4()), HTTP_PORT).run().expect("curl");

@@ -12,8 +12,9 @@ pub mod manifests;
 pub mod sidecar;
 
 use std::{
+    collections::BTreeMap,
     net::{IpAddr, Ipv4Addr},
-    path::Path,
+    path::{Path, PathBuf},
 };
 
 use anyhow::Context;
@@ -96,6 +97,8 @@ pub struct MeshBuilder {
     app_port: u16,
     key_type: KeyType,
     tls12_only: bool,
+    /// Pods whose processes start in a cgroup (a "node" for `observer run --cgroup`).
+    cgroups: BTreeMap<String, PathBuf>,
 }
 
 impl Mesh {
@@ -107,6 +110,7 @@ impl Mesh {
             app_port: 8080,
             key_type: KeyType::Rsa2048,
             tls12_only: false,
+            cgroups: BTreeMap::new(),
         }
     }
 
@@ -188,6 +192,13 @@ impl MeshBuilder {
         self
     }
 
+    /// Adds a pod whose app and sidecar run inside the cgroup v2 directory `cgroup`: the pod of
+    /// one node when each node's observer is attached to its own cgroup.
+    pub fn pod_in(mut self, name: &str, sidecar: Sidecar, cgroup: &Path) -> Self {
+        self.cgroups.insert(name.to_owned(), cgroup.to_owned());
+        self.pod(name, sidecar)
+    }
+
     /// Port of every app (default 8080).
     pub fn app_port(mut self, port: u16) -> Self {
         self.app_port = port;
@@ -237,7 +248,9 @@ impl MeshBuilder {
         let mut pods = Vec::new();
         for (name, mode) in &self.pods {
             let pod = topology.pod(name);
-            let app = HttpServer::start(pod.ns(), self.app_port).with_context(|| format!("app of {name}"))?;
+            let cgroup = self.cgroups.get(name).map(PathBuf::as_path);
+            let app =
+                HttpServer::start_in(pod.ns(), self.app_port, cgroup).with_context(|| format!("app of {name}"))?;
             let (leaf, proxy) = if *mode == Sidecar::None {
                 (None, None)
             } else {
@@ -256,7 +269,7 @@ impl MeshBuilder {
                     tls12_only: self.tls12_only,
                 });
                 let cfg_path = config.write(&format!("{name}.haproxy.cfg"), cfg.as_bytes())?;
-                let proxy = start_sidecar(pod, &cfg_path).with_context(|| format!("sidecar of {name}"))?;
+                let proxy = start_sidecar(pod, &cfg_path, cgroup).with_context(|| format!("sidecar of {name}"))?;
                 (Some(leaf), Some(proxy))
             };
             let mut ips = vec![pod.ipv4().to_string()];
@@ -305,18 +318,19 @@ impl MeshBuilder {
 }
 
 /// 127.0.0.6 on lo, the capture rules, then HAProxy as uid 1337, awaited on both ports.
-fn start_sidecar(pod: &Pod, cfg: &Path) -> anyhow::Result<Child> {
+fn start_sidecar(pod: &Pod, cfg: &Path, cgroup: Option<&Path>) -> anyhow::Result<Child> {
     pod.netns().ip(&["addr", "add", "127.0.0.6/32", "dev", "lo"])?;
     cmd::run_with_stdin(
         "ip",
         ["netns", "exec", pod.ns(), "iptables-restore"],
         Some(sidecar::iptables_rules().as_bytes()),
     )?;
-    let mut proxy = Spawn::new(pod.ns(), "haproxy")
-        .user(PROXY_UID, PROXY_UID)
-        .args(["-db", "-f"])
-        .arg(cfg.to_string_lossy())
-        .start()?;
+    let mut spawn =
+        Spawn::new(pod.ns(), "haproxy").user(PROXY_UID, PROXY_UID).args(["-db", "-f"]).arg(cfg.to_string_lossy());
+    if let Some(dir) = cgroup {
+        spawn = spawn.cgroup(dir);
+    }
+    let mut proxy = spawn.start()?;
     proxy.wait_listening(OUTBOUND_PORT)?;
     proxy.wait_listening(INBOUND_PORT)?;
     Ok(proxy)

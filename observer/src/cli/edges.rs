@@ -1,7 +1,8 @@
 //! `observer edges` and `observer readiness NAMESPACE`: the edge map and the STRICT-readiness
-//! answer, from a running daemon (`--from`), JSON lines (`--input`) or captures (`--replay`,
-//! through the replay pipeline). Exit status: 0 (readiness: ready), 1 (not ready), 2 bad input
-//! or a source that could not be read.
+//! answer, from a running daemon (`--from`), JSON lines (`--input`), captures (`--replay`,
+//! through the replay pipeline) or the metrics of every node in Prometheus (`--prometheus`).
+//! Exit status: 0 (readiness: ready), 1 (not ready), 2 bad input or a source that could not be
+//! read.
 
 use std::{io::Write as _, path::PathBuf, process::ExitCode};
 
@@ -9,11 +10,11 @@ use observer_mesh::verdict;
 use observer_wire::{legs::TrackerConfig, pcap::Replay};
 
 use crate::{
-    edges::{self, EdgeTable, Filter, Readiness, Snapshot, Target, api, readiness, render},
+    edges::{self, EdgeTable, Filter, Readiness, Snapshot, Target, api, prometheus::Window, readiness, render},
     export::ConnectionRecord,
 };
 
-use super::http;
+use super::{http, prometheus};
 
 /// Where the edges come from: exactly one of these.
 #[derive(clap::Args, Debug, Clone)]
@@ -21,6 +22,13 @@ pub struct Source {
     /// A running daemon's metrics listener, `http://HOST:PORT` (`observer run --metrics-addr`).
     #[arg(long, value_name = "URL")]
     pub from: Option<String>,
+    /// A Prometheus scraping every node's observer, `http://HOST:PORT`: the whole cluster, from
+    /// the exported metrics (ends are owning workloads; no addresses, processes or times).
+    #[arg(long, value_name = "URL")]
+    pub prometheus: Option<String>,
+    /// How far back --prometheus looks: a number and s, m, h, d or w (1m to 400d).
+    #[arg(long, value_name = "DURATION")]
+    pub window: Option<String>,
     /// JSON lines of `observer run` or `observer replay` (`-` for standard input).
     #[arg(long, value_name = "FILE")]
     pub input: Option<PathBuf>,
@@ -29,7 +37,7 @@ pub struct Source {
     pub replay: Vec<PathBuf>,
     #[command(flatten)]
     pub policy: super::policy::PolicyArgs,
-    /// Most edges held when reading --input or --replay.
+    /// Most edges held when reading --input, --replay or --prometheus.
     #[arg(long, value_name = "N", default_value_t = edges::DEFAULT_MAX_EDGES)]
     pub max_edges: usize,
 }
@@ -81,10 +89,17 @@ pub fn run_edges(args: EdgesArgs) -> anyhow::Result<ExitCode> {
     let filter = Filter { namespace: args.namespace, workload: args.workload, security: args.security };
     let result = (|| -> anyhow::Result<Snapshot> {
         validate_filter(&filter)?;
-        args.source.check()?;
-        Ok(match &args.source.from {
-            Some(url) => http::get_json(url, &format!("/v1/edges{}", edges_query(&filter)))?,
-            None => local(&args.source)?.snapshot().filtered(&filter),
+        let window = args.source.check()?;
+        Ok(match (&args.source.from, &args.source.prometheus) {
+            (Some(url), _) => http::get_json(url, &format!("/v1/edges{}", edges_query(&filter)))?,
+            (_, Some(url)) => {
+                let (snapshot, coverage) = prometheus::fetch(url, window, None, args.source.max_edges)?;
+                for caveat in edges::prometheus::caveats(&snapshot, &coverage, None) {
+                    eprintln!("observer: note: {}", render::escape(&caveat));
+                }
+                snapshot.filtered(&filter)
+            }
+            _ => local(&args.source)?.snapshot().filtered(&filter),
         })
     })();
     let snapshot = match result {
@@ -92,6 +107,9 @@ pub fn run_edges(args: EdgesArgs) -> anyhow::Result<ExitCode> {
         Err(error) => return Ok(bad_input(&error)),
     };
     let text = match args.output {
+        Output::Table if args.source.prometheus.is_some() => {
+            render::edges_table(&snapshot) + edges::prometheus::TABLE_NOTE + "\n"
+        }
         Output::Table => render::edges_table(&snapshot),
         Output::Json => serde_json::to_string_pretty(&snapshot)? + "\n",
         Output::Dot => render::dot(&snapshot),
@@ -115,10 +133,17 @@ pub fn run_readiness(args: ReadinessArgs) -> anyhow::Result<ExitCode> {
         if args.output == Output::Dot {
             anyhow::bail!("--output dot is for `observer edges`");
         }
-        args.source.check()?;
-        Ok(match &args.source.from {
-            Some(url) => http::get_json(url, &format!("/v1/readiness{}", readiness_query(&target)))?,
-            None => readiness::assess(&local(&args.source)?.snapshot(), &target),
+        let window = args.source.check()?;
+        Ok(match (&args.source.from, &args.source.prometheus) {
+            (Some(url), _) => http::get_json(url, &format!("/v1/readiness{}", readiness_query(&target)))?,
+            (_, Some(url)) => {
+                let ns = Some(target.namespace.as_str());
+                let (snapshot, coverage) = prometheus::fetch(url, window, ns, args.source.max_edges)?;
+                let mut answer = readiness::assess(&snapshot, &target);
+                answer.thin_evidence.extend(edges::prometheus::caveats(&snapshot, &coverage, Some(&target)));
+                answer
+            }
+            _ => readiness::assess(&local(&args.source)?.snapshot(), &target),
         })
     })();
     let answer = match result {
@@ -160,12 +185,16 @@ fn validate_filter(filter: &Filter) -> Result<(), api::QueryError> {
 }
 
 impl Source {
-    /// Exactly one source; a second one is an error, not silently ignored.
-    fn check(&self) -> anyhow::Result<()> {
-        let given =
-            usize::from(self.from.is_some()) + usize::from(self.input.is_some()) + usize::from(!self.replay.is_empty());
-        anyhow::ensure!(given == 1, "give exactly one of --from URL, --input FILE, --replay FILE...");
-        Ok(())
+    /// Exactly one source; a second one is an error, not silently ignored. Returns the
+    /// `--window` (for --prometheus only).
+    fn check(&self) -> anyhow::Result<Window> {
+        let given = usize::from(self.from.is_some())
+            + usize::from(self.prometheus.is_some())
+            + usize::from(self.input.is_some())
+            + usize::from(!self.replay.is_empty());
+        anyhow::ensure!(given == 1, "give exactly one of --from URL, --prometheus URL, --input FILE, --replay FILE...");
+        anyhow::ensure!(self.window.is_none() || self.prometheus.is_some(), "--window is for --prometheus");
+        Ok(self.window.as_deref().unwrap_or(edges::prometheus::DEFAULT_WINDOW).parse()?)
     }
 }
 

@@ -5,6 +5,7 @@ mod check;
 mod edges;
 mod http;
 pub mod policy;
+mod prometheus;
 mod replay;
 mod run;
 

@@ -2,18 +2,21 @@
 //! same [`ConnectionRecord`](crate::export::ConnectionRecord)s as the JSON output into one
 //! entry per (client, server, server port), bounded by `--max-edges`; [`api`] serves it on the
 //! metrics listener as `/v1/edges` and `/v1/readiness`; `observer edges` and
-//! `observer readiness` (cli/edges.rs) read it from a daemon, JSON lines or captures.
+//! `observer readiness` (cli/edges.rs) read it from a daemon, JSON lines or captures, or build
+//! it from the metrics a Prometheus scraped of every node's daemon.
 //!
 //! - [`observation`]: the fields read from a record or a JSON line;
 //! - [`table`]: the bounded table (LRU eviction, O(1) per record);
 //! - [`model`]: the snapshot served and read back, and its filters;
 //! - [`readiness`]: the answer for a namespace or workload;
 //! - [`render`]: table, Graphviz and text for people (names escaped);
-//! - [`api`]: the HTTP routes and their query validation.
+//! - [`api`]: the HTTP routes and their query validation;
+//! - [`prometheus`]: the same snapshot from the exported metrics of every node, with PromQL.
 
 pub mod api;
 pub mod model;
 pub mod observation;
+pub mod prometheus;
 pub mod readiness;
 pub mod render;
 mod table;
@@ -29,7 +32,7 @@ use std::{
 pub use model::{Edge, End, Filter, SecurityMix, Snapshot};
 pub use observation::{Observation, RecordLine};
 pub use readiness::{Readiness, Target};
-pub use table::{EdgeTable, MAX_NAME, TableStats};
+pub use table::{EdgeTable, MAX_NAME, TableStats, cut};
 
 /// Default `--max-edges`.
 pub const DEFAULT_MAX_EDGES: usize = 10_000;

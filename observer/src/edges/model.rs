@@ -156,6 +156,21 @@ impl Filter {
     }
 }
 
+/// The server's PeerAuthentication mode that a leg's requirement (`verdict.expected`) implies,
+/// when a PeerAuthentication judged it (or the leg came into a sidecar from outside).
+pub fn implied_mode(policy: Option<&str>, leg: &str, expected: Option<&str>) -> Option<&'static str> {
+    let peer_auth = policy.is_some_and(|p| p.starts_with("PeerAuthentication/")) || leg == "external_inbound";
+    if !peer_auth {
+        return None;
+    }
+    match expected? {
+        "mtls" => Some("STRICT"),
+        "any" => Some("PERMISSIVE"),
+        "plaintext" => Some("DISABLE"),
+        _ => None,
+    }
+}
+
 impl Snapshot {
     pub fn filtered(mut self, filter: &Filter) -> Self {
         self.edges.retain(|e| filter.keeps(e));

@@ -44,7 +44,7 @@ pub fn edges_table(snapshot: &Snapshot) -> String {
                 e.security.summary(),
                 if flags.is_empty() { "-".to_owned() } else { flags.join(", ") },
                 policy,
-                escape(&e.last_seen),
+                if e.last_seen.is_empty() { "-".to_owned() } else { escape(&e.last_seen) },
             ]
         })
         .collect();
@@ -115,16 +115,18 @@ pub fn readiness_text(r: &Readiness) -> String {
                 (Some(p), Some(_)) => format!(", process {}", escape(p)),
                 _ => String::new(),
             };
+            // Metrics (`--prometheus`) say how many, not when.
+            let seen =
+                if c.last_seen.is_empty() { String::new() } else { format!(", last seen {}", escape(&c.last_seen)) };
             let _ = writeln!(
                 out,
-                "  {} -> {}:{}  {} {} connection{}, last seen {}{process}",
+                "  {} -> {}:{}  {} {} connection{}{seen}{process}",
                 escape(&c.client),
                 escape(&c.server),
                 c.port,
                 c.connections,
                 escape(&c.sends),
                 if c.connections == 1 { "" } else { "s" },
-                escape(&c.last_seen),
             );
         }
     };

@@ -277,16 +277,7 @@ fn update(edge: &mut Edge, o: &Observation<'_>) {
 
 /// The PeerAuthentication mode the server's requirement implies, for legs judged against it.
 fn mode_of(o: &Observation<'_>) -> Option<&'static str> {
-    let peer_auth = o.policy.is_some_and(|p| p.starts_with("PeerAuthentication/")) || o.leg == "external_inbound";
-    if !peer_auth {
-        return None;
-    }
-    match o.expected? {
-        "mtls" => Some("STRICT"),
-        "any" => Some("PERMISSIVE"),
-        "plaintext" => Some("DISABLE"),
-        _ => None,
-    }
+    implied_mode(o.policy, o.leg, o.expected)
 }
 
 fn bump(counts: &mut BTreeMap<String, u64>, kind: &str) {

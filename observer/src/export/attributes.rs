@@ -36,6 +36,8 @@ pub const METRIC: &str = "observer.metric";
 pub const LEG: &str = "observer.leg";
 pub const SECURITY: &str = "observer.connection.security";
 pub const VERDICT: &str = "observer.verdict";
+pub const EXPECTED: &str = "observer.verdict.expected";
+pub const OBSERVED_AT: &str = "observer.observed_at";
 pub const DEVIATION_KIND: &str = "observer.deviation.kind";
 pub const POLICY: &str = "observer.policy";
 pub const CLIENT_CERT: &str = "observer.tls.client_cert";
@@ -92,13 +94,24 @@ fn network(out: &mut Vec<KeyValue>, r: &ConnectionRecord) {
     out.push(KeyValue::new(SERVER_PORT, i64::from(r.server.port)));
 }
 
-/// The attributes of `observer.connections`.
+/// The attributes of `observer.connections`. `observer.observed_at` lets a query over every
+/// node count a leg seen at both ends (by the client's node and the server's) once;
+/// `observer.policy` and `observer.verdict.expected` say which policy judged it and what it
+/// required, so that the server's PeerAuthentication mode can be read back (`observer edges
+/// --prometheus`). All three are bounded: enum values, and the policy objects of the inventory.
 pub fn connection(r: &ConnectionRecord) -> Vec<KeyValue> {
     let mut out = vec![
         KeyValue::new(LEG, spelling(&r.leg)),
         KeyValue::new(SECURITY, spelling(&r.security)),
         KeyValue::new(VERDICT, spelling(&r.verdict.status)),
+        KeyValue::new(OBSERVED_AT, spelling(&r.observed_at)),
     ];
+    if let Some(expected) = &r.verdict.expected {
+        out.push(KeyValue::new(EXPECTED, spelling(expected)));
+    }
+    if let Some(policy) = &r.verdict.policy {
+        out.push(KeyValue::new(POLICY, policy.clone()));
+    }
     protocol(&mut out, &spelling(&r.protocol));
     network(&mut out, r);
     if let Some(tls) = &r.tls {
@@ -116,7 +129,11 @@ pub fn connection(r: &ConnectionRecord) -> Vec<KeyValue> {
 
 /// The attributes of `observer.policy.deviations`.
 pub fn deviation(r: &ConnectionRecord, kind: DeviationKind) -> Vec<KeyValue> {
-    let mut out = vec![KeyValue::new(DEVIATION_KIND, spelling(&kind))];
+    let mut out = vec![
+        KeyValue::new(DEVIATION_KIND, spelling(&kind)),
+        KeyValue::new(LEG, spelling(&r.leg)),
+        KeyValue::new(OBSERVED_AT, spelling(&r.observed_at)),
+    ];
     if let Some(policy) = &r.verdict.policy {
         out.push(KeyValue::new(POLICY, policy.clone()));
     }

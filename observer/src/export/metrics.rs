@@ -21,11 +21,15 @@ use opentelemetry::{
 
 pub use super::health::{ProgramRun, Snapshot};
 use super::{ConnectionRecord, EndpointRecord, attributes as attr};
+use observer_mesh::verdict::RequiredSecurity;
 use observer_mesh::{
     inventory::Owner,
     verdict::{DeviationKind, LegKind, Status},
 };
-use observer_wire::classify::{ClientCert, Protocol, Security, UnknownReason};
+use observer_wire::{
+    classify::{ClientCert, Protocol, Security, UnknownReason},
+    legs::ObservedAt,
+};
 
 /// A cache key: an owned form stored once, a borrowed form built per leg without allocating.
 trait Key {
@@ -159,6 +163,9 @@ struct ConnectionRef<'a> {
     tls_version: Option<&'a str>,
     client_cert: Option<ClientCert>,
     status: Status,
+    expected: Option<RequiredSecurity>,
+    policy: Option<&'a str>,
+    observed_at: ObservedAt,
     ipv6: bool,
     port: u16,
     src: OwnerRef<'a>,
@@ -172,6 +179,9 @@ struct ConnectionKey {
     tls_version: Option<String>,
     client_cert: Option<ClientCert>,
     status: Status,
+    expected: Option<RequiredSecurity>,
+    policy: Option<String>,
+    observed_at: ObservedAt,
     ipv6: bool,
     port: u16,
     src: Option<Arc<Owner>>,
@@ -191,6 +201,9 @@ impl Key for ConnectionKey {
             tls_version: self.tls_version.as_deref(),
             client_cert: self.client_cert,
             status: self.status,
+            expected: self.expected,
+            policy: self.policy.as_deref(),
+            observed_at: self.observed_at,
             ipv6: self.ipv6,
             port: self.port,
             src: self.src.as_deref(),
@@ -202,6 +215,8 @@ impl Key for ConnectionKey {
 #[derive(Hash, PartialEq)]
 struct DeviationRef<'a> {
     kind: DeviationKind,
+    leg: LegKind,
+    observed_at: ObservedAt,
     policy: Option<&'a str>,
     port: u16,
     src: OwnerRef<'a>,
@@ -210,6 +225,8 @@ struct DeviationRef<'a> {
 
 struct DeviationKey {
     kind: DeviationKind,
+    leg: LegKind,
+    observed_at: ObservedAt,
     policy: Option<String>,
     port: u16,
     src: Option<Arc<Owner>>,
@@ -224,6 +241,8 @@ impl Key for DeviationKey {
     fn borrowed(&self) -> DeviationRef<'_> {
         DeviationRef {
             kind: self.kind,
+            leg: self.leg,
+            observed_at: self.observed_at,
             policy: self.policy.as_deref(),
             port: self.port,
             src: self.src.as_deref(),
@@ -282,6 +301,9 @@ impl LegMetrics {
             tls_version: tls.and_then(|t| t.version.as_deref()),
             client_cert: tls.and_then(|t| t.client_cert),
             status: r.verdict.status,
+            expected: r.verdict.expected,
+            policy: r.verdict.policy.as_deref(),
+            observed_at: r.observed_at,
             ipv6,
             port: r.server.port,
             src: owner(&r.client),
@@ -295,6 +317,9 @@ impl LegMetrics {
                 tls_version: tls.and_then(|t| t.version.clone()),
                 client_cert: tls.and_then(|t| t.client_cert),
                 status: r.verdict.status,
+                expected: r.verdict.expected,
+                policy: r.verdict.policy.clone(),
+                observed_at: r.observed_at,
                 ipv6,
                 port: r.server.port,
                 src: r.client.owner.clone(),
@@ -304,10 +329,20 @@ impl LegMetrics {
         });
         if let Some(kind) = r.verdict.kind {
             let policy = r.verdict.policy.as_deref();
-            let key = DeviationRef { kind, policy, port: r.server.port, src: owner(&r.client), dst: owner(&r.server) };
+            let key = DeviationRef {
+                kind,
+                leg: r.leg,
+                observed_at: r.observed_at,
+                policy,
+                port: r.server.port,
+                src: owner(&r.client),
+                dst: owner(&r.server),
+            };
             self.deviations.add(key, || {
                 let owned = DeviationKey {
                     kind,
+                    leg: r.leg,
+                    observed_at: r.observed_at,
                     policy: r.verdict.policy.clone(),
                     port: r.server.port,
                     src: r.client.owner.clone(),

@@ -65,12 +65,39 @@ fn legs_are_counted_by_bounded_attributes() {
         "network_type=\"ipv4\"",
         "server_port=\"8080\"",
         "observer_verdict=\"unevaluated\"",
+        "observer_observed_at=\"wire\"",
     ] {
         assert!(line.contains(label), "{label} in {line}");
     }
     assert!(line.ends_with(" 3"), "{line}");
     assert!(text.contains("observer_dissect_errors_total{error_type=\"truncated\"} 1"), "{text}");
     assert!(!text.contains("x2x9z") && !text.contains("10.0.0.1") && !text.contains("40000"), "{text}");
+}
+
+#[test]
+fn the_policy_that_judged_a_leg_and_its_requirement_are_labels() {
+    let telemetry = telemetry(100);
+    let mut metrics = LegMetrics::new(&telemetry.meter(), 100);
+    let mut judged = record(8080);
+    judged.observed_at = ObservedAt::Server;
+    judged.leg = LegKind::Direct;
+    judged.verdict.status = Status::Ok;
+    judged.verdict.expected = Some(RequiredSecurity::Any);
+    judged.verdict.kind = Some(DeviationKind::WouldBreakUnderStrict);
+    judged.verdict.policy = Some("PeerAuthentication/prod/api".to_owned());
+    metrics.record(&judged);
+    let text = telemetry.scrape();
+    let line = text.lines().find(|l| l.starts_with("observer_connections_total{")).expect(&text);
+    for label in [
+        "observer_observed_at=\"server\"",
+        "observer_verdict_expected=\"any\"",
+        "observer_policy=\"PeerAuthentication/prod/api\"",
+    ] {
+        assert!(line.contains(label), "{label} in {line}");
+    }
+    let line = text.lines().find(|l| l.starts_with("observer_policy_deviations_total{")).expect(&text);
+    assert!(line.contains("observer_observed_at=\"server\"") && line.ends_with(" 1"), "{line}");
+    assert!(line.contains("observer_leg=\"direct\""), "{line}");
 }
 
 #[test]
