@@ -104,7 +104,7 @@ impl LegSink for Assess<'_> {
     fn leg(&mut self, leg: LegRecord) {
         let assessment = verdict::assess(&leg, self.mesh);
         *self.records += 1;
-        self.sink.record(&ConnectionRecord::new(&leg, &assessment, self.node));
+        self.sink.record(&ConnectionRecord::from_parts(leg, assessment, self.node));
     }
 }
 

@@ -2,6 +2,7 @@
 //! buffer, feeds the tracker and prints a line per finished leg until stopped.
 
 use std::{
+    collections::VecDeque,
     io::Write,
     path::PathBuf,
     process::ExitCode,
@@ -41,6 +42,10 @@ static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"),
 const POLL_INTERVAL: Duration = Duration::from_millis(25);
 /// Output buffered between flushes (a flush comes at least every `POLL_INTERVAL`).
 const OUTPUT_BUFFER: usize = 64 * 1024;
+/// How long a decided leg is left sampling before the kernel is told to stop: stopping costs two
+/// syscalls a socket, and most short connections close within this, which makes it free. A leg
+/// left running samples at most the kernel's per-direction budget meanwhile.
+const STOP_DELAY: Duration = Duration::from_millis(250);
 /// How often the counters are logged.
 const STATS_INTERVAL: Duration = Duration::from_secs(10);
 /// How often the self-telemetry snapshot is refreshed and alerts are re-sent or resolved.
@@ -153,8 +158,9 @@ struct Session<W: Write> {
     sockets: Sockets,
     pipeline: Pipeline,
     sinks: RunSinks<W>,
-    /// Legs whose sampling may stop, stopped at the next poll if they are still open.
-    stop_pending: Vec<legs::LegId>,
+    /// Legs whose sampling may stop, in the order they decided, with when: stopped once
+    /// `STOP_DELAY` has passed if they are still open.
+    stop_pending: VecDeque<(Instant, legs::LegId)>,
     snapshot: SharedSnapshot,
     policy: Arc<PolicyStore>,
 }
@@ -179,16 +185,16 @@ impl<W: Write> Sink for RunSinks<W> {
 }
 
 /// What the pipeline tells the live source: the socket table forgets reported legs at once;
-/// stopping the kernel's sampling costs two syscalls a socket and waits for the next poll, by
-/// which time most short connections have closed and there is nothing to stop.
+/// stopping the kernel's sampling waits `STOP_DELAY`.
 struct LiveControl<'a> {
     sockets: &'a mut Sockets,
-    stop_pending: &'a mut Vec<legs::LegId>,
+    stop_pending: &'a mut VecDeque<(Instant, legs::LegId)>,
+    now: Instant,
 }
 
 impl SourceControl for LiveControl<'_> {
     fn stop_sampling(&mut self, leg: legs::LegId) {
-        self.stop_pending.push(leg);
+        self.stop_pending.push_back((self.now + STOP_DELAY, leg));
     }
 
     fn reported(&mut self, leg: legs::LegId) {
@@ -224,7 +230,7 @@ impl<W: Write> Session<W> {
                 metrics: LegMetrics::new(&meter, exports.cardinality_limit as usize),
                 alerts: exports.alerts,
             },
-            stop_pending: Vec::new(),
+            stop_pending: VecDeque::new(),
             snapshot,
             policy,
         }
@@ -253,7 +259,7 @@ impl<W: Write> Session<W> {
                     self.drain(ring.get_mut())?;
                     self.pipeline.tick(Instant::now());
                     self.deliver()?;
-                    self.stop_sampling();
+                    self.stop_sampling(Instant::now());
                     self.sockets.tick(Instant::now());
                     self.flush()?;
                 }
@@ -271,8 +277,12 @@ impl<W: Write> Session<W> {
     }
 
     /// Tell the kernel to stop sampling the decided legs that are still open.
-    fn stop_sampling(&mut self) {
-        for leg in self.stop_pending.drain(..) {
+    fn stop_sampling(&mut self, now: Instant) {
+        while let Some(&(due, leg)) = self.stop_pending.front() {
+            if due > now {
+                break;
+            }
+            self.stop_pending.pop_front();
             for cookie in self.sockets.open_cookies(leg) {
                 self.capture.stop_sampling(cookie);
             }
@@ -299,7 +309,8 @@ impl<W: Write> Session<W> {
     /// Hand the pipeline's finished legs to the sinks, under the policy in force now.
     fn deliver(&mut self) -> anyhow::Result<()> {
         let mesh = self.policy.current();
-        let mut control = LiveControl { sockets: &mut self.sockets, stop_pending: &mut self.stop_pending };
+        let mut control =
+            LiveControl { sockets: &mut self.sockets, stop_pending: &mut self.stop_pending, now: Instant::now() };
         self.pipeline.deliver(&mesh, &mut control, &mut self.sinks);
         match self.sinks.printer.take_error() {
             None => Ok(()),

@@ -102,7 +102,7 @@ mod tests {
                 security: Security::Plaintext,
                 protocol: Protocol::Tls,
                 reason: None,
-                tls: Some(TlsDetails { sni: Some(sni.to_owned()), ..Default::default() }),
+                tls: Some(Box::new(TlsDetails { sni: Some(sni.to_owned()), ..Default::default() })),
             },
         };
         let mut out = Vec::new();

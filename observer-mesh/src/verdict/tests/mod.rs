@@ -34,12 +34,12 @@ pub(super) fn tls(version: &str, cert: ClientCert, sni: Option<&str>) -> Classif
         security,
         protocol: Protocol::Tls,
         reason: None,
-        tls: Some(TlsDetails {
+        tls: Some(Box::new(TlsDetails {
             version: Some(version.to_owned()),
             sni: sni.map(str::to_owned),
             client_cert: Some(cert),
             ..TlsDetails::default()
-        }),
+        })),
     }
 }
 
