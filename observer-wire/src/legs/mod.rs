@@ -46,7 +46,8 @@ pub enum ObservedAt {
 pub struct Process {
     pub pid: u32,
     pub uid: u32,
-    pub comm: String,
+    /// Shared: the same few process names open most sockets, and a leg's record copies it.
+    pub comm: std::sync::Arc<str>,
     /// cgroup v2 id (maps to a pod's container in a cluster).
     #[serde(skip)]
     pub cgroup_id: u64,

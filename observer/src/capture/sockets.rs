@@ -11,6 +11,7 @@
 use std::{
     collections::VecDeque,
     net::SocketAddr,
+    sync::Arc,
     time::{Duration, Instant, SystemTime},
 };
 
@@ -24,6 +25,9 @@ use super::events::{self, KernelEvent};
 /// (LRU), so a socket whose close never came would otherwise stay here forever; past this bound the
 /// oldest are evicted and counted.
 pub const MAX_SOCKETS: usize = 2 * observer_common::MAX_CONNECTIONS as usize;
+
+/// Most process names cached.
+const MAX_COMMS: usize = 4096;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 struct PairKey {
@@ -77,6 +81,8 @@ pub struct Sockets {
     /// Client sockets by their local address, and server sockets by their remote address.
     clients: HashMap<PairKey, u64>,
     servers: HashMap<PairKey, u64>,
+    /// Process names by their kernel bytes: one allocation per name, not per socket.
+    comms: HashMap<[u8; 16], Arc<str>>,
     /// Wall clock minus the monotonic clock, to date kernel timestamps.
     boot_wall: SystemTime,
     /// How long a closed socket stays pairable: its peer's open may still be in flight. Past the
@@ -102,6 +108,7 @@ impl Sockets {
             legs: HashMap::default(),
             clients: HashMap::default(),
             servers: HashMap::default(),
+            comms: HashMap::default(),
             boot_wall,
             closed_retention,
             stats: SocketStats::default(),
@@ -193,7 +200,7 @@ impl Sockets {
         let process = (open.owner.known != 0).then(|| Process {
             pid: open.owner.pid,
             uid: open.owner.uid,
-            comm: events::comm(&open.owner.comm),
+            comm: self.comm(&open.owner.comm),
             cgroup_id: open.owner.cgroup_id,
         });
         let (side, key, peer_key) = if open.role == role::ACTIVE {
@@ -239,6 +246,20 @@ impl Sockets {
             let sockets = &self.sockets;
             self.opened.retain(|c| sockets.contains_key(c));
         }
+    }
+
+    /// The shared name of a process, from the kernel's 16 bytes. The cache is bounded: names
+    /// are chosen by whoever runs a process, so it starts over when full.
+    fn comm(&mut self, raw: &[u8; 16]) -> Arc<str> {
+        if let Some(name) = self.comms.get(raw) {
+            return Arc::clone(name);
+        }
+        if self.comms.len() >= MAX_COMMS {
+            self.comms.clear();
+        }
+        let name: Arc<str> = events::comm(raw).into();
+        self.comms.insert(*raw, Arc::clone(&name));
+        name
     }
 
     /// The sockets of a leg (for telling the kernel to stop sampling them).

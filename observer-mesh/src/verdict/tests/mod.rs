@@ -20,7 +20,7 @@ pub(super) fn addr(text: &str) -> SocketAddr {
 pub(super) fn peer(text: &str, process: Option<(u32, &str)>) -> Peer {
     Peer {
         addr: addr(text),
-        process: process.map(|(uid, comm)| Process { pid: 1, uid, comm: comm.to_owned(), cgroup_id: 0 }),
+        process: process.map(|(uid, comm)| Process { pid: 1, uid, comm: comm.into(), cgroup_id: 0 }),
     }
 }
 

@@ -60,7 +60,7 @@ fn the_two_sockets_of_a_loopback_connection_make_one_leg() {
     let legs::Event::Joined { leg: 1, side: Side::Server, process: Some(ref p), .. } = out[1] else {
         panic!("server did not join the client's leg: {out:?}")
     };
-    assert_eq!(p.comm, "python3");
+    assert_eq!(&*p.comm, "python3");
     assert_eq!(sockets.cookies(1), &[1, 2]);
 
     out.clear();
