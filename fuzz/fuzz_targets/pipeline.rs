@@ -37,7 +37,7 @@ fuzz_target!(|data: &[u8]| {
         // Offsets up to 64 KiB x 4: beyond the reassembly cap too.
         let offset = (u64::from(*hi) << 8 | u64::from(*lo)) << (flags >> 1 & 3);
         let event = match flags >> 3 & 3 {
-            0 | 1 => Event::Data { leg: 1, direction, offset, bytes: bytes.to_vec() },
+            0 | 1 => Event::Data { leg: 1, direction, offset, bytes },
             2 => Event::DirectionEnd {
                 leg: 1,
                 direction,

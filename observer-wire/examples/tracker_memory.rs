@@ -31,7 +31,7 @@ fn main() {
         let now = Instant::now();
         for leg in 0..legs {
             let client = SocketAddr::from((Ipv4Addr::from(0x0a00_0000 | (leg as u32 & 0xffff)), (leg % 60_000) as u16));
-            let process = Some(Process { pid: 4242, uid: 1337, comm: "envoy".to_owned(), cgroup_id: 7 });
+            let process = Some(Process { pid: 4242, uid: 1337, comm: "envoy".into(), cgroup_id: 7 });
             let open = Event::Open {
                 leg,
                 time: SystemTime::now(),
@@ -40,7 +40,7 @@ fn main() {
                 observed_at: ObservedAt::Client,
             };
             tracker.handle(open, now, &mut out);
-            let data = Event::Data { leg, direction: Direction::ClientToServer, offset: 0, bytes: partial.clone() };
+            let data = Event::Data { leg, direction: Direction::ClientToServer, offset: 0, bytes: &partial };
             tracker.handle(data, now, &mut out);
             out.clear();
         }

@@ -40,11 +40,11 @@ fn records() -> Vec<ConnectionRecord> {
             };
             let mut r = ConnectionRecord::unassessed(&leg, "node");
             if tls {
-                r.tls = Some(observer_wire::classify::TlsDetails {
+                r.tls = Some(Box::new(observer_wire::classify::TlsDetails {
                     version: Some("1.3".to_owned()),
                     client_cert: Some(ClientCert::Presented),
                     ..Default::default()
-                });
+                }));
             }
             let owner = |kind: &str, name: String| {
                 Some(Arc::new(Owner { namespace: "prod".to_owned(), kind: kind.to_owned(), name }))

@@ -64,7 +64,7 @@ impl LegFacts {
         let end = |peer: &Peer| {
             let pod = mesh.inventory.pod_by_ip(peer.addr.ip());
             EndFacts {
-                process: peer.process.as_ref().map(|p| (p.uid, PROXY_COMMS.contains(&p.comm.as_str()))),
+                process: peer.process.as_ref().map(|p| (p.uid, PROXY_COMMS.contains(&&*p.comm))),
                 sidecar: pod.map(|p| p.has_sidecar),
                 gateway: pod.is_some_and(|p| is_gateway(p, mesh)),
             }

@@ -26,7 +26,7 @@ pub fn classify(input: &Input<'_>, client_offset: usize, server_offset: usize, s
             security: Security::Unknown,
             protocol,
             reason: Some(reason),
-            tls: Some(TlsDetails { starttls, ..Default::default() }),
+            tls: Some(Box::new(TlsDetails { starttls, ..Default::default() })),
         })
     };
     match tls::dissect(client, server) {
@@ -42,7 +42,7 @@ pub fn classify(input: &Input<'_>, client_offset: usize, server_offset: usize, s
                     security: Security::Unknown,
                     protocol,
                     reason: Some(input.client_short()),
-                    tls: Some(details),
+                    tls: Some(Box::new(details)),
                 })
             }
             None => bare(input.client_short()),
@@ -64,7 +64,7 @@ fn decide(input: &Input<'_>, handshake: &Handshake<'_>, starttls: Option<Protoco
                 security: Security::Unknown,
                 protocol: starttls.unwrap_or(Protocol::Tls),
                 reason: Some(UnknownReason::Malformed),
-                tls: Some(TlsDetails { starttls, ..Default::default() }),
+                tls: Some(Box::new(TlsDetails { starttls, ..Default::default() })),
             });
         }
     };
@@ -157,7 +157,12 @@ fn decision<'a>(input: &Input<'_>, handshake: &'a Handshake<'_>) -> Option<Decis
 fn done(mut details: TlsDetails, security: Security, cert: ClientCert, evidence: Evidence) -> Progress {
     details.client_cert = Some(cert);
     details.evidence = Some(evidence);
-    Progress::Done(Classification { security, protocol: protocol(&details), reason: None, tls: Some(details) })
+    Progress::Done(Classification {
+        security,
+        protocol: protocol(&details),
+        reason: None,
+        tls: Some(Box::new(details)),
+    })
 }
 
 /// The strong evidence is missing for `reason`: Istio's ALPN still says mTLS (ISTIO_MUTUAL is
@@ -171,7 +176,12 @@ fn fallback(mut details: TlsDetails, hello: &ClientHello, reason: UnknownReason)
     };
     details.client_cert = Some(cert);
     details.evidence = Some(evidence);
-    Progress::Done(Classification { security, protocol: protocol(&details), reason: Some(reason), tls: Some(details) })
+    Progress::Done(Classification {
+        security,
+        protocol: protocol(&details),
+        reason: Some(reason),
+        tls: Some(Box::new(details)),
+    })
 }
 
 /// A ClientHello the server never answered with a ServerHello: unknown, whatever it offered.
@@ -182,7 +192,7 @@ fn unanswered(mut details: TlsDetails, reason: UnknownReason) -> Progress {
         security: Security::Unknown,
         protocol: protocol(&details),
         reason: Some(reason),
-        tls: Some(details),
+        tls: Some(Box::new(details)),
     })
 }
 
@@ -197,7 +207,7 @@ fn broken(mut details: TlsDetails, error: &TlsError) -> Progress {
         security: Security::Unknown,
         protocol: protocol(&details),
         reason: Some(reason),
-        tls: Some(details),
+        tls: Some(Box::new(details)),
     })
 }
 

@@ -141,7 +141,9 @@ pub struct Classification {
     /// Set when `security` is `unknown`, or when something limited what could be seen.
     pub reason: Option<UnknownReason>,
     /// Present for TLS and mTLS legs (and unknown legs that began a TLS handshake).
-    pub tls: Option<TlsDetails>,
+    /// Boxed: a leg is moved through the tracker and into its record several times, and most
+    /// legs on a busy node are not TLS.
+    pub tls: Option<Box<TlsDetails>>,
 }
 
 impl Classification {

@@ -4,11 +4,13 @@
 //! the [`Tracker`] reassembles each direction, asks the classifier after every change, and hands
 //! back [`Output`]s: when sampling of a leg may stop, and the finished [`LegRecord`]s.
 
+mod flow;
 mod reassembly;
 mod tracker;
 
 use std::{net::SocketAddr, time::SystemTime};
 
+pub use flow::{Bound, Flow, LegSink, Legs, SourceControl};
 pub use reassembly::{MAX_PENDING_BYTES, MAX_PENDING_PIECES, MAX_STREAM_BYTES, Reassembly};
 pub use tracker::{Tracker, TrackerConfig, TrackerStats};
 
@@ -44,7 +46,8 @@ pub enum ObservedAt {
 pub struct Process {
     pub pid: u32,
     pub uid: u32,
-    pub comm: String,
+    /// Shared: the same few process names open most sockets, and a leg's record copies it.
+    pub comm: std::sync::Arc<str>,
     /// cgroup v2 id (maps to a pod's container in a cluster).
     #[serde(skip)]
     pub cgroup_id: u64,
@@ -57,9 +60,10 @@ pub struct Peer {
     pub process: Option<Process>,
 }
 
-/// What a source reports.
+/// What a source reports. Payload is borrowed from the source (the ring buffer record live, the
+/// frame in a replay): the tracker copies it once, into the leg's reassembly.
 #[derive(Clone, Debug)]
-pub enum Event {
+pub enum Event<'a> {
     /// A leg begins (its first socket reached ESTABLISHED, or a SYN was seen in a capture).
     Open { leg: LegId, time: SystemTime, client: Peer, server: Peer, observed_at: ObservedAt },
     /// The other end's socket of a leg is also on this node. `local` and `remote` are that
@@ -67,11 +71,19 @@ pub enum Event {
     /// client socket holds the original destination behind a REDIRECT.
     Joined { leg: LegId, side: Side, process: Option<Process>, local: SocketAddr, remote: SocketAddr },
     /// Payload bytes starting at `offset` in the direction's stream.
-    Data { leg: LegId, direction: Direction, offset: u64, bytes: Vec<u8> },
+    Data { leg: LegId, direction: Direction, offset: u64, bytes: &'a [u8] },
     /// No more bytes of this direction will be delivered (the sampling budget is spent).
     DirectionEnd { leg: LegId, direction: Direction, end: StreamEnd },
     /// The leg closed.
     Close { leg: LegId },
+}
+
+/// `events`, emptied, as a buffer for events that borrow something else: a source keeps one
+/// allocation for its batches although each batch borrows a different buffer.
+pub fn recycle<'b>(mut events: Vec<Event<'_>>) -> Vec<Event<'b>> {
+    events.clear();
+    // Collecting an emptied vector into one of the same layout reuses its allocation.
+    events.into_iter().map(|_| unreachable!("the vector is empty")).collect()
 }
 
 /// A finished leg.

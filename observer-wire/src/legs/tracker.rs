@@ -133,7 +133,7 @@ impl Tracker {
     }
 
     /// Apply one event; what it produces is appended to `out`.
-    pub fn handle(&mut self, event: Event, now: Instant, out: &mut Vec<Output>) {
+    pub fn handle(&mut self, event: Event<'_>, now: Instant, out: &mut Vec<Output>) {
         // Whether the classifier's input may have changed. A live leg seen from both ends gets
         // every segment twice (the client's egress and the server's ingress): the copy changes
         // nothing and is not classified again.
@@ -201,7 +201,7 @@ impl Tracker {
                     Direction::ServerToClient => &mut state.server,
                 };
                 let before = (stream.bytes().len(), stream.has_gap(), stream.overflowed());
-                stream.insert(offset, &bytes);
+                stream.insert(offset, bytes);
                 changed = before != (stream.bytes().len(), stream.has_gap(), stream.overflowed());
                 self.stats.duplicate_data += u64::from(!changed);
                 leg

@@ -14,7 +14,7 @@ use std::{
 pub use pieces::{LegPieces, Piece, leg_pieces};
 pub use tcp::{MAX_CONNECTIONS, TcpStats};
 
-use crate::legs::{Event, LegRecord, Output, Tracker, TrackerConfig, TrackerStats};
+use crate::legs::{self, Event, Flow, LegId, LegRecord, Legs, TrackerConfig, TrackerStats};
 use crate::printable::Escaped;
 use packet::FrameError;
 
@@ -72,9 +72,9 @@ pub struct ReplayStats {
     pub tcp: TcpStats,
 }
 
-/// A replay of one or more capture files into one tracker.
-pub struct Replay {
-    tracker: Tracker,
+/// The capture files as a source of [`Event`]s: frames decoded, TCP connections rebuilt, capture
+/// time mapped onto a monotonic clock. What it feeds (a [`Legs`]) decides what becomes of them.
+pub struct CaptureSource {
     /// Most TCP connections held at once.
     connection_limit: usize,
     stats: ReplayStats,
@@ -83,48 +83,47 @@ pub struct Replay {
     origin: Option<(SystemTime, Instant)>,
     now: Instant,
     last_tick: Instant,
-    events: Vec<Event>,
-    outputs: Vec<Output>,
+    /// The event buffer between frames (each frame's events borrow its payload).
+    spare: Vec<Event<'static>>,
 }
 
-impl Replay {
-    pub fn new(config: TrackerConfig) -> Self {
+impl CaptureSource {
+    /// A source for a tracker holding at most `max_legs` legs.
+    pub fn new(max_legs: usize) -> Self {
         let now = Instant::now();
         // The TCP table only needs room for the legs the tracker can hold, and as many again
         // closed or dropped ones swallowing their late segments: more would be memory spent on
         // connections whose legs are not kept anyway.
-        let connection_limit = config.max_legs.saturating_mul(2).clamp(1024, MAX_CONNECTIONS);
+        let connection_limit = max_legs.saturating_mul(2).clamp(1024, MAX_CONNECTIONS);
         Self {
             connection_limit,
-            tracker: Tracker::new(config),
             stats: ReplayStats::default(),
             next_leg: 1,
             origin: None,
             now,
             last_tick: now,
-            events: Vec::new(),
-            outputs: Vec::new(),
+            spare: Vec::new(),
         }
     }
 
-    /// Replay one file; every leg that finishes is passed to `record`. Connections still open at
-    /// the end of the file are closed (a later file is another capture).
-    pub fn file(&mut self, path: &Path, record: &mut dyn FnMut(LegRecord)) -> Result<(), ReplayError> {
-        self.replay(path, None, record)
+    /// What was read and skipped so far.
+    pub fn stats(&self) -> ReplayStats {
+        self.stats
+    }
+
+    /// Replay one file into `legs`. Connections still open at the end of the file are closed (a
+    /// later file is another capture).
+    pub fn file(&mut self, path: &Path, legs: &mut dyn Legs) -> Result<(), ReplayError> {
+        self.replay(path, None, legs)
     }
 
     /// Replay a capture held in memory (`name` stands for its file in errors): the fuzz target
     /// and tests feed bytes through the same path as files.
-    pub fn bytes(&mut self, name: &Path, bytes: &[u8], record: &mut dyn FnMut(LegRecord)) -> Result<(), ReplayError> {
-        self.replay(name, Some(bytes), record)
+    pub fn bytes(&mut self, name: &Path, bytes: &[u8], legs: &mut dyn Legs) -> Result<(), ReplayError> {
+        self.replay(name, Some(bytes), legs)
     }
 
-    fn replay(
-        &mut self,
-        path: &Path,
-        bytes: Option<&[u8]>,
-        record: &mut dyn FnMut(LegRecord),
-    ) -> Result<(), ReplayError> {
+    fn replay(&mut self, path: &Path, bytes: Option<&[u8]>, legs: &mut dyn Legs) -> Result<(), ReplayError> {
         let mut connections = tcp::Connections::with_limit(self.next_leg, self.connection_limit);
         let mut stats = self.stats;
         let each_frame = |frame: capture::Frame<'_>| {
@@ -154,21 +153,22 @@ impl Replay {
                 stats.bad_timestamps += 1;
                 return;
             };
-            connections.segment(&segment, frame.time, &mut self.events);
-            self.deliver(now, &mut connections, record);
+            let mut events = legs::recycle(std::mem::take(&mut self.spare));
+            connections.segment(&segment, frame.time, &mut events);
+            self.spare = feed(events, now, &mut connections, legs);
             if now.saturating_duration_since(self.last_tick) >= TICK_EVERY {
                 self.last_tick = now;
-                self.tracker.tick(now, &mut self.outputs);
-                self.collect(&mut connections, record);
+                legs.tick(now);
+                legs.deliver(&mut connections);
             }
         };
         let result = match bytes {
             Some(bytes) => capture::read_from(path, bytes, each_frame),
             None => capture::read(path, each_frame),
         };
-        connections.finish(&mut self.events);
-        let now = self.now;
-        self.deliver(now, &mut connections, record);
+        let mut events = legs::recycle(std::mem::take(&mut self.spare));
+        connections.finish(&mut events);
+        self.spare = feed(events, self.now, &mut connections, legs);
         stats.tcp = add_tcp(stats.tcp, connections.stats);
         self.next_leg = connections.next_leg();
         match result {
@@ -187,17 +187,6 @@ impl Replay {
         }
     }
 
-    /// Report what is left (legs whose classification never completed) and the counters.
-    pub fn finish(mut self, record: &mut dyn FnMut(LegRecord)) -> (ReplayStats, TrackerStats) {
-        self.tracker.flush(crate::classify::UnknownReason::CaptureEnded, &mut self.outputs);
-        for output in self.outputs.drain(..) {
-            if let Output::Record(leg) = output {
-                record(leg);
-            }
-        }
-        (self.stats, self.tracker.stats())
-    }
-
     /// Capture time on the tracker's clock; `None` when the jump from the first packet is more
     /// than the clock can hold.
     fn clock(&mut self, time: SystemTime) -> Option<Instant> {
@@ -206,24 +195,64 @@ impl Replay {
         self.now = self.now.max(at);
         Some(self.now)
     }
+}
 
-    fn deliver(&mut self, now: Instant, connections: &mut tcp::Connections, record: &mut dyn FnMut(LegRecord)) {
-        for event in self.events.drain(..) {
-            self.tracker.handle(event, now, &mut self.outputs);
-        }
-        self.collect(connections, record);
+/// One frame's events into `legs`, then what they decided handed on; the emptied buffer back.
+fn feed(
+    mut events: Vec<Event<'_>>,
+    now: Instant,
+    connections: &mut tcp::Connections,
+    legs: &mut dyn Legs,
+) -> Vec<Event<'static>> {
+    for event in events.drain(..) {
+        legs.event(event, now);
+    }
+    legs.deliver(connections);
+    legs::recycle(events)
+}
+
+impl legs::SourceControl for tcp::Connections {
+    fn stop_sampling(&mut self, leg: LegId) {
+        tcp::Connections::stop_sampling(self, leg);
     }
 
-    fn collect(&mut self, connections: &mut tcp::Connections, record: &mut dyn FnMut(LegRecord)) {
-        for output in self.outputs.drain(..) {
-            match output {
-                Output::StopSampling(leg) => connections.stop_sampling(leg),
-                Output::Record(leg) => {
-                    connections.reported(leg.leg);
-                    record(leg);
-                }
-            }
-        }
+    fn reported(&mut self, leg: LegId) {
+        tcp::Connections::reported(self, leg);
+    }
+}
+
+/// A replay of one or more capture files into one tracker, each finished leg handed to a
+/// callback: the [`CaptureSource`] and a [`Flow`] together, for tools and tests.
+pub struct Replay {
+    source: CaptureSource,
+    flow: Flow,
+}
+
+impl Replay {
+    pub fn new(config: TrackerConfig) -> Self {
+        Self { source: CaptureSource::new(config.max_legs), flow: Flow::new(config) }
+    }
+
+    /// Replay one file; every leg that finishes is passed to `record`.
+    pub fn file(&mut self, path: &Path, mut record: &mut dyn FnMut(LegRecord)) -> Result<(), ReplayError> {
+        self.source.file(path, &mut self.flow.into_sink(&mut record))
+    }
+
+    /// Replay a capture held in memory (`name` stands for its file in errors).
+    pub fn bytes(
+        &mut self,
+        name: &Path,
+        bytes: &[u8],
+        mut record: &mut dyn FnMut(LegRecord),
+    ) -> Result<(), ReplayError> {
+        self.source.bytes(name, bytes, &mut self.flow.into_sink(&mut record))
+    }
+
+    /// Report what is left (legs whose classification never completed) and the counters.
+    pub fn finish(mut self, mut record: &mut dyn FnMut(LegRecord)) -> (ReplayStats, TrackerStats) {
+        self.flow.finish(crate::classify::UnknownReason::CaptureEnded);
+        self.flow.deliver(&mut (), &mut record);
+        (self.source.stats(), self.flow.stats())
     }
 }
 

@@ -26,8 +26,8 @@ pub struct LegPieces {
 pub fn leg_pieces(path: &Path) -> Result<Vec<LegPieces>, ReplayError> {
     let mut connections = tcp::Connections::new(1);
     let mut legs: BTreeMap<LegId, LegPieces> = BTreeMap::new();
-    let mut events = Vec::new();
     capture::read(path, |frame| {
+        let mut events = Vec::new();
         if let Ok(segment) = packet::decode(frame.link, frame.data) {
             connections.segment(&segment, frame.time, &mut events);
         }
@@ -38,7 +38,7 @@ pub fn leg_pieces(path: &Path) -> Result<Vec<LegPieces>, ReplayError> {
                 }
                 Event::Data { leg, direction, offset, bytes } => {
                     if let Some(l) = legs.get_mut(&leg) {
-                        l.pieces.push(Piece { direction, offset, bytes });
+                        l.pieces.push(Piece { direction, offset, bytes: bytes.to_vec() });
                     }
                 }
                 _ => {}

@@ -95,7 +95,7 @@ impl Connections {
     }
 
     /// Let the oldest connection go; amortised O(1): each `order` entry is looked at once.
-    fn evict_oldest(&mut self, events: &mut Vec<Event>) {
+    fn evict_oldest(&mut self, events: &mut Vec<Event<'_>>) {
         while let Some((key, leg)) = self.order.pop_front() {
             self.eviction_steps += 1;
             if self.table.get(&key).is_some_and(|c| c.leg == leg) {
@@ -126,7 +126,7 @@ impl Connections {
     }
 
     /// Apply one segment; the events it produces are appended to `events`.
-    pub fn segment(&mut self, s: &Segment<'_>, time: SystemTime, events: &mut Vec<Event>) {
+    pub fn segment<'a>(&mut self, s: &Segment<'a>, time: SystemTime, events: &mut Vec<Event<'a>>) {
         let start = events.len();
         self.apply(s, time, events);
         if !self.gone.is_empty() {
@@ -149,7 +149,7 @@ impl Connections {
         }
     }
 
-    fn apply(&mut self, s: &Segment<'_>, time: SystemTime, events: &mut Vec<Event>) {
+    fn apply<'a>(&mut self, s: &Segment<'a>, time: SystemTime, events: &mut Vec<Event<'a>>) {
         let key = FlowKey::new(s.src, s.dst);
         let syn = s.flags & flags::SYN != 0;
         let ack = s.flags & flags::ACK != 0;
@@ -224,7 +224,7 @@ impl Connections {
                 let room = (MAX_STREAM_BYTES as u64 + 1).saturating_sub(offset);
                 let keep = s.payload.len().min(usize::try_from(room).unwrap_or(usize::MAX));
                 if keep > 0 {
-                    events.push(Event::Data { leg: conn.leg, direction, offset, bytes: s.payload[..keep].to_vec() });
+                    events.push(Event::Data { leg: conn.leg, direction, offset, bytes: &s.payload[..keep] });
                 }
             }
         }
@@ -257,7 +257,7 @@ impl Connections {
         }
     }
 
-    fn close(&mut self, conn: Connection, events: &mut Vec<Event>) {
+    fn close(&mut self, conn: Connection, events: &mut Vec<Event<'_>>) {
         if self.gone.remove(&conn.leg) {
             self.stopped.remove(&conn.leg);
             return;
@@ -269,7 +269,7 @@ impl Connections {
     }
 
     /// The capture ended: close every connection still open.
-    pub fn finish(&mut self, events: &mut Vec<Event>) {
+    pub fn finish(&mut self, events: &mut Vec<Event<'_>>) {
         self.order.clear();
         let mut open: Vec<Connection> = self.table.drain().map(|(_, c)| c).collect();
         open.sort_by_key(|c| c.leg);

@@ -11,6 +11,7 @@
 use std::{
     collections::VecDeque,
     net::SocketAddr,
+    sync::Arc,
     time::{Duration, Instant, SystemTime},
 };
 
@@ -20,13 +21,13 @@ use observer_wire::legs::{self, Direction, LegId, ObservedAt, Peer, Process, Sid
 
 use super::events::{self, KernelEvent};
 
-/// How long a closed socket stays pairable: its peer's open may still be in flight.
-const CLOSED_RETENTION: Duration = Duration::from_secs(2);
-
 /// Most sockets held. The kernel tracks at most `MAX_CONNECTIONS` and forgets the oldest silently
 /// (LRU), so a socket whose close never came would otherwise stay here forever; past this bound the
 /// oldest are evicted and counted.
 pub const MAX_SOCKETS: usize = 2 * observer_common::MAX_CONNECTIONS as usize;
+
+/// Most process names cached.
+const MAX_COMMS: usize = 4096;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 struct PairKey {
@@ -80,10 +81,16 @@ pub struct Sockets {
     /// Client sockets by their local address, and server sockets by their remote address.
     clients: HashMap<PairKey, u64>,
     servers: HashMap<PairKey, u64>,
+    /// Process names by their kernel bytes: one allocation per name, not per socket.
+    comms: HashMap<[u8; 16], Arc<str>>,
     /// Wall clock minus the monotonic clock, to date kernel timestamps.
     boot_wall: SystemTime,
+    /// How long a closed socket stays pairable: its peer's open may still be in flight. Past the
+    /// tracker's pairing grace a late peer could not join the leg anyway (it was reported alone),
+    /// so holding sockets longer only makes every table bigger.
+    closed_retention: Duration,
     stats: SocketStats,
-    /// Closed sockets in the order they closed: a tick forgets those past `CLOSED_RETENTION`
+    /// Closed sockets in the order they closed: a tick forgets those past the retention
     /// from the front, so it costs what expires, not what is held.
     closed: VecDeque<(Instant, u64)>,
     /// Sockets in the order they opened, for evicting the oldest past `MAX_SOCKETS`. Holds
@@ -93,14 +100,17 @@ pub struct Sockets {
 }
 
 impl Sockets {
-    /// `boot_wall`: the wall-clock time at which CLOCK_MONOTONIC was zero.
-    pub fn new(boot_wall: SystemTime) -> Self {
+    /// `boot_wall`: the wall-clock time at which CLOCK_MONOTONIC was zero; `closed_retention`:
+    /// how long a closed socket is kept for its peer (the tracker's pairing grace and a margin).
+    pub fn new(boot_wall: SystemTime, closed_retention: Duration) -> Self {
         Self {
             sockets: HashMap::default(),
             legs: HashMap::default(),
             clients: HashMap::default(),
             servers: HashMap::default(),
+            comms: HashMap::default(),
             boot_wall,
+            closed_retention,
             stats: SocketStats::default(),
             closed: VecDeque::new(),
             opened: VecDeque::new(),
@@ -120,10 +130,11 @@ impl Sockets {
         self.sockets.is_empty()
     }
 
-    /// Decode a ring buffer record and translate it.
-    pub fn on_record(&mut self, record: &[u8], now: Instant, out: &mut Vec<legs::Event>) {
+    /// Decode a ring buffer record and translate it; the events, which borrow the record's
+    /// payload, go to `emit`.
+    pub fn on_record<'a>(&mut self, record: &'a [u8], now: Instant, emit: &mut impl FnMut(legs::Event<'a>)) {
         match events::decode(record) {
-            Ok(event) => self.on_event(event, now, out),
+            Ok(event) => self.on_event(event, now, emit),
             Err(error) => {
                 self.stats.undecodable += 1;
                 tracing::debug!(%error, "undecodable ring buffer record");
@@ -131,9 +142,9 @@ impl Sockets {
         }
     }
 
-    pub fn on_event(&mut self, event: KernelEvent<'_>, now: Instant, out: &mut Vec<legs::Event>) {
+    pub fn on_event<'a>(&mut self, event: KernelEvent<'a>, now: Instant, emit: &mut impl FnMut(legs::Event<'a>)) {
         match event {
-            KernelEvent::Open(open) => self.on_open(&open, out),
+            KernelEvent::Open(open) => self.on_open(&open, emit),
             KernelEvent::Sample { cookie, direction, offset, data, .. } => {
                 if direction == direction::EGRESS {
                     self.stats.egress_samples += 1;
@@ -154,9 +165,9 @@ impl Sockets {
                 };
                 let leg = entry.leg;
                 let end = u64::from(offset) + data.len() as u64;
-                out.push(legs::Event::Data { leg, direction: dir, offset: u64::from(offset), bytes: data.to_vec() });
+                emit(legs::Event::Data { leg, direction: dir, offset: u64::from(offset), bytes: data });
                 if end >= u64::from(SAMPLE_BUDGET) {
-                    out.push(legs::Event::DirectionEnd { leg, direction: dir, end: StreamEnd::BudgetSpent });
+                    emit(legs::Event::DirectionEnd { leg, direction: dir, end: StreamEnd::BudgetSpent });
                 }
             }
             KernelEvent::Close(close) => {
@@ -173,14 +184,14 @@ impl Sockets {
                 if let Some(sockets) = self.legs.get_mut(&leg) {
                     sockets.open = sockets.open.saturating_sub(1);
                     if sockets.open == 0 && !sockets.reported {
-                        out.push(legs::Event::Close { leg });
+                        emit(legs::Event::Close { leg });
                     }
                 }
             }
         }
     }
 
-    fn on_open(&mut self, open: &OpenEvent, out: &mut Vec<legs::Event>) {
+    fn on_open<'a>(&mut self, open: &OpenEvent, emit: &mut impl FnMut(legs::Event<'a>)) {
         let cookie = open.header.cookie;
         if self.sockets.contains_key(&cookie) {
             return;
@@ -189,7 +200,7 @@ impl Sockets {
         let process = (open.owner.known != 0).then(|| Process {
             pid: open.owner.pid,
             uid: open.owner.uid,
-            comm: events::comm(&open.owner.comm),
+            comm: self.comm(&open.owner.comm),
             cgroup_id: open.owner.cgroup_id,
         });
         let (side, key, peer_key) = if open.role == role::ACTIVE {
@@ -207,7 +218,7 @@ impl Sockets {
             .filter(|leg| self.legs.get(leg).is_some_and(|l| !l.reported));
 
         let leg = if let Some(leg) = peer_leg {
-            out.push(legs::Event::Joined { leg, side, process, local, remote });
+            emit(legs::Event::Joined { leg, side, process, local, remote });
             leg
         } else {
             let time = self.boot_wall + Duration::from_nanos(open.header.ktime_ns);
@@ -219,7 +230,7 @@ impl Sockets {
                     (Peer { addr: remote, process: None }, Peer { addr: local, process }, ObservedAt::Server)
                 }
             };
-            out.push(legs::Event::Open { leg: cookie, time, client, server, observed_at });
+            emit(legs::Event::Open { leg: cookie, time, client, server, observed_at });
             match side {
                 Side::Client => self.clients.insert(key, cookie),
                 Side::Server => self.servers.insert(key, cookie),
@@ -235,6 +246,20 @@ impl Sockets {
             let sockets = &self.sockets;
             self.opened.retain(|c| sockets.contains_key(c));
         }
+    }
+
+    /// The shared name of a process, from the kernel's 16 bytes. The cache is bounded: names
+    /// are chosen by whoever runs a process, so it starts over when full.
+    fn comm(&mut self, raw: &[u8; 16]) -> Arc<str> {
+        if let Some(name) = self.comms.get(raw) {
+            return Arc::clone(name);
+        }
+        if self.comms.len() >= MAX_COMMS {
+            self.comms.clear();
+        }
+        let name: Arc<str> = events::comm(raw).into();
+        self.comms.insert(*raw, Arc::clone(&name));
+        name
     }
 
     /// The sockets of a leg (for telling the kernel to stop sampling them).
@@ -258,7 +283,7 @@ impl Sockets {
     pub fn tick(&mut self, now: Instant) {
         let mut gone = Vec::new();
         while let Some(&(at, cookie)) = self.closed.front() {
-            if now.saturating_duration_since(at) < CLOSED_RETENTION {
+            if now.saturating_duration_since(at) < self.closed_retention {
                 break;
             }
             self.closed.pop_front();

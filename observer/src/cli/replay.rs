@@ -2,13 +2,10 @@
 
 use std::{path::PathBuf, process::ExitCode};
 
-use observer_mesh::verdict;
-use observer_wire::{
-    legs::{LegRecord, TrackerConfig},
-    pcap::Replay,
-};
+use observer_pipeline::Pipeline;
+use observer_wire::{classify::UnknownReason, legs::TrackerConfig, pcap::CaptureSource};
 
-use crate::export::{ConnectionRecord, Format, Printer};
+use crate::export::{Format, Printer};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -30,39 +27,27 @@ pub struct Args {
 /// also make it non-zero: the output is then not every leg of the capture.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let policy = args.policy.load_once()?;
-    let node = super::node_name();
+    let mesh = policy.store.current();
     let stdout = std::io::stdout().lock();
     let mut printer = Printer::new(args.output, std::io::BufWriter::new(stdout));
-    let mut write_error: Option<std::io::Error> = None;
+    let max_legs = args.max_legs.max(1);
+    let mut pipeline = Pipeline::new(TrackerConfig { max_legs, ..TrackerConfig::default() }, super::node_name());
+    let mut source = CaptureSource::new(max_legs);
     let mut failed = 0;
-    let (stats, tracker) = {
-        let mut print = |leg: LegRecord| {
-            if write_error.is_none()
-                && let Err(e) =
-                    printer.print(&ConnectionRecord::new(&leg, &verdict::assess(&leg, &policy.store.current()), &node))
-            {
-                write_error = Some(e);
-            }
-        };
-        let mut replay = Replay::new(TrackerConfig { max_legs: args.max_legs.max(1), ..TrackerConfig::default() });
-        for path in &args.files {
-            if let Err(error) = replay.file(path, &mut print) {
-                tracing::error!("{error}");
-                failed += 1;
-            }
+    for path in &args.files {
+        if let Err(error) = source.file(path, &mut pipeline.bind(&mesh, &mut printer)) {
+            tracing::error!("{error}");
+            failed += 1;
         }
-        replay.finish(&mut print)
-    };
-    if write_error.is_none()
-        && let Err(e) = printer.flush()
-    {
-        write_error = Some(e);
     }
-    if let Some(e) = write_error
+    pipeline.finish(UnknownReason::CaptureEnded);
+    pipeline.deliver(&mesh, &mut (), &mut printer);
+    if let Err(e) = printer.flush()
         && e.kind() != std::io::ErrorKind::BrokenPipe
     {
         return Err(anyhow::Error::new(e).context("writing records"));
     }
+    let (stats, tracker) = (source.stats(), pipeline.stats());
     tracing::info!(
         files = stats.files,
         frames = stats.frames,

@@ -2,6 +2,7 @@
 //! buffer, feeds the tracker and prints a line per finished leg until stopped.
 
 use std::{
+    collections::VecDeque,
     io::Write,
     path::PathBuf,
     process::ExitCode,
@@ -12,10 +13,11 @@ use std::{
 use anyhow::Context as _;
 use aya::maps::{MapData, RingBuf};
 use observer_common::drop_reason;
-use observer_mesh::verdict::{self, Status};
+use observer_mesh::verdict::Status;
+use observer_pipeline::{Pipeline, Sink};
 use observer_wire::{
     classify::UnknownReason,
-    legs::{self, Output, Tracker, TrackerConfig},
+    legs::{self, SourceControl, TrackerConfig},
 };
 use tokio::{io::unix::AsyncFd, signal::unix::SignalKind};
 
@@ -40,6 +42,10 @@ static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"),
 const POLL_INTERVAL: Duration = Duration::from_millis(25);
 /// Output buffered between flushes (a flush comes at least every `POLL_INTERVAL`).
 const OUTPUT_BUFFER: usize = 64 * 1024;
+/// How long a decided leg is left sampling before the kernel is told to stop: stopping costs two
+/// syscalls a socket, and most short connections close within this, which makes it free. A leg
+/// left running samples at most the kernel's per-direction budget meanwhile.
+const STOP_DELAY: Duration = Duration::from_millis(250);
 /// How often the counters are logged.
 const STATS_INTERVAL: Duration = Duration::from_secs(10);
 /// How often the self-telemetry snapshot is refreshed and alerts are re-sent or resolved.
@@ -157,18 +163,50 @@ fn telemetry_config(args: &Args) -> anyhow::Result<TelemetryConfig> {
 struct Session<W: Write> {
     capture: LiveCapture,
     sockets: Sockets,
-    tracker: Tracker,
-    printer: Printer<W>,
-    node: String,
-    events: Vec<legs::Event>,
-    outputs: Vec<Output>,
-    /// Legs whose sampling may stop, stopped at the next poll if they are still open.
-    stop_pending: Vec<legs::LegId>,
-    records: u64,
-    metrics: LegMetrics,
+    pipeline: Pipeline,
+    sinks: RunSinks<W>,
+    /// Legs whose sampling may stop, in the order they decided, with when: stopped once
+    /// `STOP_DELAY` has passed if they are still open.
+    stop_pending: VecDeque<(Instant, legs::LegId)>,
     snapshot: SharedSnapshot,
-    alerts: Alerts,
     policy: Arc<PolicyStore>,
+}
+
+/// Where a live run's records go: metrics, alerts, the edge table, the printer.
+struct RunSinks<W: Write> {
+    printer: Printer<W>,
+    metrics: LegMetrics,
+    alerts: Alerts,
+}
+
+impl<W: Write> Sink for RunSinks<W> {
+    fn record(&mut self, record: &ConnectionRecord) {
+        self.metrics.record(record);
+        if record.verdict.status == Status::Deviation {
+            alert::log_deviation(record);
+            self.alerts.on_record(record, Instant::now());
+        }
+        crate::edges::record(record);
+        self.printer.record(record);
+    }
+}
+
+/// What the pipeline tells the live source: the socket table forgets reported legs at once;
+/// stopping the kernel's sampling waits `STOP_DELAY`.
+struct LiveControl<'a> {
+    sockets: &'a mut Sockets,
+    stop_pending: &'a mut VecDeque<(Instant, legs::LegId)>,
+    now: Instant,
+}
+
+impl SourceControl for LiveControl<'_> {
+    fn stop_sampling(&mut self, leg: legs::LegId) {
+        self.stop_pending.push_back((self.now + STOP_DELAY, leg));
+    }
+
+    fn reported(&mut self, leg: legs::LegId) {
+        self.sockets.reported(leg);
+    }
 }
 
 /// Where a session's records go besides the printer.
@@ -191,17 +229,16 @@ impl<W: Write> Session<W> {
         health::register(&meter, &snapshot, exports.telemetry.export_failures());
         Self {
             capture,
-            sockets: Sockets::new(boot_wall_clock()),
-            tracker: Tracker::new(config),
-            printer,
-            node: super::node_name(),
-            events: Vec::new(),
-            outputs: Vec::new(),
-            stop_pending: Vec::new(),
-            records: 0,
-            metrics: LegMetrics::new(&meter, exports.cardinality_limit as usize),
+            // Two polls past the grace: a socket closed in the meantime is still there for its peer.
+            sockets: Sockets::new(boot_wall_clock(), config.pair_grace + 2 * POLL_INTERVAL),
+            pipeline: Pipeline::new(config, super::node_name()),
+            sinks: RunSinks {
+                printer,
+                metrics: LegMetrics::new(&meter, exports.cardinality_limit as usize),
+                alerts: exports.alerts,
+            },
+            stop_pending: VecDeque::new(),
             snapshot,
-            alerts: exports.alerts,
             policy,
         }
     }
@@ -227,9 +264,9 @@ impl<W: Write> Session<W> {
                 }
                 _ = poll.tick() => {
                     self.drain(ring.get_mut())?;
-                    self.tracker.tick(Instant::now(), &mut self.outputs);
-                    self.handle_outputs()?;
-                    self.stop_sampling();
+                    self.pipeline.tick(Instant::now());
+                    self.deliver()?;
+                    self.stop_sampling(Instant::now());
                     self.sockets.tick(Instant::now());
                     self.flush()?;
                 }
@@ -241,14 +278,18 @@ impl<W: Write> Session<W> {
             }
         }
         self.drain(ring.get_mut())?;
-        self.tracker.flush(UnknownReason::ObserverStopped, &mut self.outputs);
-        self.handle_outputs()?;
+        self.pipeline.finish(UnknownReason::ObserverStopped);
+        self.deliver()?;
         self.flush()
     }
 
     /// Tell the kernel to stop sampling the decided legs that are still open.
-    fn stop_sampling(&mut self) {
-        for leg in self.stop_pending.drain(..) {
+    fn stop_sampling(&mut self, now: Instant) {
+        while let Some(&(due, leg)) = self.stop_pending.front() {
+            if due > now {
+                break;
+            }
+            self.stop_pending.pop_front();
             for cookie in self.sockets.open_cookies(leg) {
                 self.capture.stop_sampling(cookie);
             }
@@ -256,7 +297,7 @@ impl<W: Write> Session<W> {
     }
 
     fn flush(&mut self) -> anyhow::Result<()> {
-        match self.printer.flush() {
+        match self.sinks.printer.flush() {
             Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => anyhow::bail!("standard output closed"),
             other => other.context("writing records"),
         }
@@ -264,50 +305,32 @@ impl<W: Write> Session<W> {
 
     fn drain(&mut self, ring: &mut RingBuf<MapData>) -> anyhow::Result<()> {
         let now = Instant::now();
+        let pipeline = &mut self.pipeline;
         while let Some(item) = ring.next() {
-            self.sockets.on_record(&item, now, &mut self.events);
-            drop(item);
-            for event in self.events.drain(..) {
-                self.tracker.handle(event, now, &mut self.outputs);
-            }
+            // The events borrow the record's bytes; the tracker copies what it keeps.
+            self.sockets.on_record(&item, now, &mut |event| pipeline.event(event, now));
         }
-        self.handle_outputs()
+        self.deliver()
     }
 
-    fn handle_outputs(&mut self) -> anyhow::Result<()> {
-        for output in std::mem::take(&mut self.outputs) {
-            match output {
-                // Stopping costs two syscalls a socket; most short connections close before
-                // the next poll, and then there is nothing to stop.
-                Output::StopSampling(leg) => self.stop_pending.push(leg),
-                Output::Record(leg) => {
-                    self.sockets.reported(leg.leg);
-                    let assessment = verdict::assess(&leg, &self.policy.current());
-                    let record = ConnectionRecord::new(&leg, &assessment, &self.node);
-                    self.records += 1;
-                    self.metrics.record(&record);
-                    if record.verdict.status == Status::Deviation {
-                        alert::log_deviation(&record);
-                        self.alerts.on_record(&record, Instant::now());
-                    }
-                    crate::edges::record(&record);
-                    if let Err(error) = self.printer.print(&record) {
-                        if error.kind() == std::io::ErrorKind::BrokenPipe {
-                            anyhow::bail!("standard output closed");
-                        }
-                        return Err(error).context("writing a record");
-                    }
-                }
-            }
+    /// Hand the pipeline's finished legs to the sinks, under the policy in force now.
+    fn deliver(&mut self) -> anyhow::Result<()> {
+        let mesh = self.policy.current();
+        let mut control =
+            LiveControl { sockets: &mut self.sockets, stop_pending: &mut self.stop_pending, now: Instant::now() };
+        self.pipeline.deliver(&mesh, &mut control, &mut self.sinks);
+        match self.sinks.printer.take_error() {
+            None => Ok(()),
+            Some(error) if error.kind() == std::io::ErrorKind::BrokenPipe => anyhow::bail!("standard output closed"),
+            Some(error) => Err(error).context("writing a record"),
         }
-        Ok(())
     }
 
     /// Everything lost on the way, by stage: the kernel's counters and userspace's.
     fn lost(&self) -> Vec<(String, u64)> {
         let kernel = self.capture.counters();
         let sockets = self.sockets.stats();
-        let tracker = self.tracker.stats();
+        let tracker = self.pipeline.stats();
         let mut lost: Vec<(String, u64)> =
             drop_reason::NAMES.iter().zip(kernel.drops).map(|(name, n)| ((*name).to_owned(), n)).collect();
         lost.extend([
@@ -321,19 +344,19 @@ impl<W: Write> Session<W> {
 
     /// Refreshes what the self-telemetry callbacks read, and drives the alerts' timers.
     fn refresh_metrics(&mut self) {
-        self.alerts.tick(Instant::now());
-        let tracker = self.tracker.stats();
+        self.sinks.alerts.tick(Instant::now());
+        let tracker = self.pipeline.stats();
         let snapshot = Snapshot {
             lost: self.lost(),
-            tracked: self.tracker.len() as u64,
+            tracked: self.pipeline.len() as u64,
             orphan_closes: self.sockets.stats().orphan_closes,
             unknown_leg_events: tracker.events_for_unknown_legs,
             idle_expired: tracker.legs_idle_expired,
             programs: self.capture.program_runs(),
             watch_errors: crate::cluster::watch_error_counts(),
             policy_reloads: self.policy.reload_counts(),
-            alerts_sent: self.alerts.stats().sent(),
-            alert_failures: self.alerts.stats().failures(),
+            alerts_sent: self.sinks.alerts.stats().sent(),
+            alert_failures: self.sinks.alerts.stats().failures(),
         };
         match self.snapshot.lock() {
             Ok(mut shared) => *shared = snapshot,
@@ -344,10 +367,10 @@ impl<W: Write> Session<W> {
     fn log_counters(&self) {
         let lost: Vec<String> =
             self.lost().into_iter().filter(|(_, n)| *n > 0).map(|(stage, n)| format!("{stage}={n}")).collect();
-        let tracker = self.tracker.stats();
+        let tracker = self.pipeline.stats();
         tracing::info!(
-            records = self.records,
-            legs_tracked = self.tracker.len(),
+            records = self.pipeline.records(),
+            legs_tracked = self.pipeline.len(),
             sockets_tracked = self.sockets.len(),
             lost = %if lost.is_empty() { "0".to_owned() } else { lost.join(",") },
             orphan_closes = self.sockets.stats().orphan_closes,

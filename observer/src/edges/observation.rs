@@ -42,7 +42,7 @@ impl<'a> Observation<'a> {
             ip: &e.ip,
             port: e.port,
             workload: e.workload.as_deref(),
-            process: e.process.as_ref().map(|p| p.comm.as_str()),
+            process: e.process.as_ref().map(|p| &*p.comm),
         };
         Self {
             time: &record.time,
@@ -118,7 +118,7 @@ impl RecordLine {
                 ip: &e.ip,
                 port: e.port,
                 workload: e.workload.as_deref(),
-                process: e.process.as_ref().map(|p| p.comm.as_str()),
+                process: e.process.as_ref().map(|p| &*p.comm),
             }
         }
         Observation {

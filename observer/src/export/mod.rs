@@ -4,12 +4,11 @@
 pub mod attributes;
 pub mod health;
 pub mod metrics;
-mod record;
 pub mod serve;
 mod table;
 pub mod telemetry;
 
-pub use record::{ConnectionRecord, EndpointRecord, rfc3339_millis};
+pub use observer_pipeline::{ConnectionRecord, EndpointRecord, rfc3339_millis};
 pub use table::Table;
 
 use std::io::Write;
@@ -25,15 +24,23 @@ pub enum Format {
 
 /// Writes records in the chosen format. Records are not flushed one by one: the caller flushes
 /// when it goes idle and at the end (a write and a flush per record cost more than the record).
+/// As a pipeline [`Sink`](observer_pipeline::Sink) it stops at the first write error and keeps it
+/// for the caller ([`Printer::take_error`]).
 pub struct Printer<W: Write> {
     format: Format,
     table: Table,
     out: W,
+    error: Option<std::io::Error>,
 }
 
 impl<W: Write> Printer<W> {
     pub fn new(format: Format, out: W) -> Self {
-        Self { format, table: Table::default(), out }
+        Self { format, table: Table::default(), out, error: None }
+    }
+
+    /// The first write error a record met as a sink, if any (later records were not written).
+    pub fn take_error(&mut self) -> Option<std::io::Error> {
+        self.error.take()
     }
 
     pub fn print(&mut self, record: &ConnectionRecord) -> std::io::Result<()> {
@@ -48,7 +55,22 @@ impl<W: Write> Printer<W> {
     }
 
     /// Push what is buffered to the output.
+    ///
+    /// A record's earlier write error comes first.
     pub fn flush(&mut self) -> std::io::Result<()> {
-        self.out.flush()
+        match self.error.take() {
+            Some(error) => Err(error),
+            None => self.out.flush(),
+        }
+    }
+}
+
+impl<W: Write> observer_pipeline::Sink for Printer<W> {
+    fn record(&mut self, record: &ConnectionRecord) {
+        if self.error.is_none()
+            && let Err(error) = self.print(record)
+        {
+            self.error = Some(error);
+        }
     }
 }

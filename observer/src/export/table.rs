@@ -94,7 +94,7 @@ mod tests {
             time: SystemTime::UNIX_EPOCH,
             client: Peer {
                 addr: "10.0.0.1:40000".parse().expect("address"),
-                process: Some(Process { pid: 7, uid: 0, comm: "cu\rrl\x07".to_owned(), cgroup_id: 0 }),
+                process: Some(Process { pid: 7, uid: 0, comm: "cu\rrl\x07".into(), cgroup_id: 0 }),
             },
             server: Peer { addr: "10.0.0.2:443".parse().expect("address"), process: None },
             observed_at: ObservedAt::Client,
@@ -102,7 +102,7 @@ mod tests {
                 security: Security::Plaintext,
                 protocol: Protocol::Tls,
                 reason: None,
-                tls: Some(TlsDetails { sni: Some(sni.to_owned()), ..Default::default() }),
+                tls: Some(Box::new(TlsDetails { sni: Some(sni.to_owned()), ..Default::default() })),
             },
         };
         let mut out = Vec::new();

@@ -81,7 +81,7 @@ pub fn exposition() -> String {
             security: Security::Mtls,
             protocol: Protocol::Http2,
             reason: None,
-            tls: Some(tls),
+            tls: Some(Box::new(tls)),
         },
         ..leg
     };

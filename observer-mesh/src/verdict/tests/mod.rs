@@ -20,7 +20,7 @@ pub(super) fn addr(text: &str) -> SocketAddr {
 pub(super) fn peer(text: &str, process: Option<(u32, &str)>) -> Peer {
     Peer {
         addr: addr(text),
-        process: process.map(|(uid, comm)| Process { pid: 1, uid, comm: comm.to_owned(), cgroup_id: 0 }),
+        process: process.map(|(uid, comm)| Process { pid: 1, uid, comm: comm.into(), cgroup_id: 0 }),
     }
 }
 
@@ -34,12 +34,12 @@ pub(super) fn tls(version: &str, cert: ClientCert, sni: Option<&str>) -> Classif
         security,
         protocol: Protocol::Tls,
         reason: None,
-        tls: Some(TlsDetails {
+        tls: Some(Box::new(TlsDetails {
             version: Some(version.to_owned()),
             sni: sni.map(str::to_owned),
             client_cert: Some(cert),
             ..TlsDetails::default()
-        }),
+        })),
     }
 }
 

@@ -7,7 +7,7 @@ fn peer(addr: &str) -> Peer {
     Peer { addr: addr.parse().expect("test address"), process: None }
 }
 
-fn open(leg: LegId, observed_at: ObservedAt) -> Event {
+fn open(leg: LegId, observed_at: ObservedAt) -> Event<'static> {
     Event::Open {
         leg,
         time: SystemTime::UNIX_EPOCH,
@@ -17,8 +17,8 @@ fn open(leg: LegId, observed_at: ObservedAt) -> Event {
     }
 }
 
-fn data(leg: LegId, offset: u64, bytes: &[u8]) -> Event {
-    Event::Data { leg, direction: Direction::ClientToServer, offset, bytes: bytes.to_vec() }
+fn data(leg: LegId, offset: u64, bytes: &[u8]) -> Event<'_> {
+    Event::Data { leg, direction: Direction::ClientToServer, offset, bytes }
 }
 
 fn records(out: &[Output]) -> Vec<&LegRecord> {

@@ -44,7 +44,7 @@ fn sample(cookie: u64, dir: u32, offset: u32, data: &'static [u8]) -> KernelEven
 }
 
 fn table() -> Sockets {
-    Sockets::new(SystemTime::UNIX_EPOCH)
+    Sockets::new(SystemTime::UNIX_EPOCH, Duration::from_secs(2))
 }
 
 #[test]
@@ -54,19 +54,19 @@ fn the_two_sockets_of_a_loopback_connection_make_one_leg() {
     let mut out = Vec::new();
     let client = open_event(1, 9, role::ACTIVE, "127.0.0.1:40000", "127.0.0.1:8080", b"curl");
     let server = open_event(2, 9, role::PASSIVE, "127.0.0.1:8080", "127.0.0.1:40000", b"python3");
-    sockets.on_event(KernelEvent::Open(client), now, &mut out);
-    sockets.on_event(KernelEvent::Open(server), now, &mut out);
+    sockets.on_event(KernelEvent::Open(client), now, &mut |e| out.push(e));
+    sockets.on_event(KernelEvent::Open(server), now, &mut |e| out.push(e));
     assert!(matches!(out[0], legs::Event::Open { leg: 1, observed_at: ObservedAt::Client, .. }));
     let legs::Event::Joined { leg: 1, side: Side::Server, process: Some(ref p), .. } = out[1] else {
         panic!("server did not join the client's leg: {out:?}")
     };
-    assert_eq!(p.comm, "python3");
+    assert_eq!(&*p.comm, "python3");
     assert_eq!(sockets.cookies(1), &[1, 2]);
 
     out.clear();
-    sockets.on_event(sample(1, direction::EGRESS, 0, b"GET"), now, &mut out);
-    sockets.on_event(sample(2, direction::INGRESS, 0, b"GET"), now, &mut out);
-    sockets.on_event(sample(2, direction::EGRESS, 0, b"HTTP"), now, &mut out);
+    sockets.on_event(sample(1, direction::EGRESS, 0, b"GET"), now, &mut |e| out.push(e));
+    sockets.on_event(sample(2, direction::INGRESS, 0, b"GET"), now, &mut |e| out.push(e));
+    sockets.on_event(sample(2, direction::EGRESS, 0, b"HTTP"), now, &mut |e| out.push(e));
     let dirs: Vec<_> = out
         .iter()
         .map(|e| match e {
@@ -77,9 +77,9 @@ fn the_two_sockets_of_a_loopback_connection_make_one_leg() {
     assert_eq!(dirs, [Direction::ClientToServer, Direction::ClientToServer, Direction::ServerToClient]);
 
     out.clear();
-    sockets.on_event(close_event(1), now, &mut out);
+    sockets.on_event(close_event(1), now, &mut |e| out.push(e));
     assert!(out.is_empty(), "the leg stays open while one of its sockets is");
-    sockets.on_event(close_event(2), now, &mut out);
+    sockets.on_event(close_event(2), now, &mut |e| out.push(e));
     assert!(matches!(out[..], [legs::Event::Close { leg: 1 }]));
 }
 
@@ -90,8 +90,8 @@ fn loopback_addresses_in_different_namespaces_do_not_pair() {
     let mut out = Vec::new();
     let client = open_event(1, 9, role::ACTIVE, "127.0.0.1:40000", "127.0.0.1:8080", b"curl");
     let server = open_event(2, 10, role::PASSIVE, "127.0.0.1:8080", "127.0.0.1:40000", b"nginx");
-    sockets.on_event(KernelEvent::Open(client), now, &mut out);
-    sockets.on_event(KernelEvent::Open(server), now, &mut out);
+    sockets.on_event(KernelEvent::Open(client), now, &mut |e| out.push(e));
+    sockets.on_event(KernelEvent::Open(server), now, &mut |e| out.push(e));
     assert!(matches!(out[1], legs::Event::Open { leg: 2, observed_at: ObservedAt::Server, .. }));
 }
 
@@ -103,8 +103,8 @@ fn a_redirected_connection_pairs_with_the_proxy_and_keeps_the_original_destinati
     // Server socket first: the events of two CPUs can arrive in either order.
     let proxy = open_event(5, 3, role::PASSIVE, "127.0.0.1:15001", "10.88.0.10:41000", b"haproxy");
     let app = open_event(4, 3, role::ACTIVE, "10.88.0.10:41000", "10.88.0.20:8080", b"curl");
-    sockets.on_event(KernelEvent::Open(proxy), now, &mut out);
-    sockets.on_event(KernelEvent::Open(app), now, &mut out);
+    sockets.on_event(KernelEvent::Open(proxy), now, &mut |e| out.push(e));
+    sockets.on_event(KernelEvent::Open(app), now, &mut |e| out.push(e));
     let legs::Event::Joined { leg: 5, side: Side::Client, remote, .. } = out[1] else {
         panic!("app did not join the proxy's leg: {out:?}")
     };
@@ -118,8 +118,8 @@ fn sockets_in_two_pods_pair_across_namespaces() {
     let mut out = Vec::new();
     let client = open_event(1, 3, role::ACTIVE, "[fd00:88::10]:41000", "[fd00:88::20]:443", b"openssl");
     let server = open_event(2, 4, role::PASSIVE, "[fd00:88::20]:443", "[fd00:88::10]:41000", b"openssl");
-    sockets.on_event(KernelEvent::Open(client), now, &mut out);
-    sockets.on_event(KernelEvent::Open(server), now, &mut out);
+    sockets.on_event(KernelEvent::Open(client), now, &mut |e| out.push(e));
+    sockets.on_event(KernelEvent::Open(server), now, &mut |e| out.push(e));
     assert!(matches!(out[1], legs::Event::Joined { leg: 1, side: Side::Server, .. }));
 }
 
@@ -129,19 +129,19 @@ fn the_budget_end_is_reported_and_reported_legs_go_quiet() {
     let now = Instant::now();
     let mut out = Vec::new();
     let client = open_event(1, 9, role::ACTIVE, "10.0.0.1:40000", "10.0.0.2:443", b"curl");
-    sockets.on_event(KernelEvent::Open(client), now, &mut out);
+    sockets.on_event(KernelEvent::Open(client), now, &mut |e| out.push(e));
     out.clear();
-    sockets.on_event(sample(1, direction::EGRESS, SAMPLE_BUDGET - 3, b"end"), now, &mut out);
+    sockets.on_event(sample(1, direction::EGRESS, SAMPLE_BUDGET - 3, b"end"), now, &mut |e| out.push(e));
     assert!(matches!(
         out[1],
         legs::Event::DirectionEnd { leg: 1, direction: Direction::ClientToServer, end: StreamEnd::BudgetSpent }
     ));
     out.clear();
     sockets.reported(1);
-    sockets.on_event(sample(1, direction::INGRESS, 0, b"late"), now, &mut out);
-    sockets.on_event(close_event(1), now, &mut out);
+    sockets.on_event(sample(1, direction::INGRESS, 0, b"late"), now, &mut |e| out.push(e));
+    sockets.on_event(close_event(1), now, &mut |e| out.push(e));
     assert!(out.is_empty());
-    sockets.tick(now + CLOSED_RETENTION);
+    sockets.tick(now + Duration::from_secs(2));
     assert!(sockets.is_empty());
     assert!(sockets.cookies(1).is_empty());
 }
@@ -151,9 +151,9 @@ fn events_of_unknown_sockets_are_counted() {
     let mut sockets = table();
     let now = Instant::now();
     let mut out = Vec::new();
-    sockets.on_event(sample(77, direction::EGRESS, 0, b"x"), now, &mut out);
-    sockets.on_event(close_event(77), now, &mut out);
-    sockets.on_record(&[0u8; 3], now, &mut out);
+    sockets.on_event(sample(77, direction::EGRESS, 0, b"x"), now, &mut |e| out.push(e));
+    sockets.on_event(close_event(77), now, &mut |e| out.push(e));
+    sockets.on_record(&[0u8; 3], now, &mut |e| out.push(e));
     assert!(out.is_empty());
     assert_eq!(
         sockets.stats(),
@@ -177,7 +177,7 @@ fn sockets_whose_close_never_came_are_bounded() {
     for cookie in 0..total {
         let local = format!("10.{}.{}.{}:{}", (cookie >> 16) & 0xff, (cookie >> 8) & 0xff, cookie & 0xff, 40_000);
         let open = open_event(cookie, 1, role::ACTIVE, &local, "10.255.0.1:443", b"curl");
-        sockets.on_event(KernelEvent::Open(open), t0 + Duration::from_micros(cookie), &mut out);
+        sockets.on_event(KernelEvent::Open(open), t0 + Duration::from_micros(cookie), &mut |e| out.push(e));
     }
     sockets.tick(t0 + Duration::from_secs(1));
     assert!(sockets.len() <= MAX_SOCKETS, "{} sockets held", sockets.len());

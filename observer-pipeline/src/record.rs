@@ -41,27 +41,33 @@ pub struct ConnectionRecord {
     pub security: Security,
     pub protocol: Protocol,
     pub reason: Option<UnknownReason>,
-    pub tls: Option<TlsDetails>,
+    pub tls: Option<Box<TlsDetails>>,
     pub verdict: Verdict,
 }
 
 impl ConnectionRecord {
     /// The record of a finished leg and its assessment against the policy.
     pub fn new(leg: &LegRecord, assessment: &Assessment, node: &str) -> Self {
-        let c = &leg.classification;
+        Self::from_parts(leg.clone(), assessment.clone(), node)
+    }
+
+    /// The same, taking the leg and its assessment instead of copying what they hold (the
+    /// pipeline's way: each leg becomes one record and is then dropped).
+    pub fn from_parts(leg: LegRecord, assessment: Assessment, node: &str) -> Self {
+        let c = leg.classification;
         Self {
             time: rfc3339_millis(leg.time),
             node: node.to_owned(),
             conn_id: format!("c:{:x}", leg.leg),
-            client: endpoint(&leg.client, &assessment.client),
-            server: endpoint(&leg.server, &assessment.server),
+            client: endpoint(leg.client, assessment.client),
+            server: endpoint(leg.server, assessment.server),
             observed_at: leg.observed_at,
             leg: assessment.leg,
             security: c.security,
             protocol: c.protocol,
             reason: c.reason,
-            tls: c.tls.clone(),
-            verdict: assessment.verdict.clone(),
+            tls: c.tls,
+            verdict: assessment.verdict,
         }
     }
 
@@ -71,16 +77,16 @@ impl ConnectionRecord {
     }
 }
 
-fn endpoint(peer: &Peer, who: &EndIdentity) -> EndpointRecord {
+fn endpoint(peer: Peer, who: EndIdentity) -> EndpointRecord {
     // A v4-mapped IPv6 address is the IPv4 peer of a dual-stack socket: show it as IPv4.
     let ip = peer.addr.ip().to_canonical();
     EndpointRecord {
         ip: ip.to_string(),
         port: peer.addr.port(),
-        workload: who.workload.clone(),
-        identity: who.identity.clone(),
-        process: peer.process.clone(),
-        owner: who.owner.clone(),
+        workload: who.workload,
+        identity: who.identity,
+        process: peer.process,
+        owner: who.owner,
     }
 }
 
