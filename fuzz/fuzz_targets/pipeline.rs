@@ -15,9 +15,10 @@ use observer_wire::{
 };
 
 fuzz_target!(|data: &[u8]| {
-    let [seen, mut rest @ ..] = data else {
+    let [seen, rest @ ..] = data else {
         return;
     };
+    let mut rest = rest;
     let mut tracker = Tracker::new(TrackerConfig::default());
     let mut now = Instant::now();
     let mut out = Vec::new();
