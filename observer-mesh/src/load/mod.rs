@@ -261,7 +261,7 @@ impl Loader {
         }
         if let Some(error) = std::mem::take(&mut self.list_errors).not_shown() {
             // After the errors it counts: at the List's last line.
-            let last = offset + u32::try_from(text.lines().count()).unwrap_or(u32::MAX - offset).max(1);
+            let last = offset.saturating_add(u32::try_from(text.lines().count()).unwrap_or(u32::MAX).max(1));
             self.error(file, last, error);
         }
     }
