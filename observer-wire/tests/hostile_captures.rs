@@ -113,8 +113,8 @@ fn a_record_longer_than_any_packet_is_corruption_not_a_cut() {
 
 /// Found by the `capture` fuzz target: a section header (written by editcap), then a Process
 /// Information Block whose total length (8) is shorter than the 12 bytes of any block's framing.
-/// pcap-parser subtracted the framing unchecked: an overflow panic with overflow checks on, a
-/// 4 GiB read otherwise.
+/// pcap-parser subtracted the framing unchecked: an overflow panic with overflow checks on;
+/// without them the file read as cut short there, the blocks after it silently lost.
 const UNDERSIZED_BLOCK: &[u8] = &[
     0x0a, 0x0d, 0x0d, 0x0a, 0x6c, 0x00, 0x00, 0x00, 0x4d, 0x3c, 0x2b, 0x1a, 0x01, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff,
     0xff, 0x25, 0xff, 0xff, 0xff, 0x04, 0x00, 0x45, 0x00, 0x45, 0x64, 0x69, 0x74, 0x63, 0x61, 0x70, 0x20, 0x28, 0x57,

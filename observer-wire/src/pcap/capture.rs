@@ -83,8 +83,9 @@ const PCAPNG_BLOCK_FRAME: u32 = 12;
 
 /// Whether the pcapng block at the start of `data` announces a total length shorter than its
 /// own framing; `big_endian` is the section's byte order, updated when `data` starts a new
-/// section. pcap-parser subtracts the framing from that length unchecked (an overflow, then a
-/// 4 GiB read), so such a block is reported as damage before it is handed over.
+/// section. pcap-parser subtracts the framing from that length unchecked (an overflow: a panic
+/// with overflow checks, else a 4 GiB block the file ends inside), so such a block is reported
+/// as damage before it is handed over.
 fn undersized_block(data: &[u8], big_endian: &mut bool) -> bool {
     let Some(&[t0, t1, t2, t3, l0, l1, l2, l3]) = data.get(..8) else { return false };
     if [t0, t1, t2, t3] == [0x0a, 0x0d, 0x0d, 0x0a] {
