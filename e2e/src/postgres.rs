@@ -64,6 +64,8 @@ impl Postgres {
             .arg(bin.join("initdb"))
             .args(["-A", "trust", "-U", "postgres", "--no-sync", "-D"])
             .arg(&data)
+            // Not from the test's working directory, which `postgres` may not enter.
+            .current_dir("/")
             .output()
             .context("run initdb")?;
         if !initdb.status.success() {

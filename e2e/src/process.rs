@@ -101,6 +101,10 @@ impl Spawn {
         }
         command.arg(&self.program).args(&self.args);
         command.envs(self.env.iter().map(|(k, v)| (k, v)));
+        // From `/`, not the test's working directory: that is the checkout, which another user
+        // may not enter (a clone under root's 0700 home), and HAProxy refuses to start when it
+        // cannot return to its initial directory. Peers are given absolute paths.
+        command.current_dir("/");
         command
     }
 

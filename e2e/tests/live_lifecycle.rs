@@ -217,11 +217,17 @@ fn without_privileges_it_fails_with_one_line_saying_what_to_do() {
     }
     let bin = observer_e2e::observer::binary();
     assert!(bin.exists(), "observer binary {} not built", bin.display());
+    // nobody may not reach the checkout's binary (a clone under root's 0700 home): a copy in a
+    // world-readable folder, run from `/`.
+    let dir = observer_e2e::TempDir::new("nobody").expect("temp dir");
+    let copy = dir.join("observer");
+    std::fs::copy(&bin, &copy).expect("copy the observer binary");
     // As nobody, from the root namespace (never under ip netns exec).
     let out = std::process::Command::new("setpriv")
         .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"])
-        .arg(&bin)
+        .arg(&copy)
         .args(["run", "--duration", "1"])
+        .current_dir("/")
         .output()
         .expect("run observer as nobody");
     let stderr = String::from_utf8_lossy(&out.stderr);

@@ -111,6 +111,54 @@ fn a_record_longer_than_any_packet_is_corruption_not_a_cut() {
     assert_eq!(stats.truncated_files, 0);
 }
 
+/// Found by the `capture` fuzz target: a section header (written by editcap), then a Process
+/// Information Block whose total length (8) is shorter than the 12 bytes of any block's framing.
+/// pcap-parser subtracted the framing unchecked: an overflow panic with overflow checks on;
+/// without them the file read as cut short there, the blocks after it silently lost.
+const UNDERSIZED_BLOCK: &[u8] = &[
+    0x0a, 0x0d, 0x0d, 0x0a, 0x6c, 0x00, 0x00, 0x00, 0x4d, 0x3c, 0x2b, 0x1a, 0x01, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff,
+    0xff, 0x25, 0xff, 0xff, 0xff, 0x04, 0x00, 0x45, 0x00, 0x45, 0x64, 0x69, 0x74, 0x63, 0x61, 0x70, 0x20, 0x28, 0x57,
+    0x69, 0x6c, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x20, 0x33, 0x2e, 0x30, 0x2e, 0x31, 0x37, 0x20, 0x28, 0x47,
+    0x69, 0x74, 0x20, 0x76, 0x34, 0x2e, 0x30, 0x2e, 0x31, 0x34, 0x20, 0x70, 0x61, 0x63, 0x6b, 0x61, 0x67, 0x9b, 0x9b,
+    0xdf, 0xa1, 0x73, 0x20, 0x34, 0x2e, 0x30, 0x2e, 0x31, 0x37, 0x2d, 0x30, 0x2b, 0x64, 0x65, 0x62, 0x31, 0x32, 0x75,
+    0x3b, 0x29, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x6c, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x80, 0x08, 0x00,
+    0x00, 0x00, 0x00, 0x00, 0x00, 0x14, 0x2e, 0x5f, 0xed, 0xee, 0xee, 0x6e, 0xee, 0xee, 0xee, 0xee, 0xee, 0x9d, 0xcc,
+    0xb7, 0x87, 0x88, 0xfc, 0x04, 0xf2, 0x02,
+];
+
+#[test]
+fn a_pcapng_block_shorter_than_its_framing_is_corruption_not_a_panic() {
+    let dir = scratch("undersized");
+    // The fuzzer's input, and the same block in a big-endian section.
+    let found = write(&dir, "found.pcapng", UNDERSIZED_BLOCK);
+    let mut big = be_block(&section_header());
+    big.extend([0x80, 0, 0, 1, 0, 0, 0, 8, 0, 0, 0, 8]);
+    let big = write(&dir, "big-endian.pcapng", &big);
+    let later = write(&dir, "later.pcapng", &pcapng(None, None, &at(1, connection(80, HTTP))));
+    let (records, results, _) = replay(vec![found, big, later]);
+    for result in &results[..2] {
+        let message = result.as_ref().err().map(ToString::to_string).unwrap_or_default();
+        assert!(
+            message.contains("corrupt capture after byte") && message.contains("shorter than its own header"),
+            "{message}"
+        );
+    }
+    assert!(results[2].is_ok(), "{results:?}");
+    assert_eq!(records.len(), 1, "the file after the damaged ones is replayed");
+}
+
+/// A little-endian section header of [`common`] rewritten big-endian: its type, lengths and
+/// byte-order magic (the version and section length read the same either way here).
+fn be_block(block: &[u8]) -> Vec<u8> {
+    let mut out = block.to_vec();
+    let n = out.len();
+    for range in [0..4, 4..8, n - 4..n] {
+        out[range].reverse();
+    }
+    out[8..12].reverse();
+    out
+}
+
 #[test]
 fn directories_devices_and_fifos_are_named_not_read() {
     let dir = scratch("not-files");

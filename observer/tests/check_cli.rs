@@ -45,3 +45,20 @@ fn invalid_manifests_exit_2_with_every_error() {
     assert!(err.contains("broken.yaml:6: PeerAuthentication: unknown mTLS mode \"STRIKT\""), "{err}");
     assert!(err.contains("second.yaml:11: Expectation: unknown security \"encrypted\""), "{err}");
 }
+
+#[test]
+fn a_list_with_several_bad_items_names_each() {
+    let (code, out, err) = check(&[testdata("invalid-list")]);
+    assert_eq!((code, out.as_str()), (Some(2), ""), "{err}");
+    for needle in [
+        "list.yaml:17: items[1].spec.mtls.mode: expected",
+        "list.yaml:25: items[2].metadata.labels[0]: expected",
+        "list.yaml:35: items[3].spec.trafficPolicy.portLevelSettings[0].port.number: invalid u32",
+        "list.yaml:37: items[3].spec.trafficPolicy.tls[0]: expected",
+        "list.yaml:42: items[4].spec.ports: expected",
+        "list.yaml:47: PeerAuthentication: unknown mTLS mode \"STRIKT\"",
+        "observer check: 6 error(s)",
+    ] {
+        assert!(err.contains(needle), "{needle} missing from:\n{err}");
+    }
+}

@@ -1,4 +1,4 @@
-//! Project tasks: `cargo xtask setup | build | test | demo | bench | image | render-deploy`.
+//! Project tasks: `cargo xtask setup | build | test | demo | bench | fuzz | image | render-deploy`.
 //!
 //! Every task that needs a prerequisite installs it first (`setup` is idempotent), so a fresh
 //! Debian 12 machine needs nothing but this repository and the Rust toolchains.
@@ -8,6 +8,7 @@ mod chart;
 mod chart_checks;
 mod cmd;
 mod demo;
+mod fuzz;
 mod image;
 mod lint;
 mod setup;
@@ -24,7 +25,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Task {
-    /// Install every missing prerequisite (apt packages, nightly rust-src, bpf-linker).
+    /// Install every missing prerequisite (apt packages, nightly rust-src, bpf-linker, cargo-fuzz).
     Setup,
     /// Build the observer (release, with its eBPF programs).
     Build,
@@ -46,6 +47,19 @@ enum Task {
         /// Rounds of the with/without table (each workload alternately without and with).
         #[arg(long, default_value_t = 3)]
         rounds: usize,
+    },
+    /// Fuzz the parsers of untrusted input (the targets of fuzz/, nightly and cargo-fuzz), one
+    /// after the other from corpora seeded with the real fixtures; non-zero if any target found a
+    /// crash, a hang or an out-of-memory.
+    Fuzz {
+        /// Seconds each target runs.
+        #[arg(long = "time", default_value_t = 60)]
+        seconds: u64,
+        /// Stop a target earlier, once it executed this many inputs.
+        #[arg(long)]
+        runs: Option<u64>,
+        /// Targets to run (default: all of dissect, pipeline, packet, capture, policy).
+        targets: Vec<String>,
     },
     /// Build the observer's container image as an OCI archive (target/image/), without a daemon.
     Image {
@@ -81,6 +95,11 @@ fn main() -> Result<()> {
             setup::run()?;
             build()?;
             bench::run(!no_criterion, rounds.max(1))
+        }
+        Task::Fuzz { seconds, runs, targets } => {
+            // Only its own prerequisites: fuzzing needs neither the Debian packages nor eBPF.
+            setup::cargo_fuzz()?;
+            fuzz::run(fuzz::Budget { seconds: seconds.max(1), runs }, &targets)
         }
         Task::Image { check: false } => {
             setup::run()?;

@@ -57,12 +57,15 @@ pub const OTLP_VENV: &str = "target/otlp-venv";
 const OTLP_PIP_PACKAGES: &[&str] = &["opentelemetry-proto==1.45.2", "grpcio==1.85.1"];
 
 const BPF_LINKER_VERSION: &str = "0.13.0";
+/// `cargo xtask fuzz` runs the fuzz targets with it (on the nightly toolchain).
+const CARGO_FUZZ_VERSION: &str = "0.13.2";
 
 pub fn run() -> Result<()> {
     apt()?;
     otlp_venv()?;
     rust_src()?;
     bpf_linker()?;
+    cargo_fuzz()?;
     venv()?;
     Ok(())
 }
@@ -148,6 +151,35 @@ fn rust_src() -> Result<()> {
         cmd::status(Command::new("rustup").args(["component", "add", "rust-src", "--toolchain", "nightly"]))?;
     }
     Ok(())
+}
+
+/// cargo-fuzz at [`CARGO_FUZZ_VERSION`], and the nightly toolchain it builds with.
+pub fn cargo_fuzz() -> Result<()> {
+    let Some(toolchains) = cmd::output("rustup", &["toolchain", "list"]) else {
+        bail!("rustup not found: fuzzing needs rustup with a nightly toolchain");
+    };
+    if !toolchains.lines().any(|t| t.starts_with("nightly")) {
+        bail!("no nightly toolchain: fuzzing needs one (rustup toolchain install nightly)");
+    }
+    let version = Command::new("cargo-fuzz")
+        .arg("--version")
+        .env("PATH", cmd::path_with_tools())
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned());
+    if version.is_some_and(|v| v.split_whitespace().any(|w| w == CARGO_FUZZ_VERSION)) {
+        return Ok(());
+    }
+    eprintln!("setup: installing cargo-fuzz {CARGO_FUZZ_VERSION} (about two minutes)");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    cmd::status(Command::new(cargo).env("PATH", cmd::path_with_tools()).args([
+        "install",
+        "cargo-fuzz",
+        "--locked",
+        "--version",
+        CARGO_FUZZ_VERSION,
+    ]))
 }
 
 fn bpf_linker() -> Result<()> {

@@ -44,6 +44,10 @@ pub enum LoadErrorKind {
     /// Not valid YAML, or not the shape the kind has.
     #[error("{0}")]
     Yaml(String),
+    /// A `kind: List` with more bad items than are reported: how many errors were not shown
+    /// (`at_least` when counting them stopped too).
+    #[error("{}{count} more errors in this List not shown (the first {shown} are)", if *at_least { "at least " } else { "" })]
+    ListErrorsNotShown { count: usize, at_least: bool, shown: usize },
     /// A document without `apiVersion` or `kind`.
     #[error("document has no apiVersion/kind")]
     NotAnObject,

@@ -9,10 +9,11 @@ use std::{
     sync::Arc,
 };
 
-use serde::de::{DeserializeOwned, DeserializeSeed};
+use serde::de::DeserializeOwned;
 use serde_saphyr::Spanned;
 
 mod error;
+mod list;
 #[cfg(test)]
 mod tests;
 
@@ -22,7 +23,7 @@ use crate::{
     inventory::{self, Inventory, Namespace, Pod, Service},
     manifest::{
         At, Doc, Meta, NameRule, ObjectRef, Origin, blank_value, check_name, documents, field_path, is_value_error,
-        list::ListItems, manifest_files, parse_timestamp, raw, read_bounded, yaml_message,
+        manifest_files, parse_timestamp, raw, read_bounded, yaml_message,
     },
     policy::{self, DestinationRule, Expectation, Gateway, MeshSettings, PeerAuthentication, Policy, VirtualService},
 };
@@ -107,6 +108,8 @@ struct Loader {
     services: Vec<Service>,
     namespaces: Vec<Namespace>,
     seen: HashMap<ObjectRef, Origin>,
+    /// The errors of the `kind: List` document being loaded.
+    list_errors: list::ListErrors,
 }
 
 /// How a document's kind is handled.
@@ -166,12 +169,18 @@ impl Loader {
         self.errors.push(LoadError { file: file.to_owned(), line, kind });
     }
 
-    /// A YAML error at its line, with the field path of the value at fault when it has one.
-    fn yaml_error(&mut self, file: &Path, text: &str, offset: u32, error: &serde_saphyr::Error) {
+    /// A YAML error at its line, with the field path of the value at fault when it has one;
+    /// in a List, the path starts with the item (`items[3]`), named even when no path is found.
+    fn yaml_error(&mut self, file: &Path, text: &str, offset: u32, error: &serde_saphyr::Error, item: Option<usize>) {
         let location = error.location();
         let line = location.map_or(0, |l| u32::try_from(l.line()).unwrap_or(0));
         let path =
             location.and_then(|l| field_path(text, usize::try_from(l.line()).ok()?, usize::try_from(l.column()).ok()?));
+        let path = match (item, path) {
+            (Some(i), Some(path)) if !path.starts_with("items[") => Some(format!("items[{i}].{path}")),
+            (Some(i), None) => Some(format!("items[{i}]")),
+            (_, path) => path,
+        };
         let message = yaml_message(error);
         let message = match path {
             Some(path) => format!("{path}: {message}"),
@@ -195,7 +204,7 @@ impl Loader {
             Ok(value) => return Some(value),
             Err(e) => e,
         };
-        self.yaml_error(file, text, offset, &error);
+        self.yaml_error(file, text, offset, &error, None);
         let mut patched = text.to_owned();
         let mut last = error.location().map(|l| (l.line(), l.column()));
         for _ in 0..MAX_ERRORS_PER_DOCUMENT {
@@ -216,7 +225,7 @@ impl Loader {
             if here == last {
                 break; // the blanked value is still wrong (`null` not allowed): no progress
             }
-            self.yaml_error(file, &patched, offset, &error);
+            self.yaml_error(file, &patched, offset, &error, None);
             last = here;
         }
         None
@@ -230,26 +239,30 @@ impl Loader {
             && head.kind.as_ref().is_some_and(|k| k.value == "List");
         if !is_list {
             if let Some(handler) = self.handler_of(file, text, offset, &head) {
-                self.dispatch(file, text, offset, &[head], handler, None);
+                self.dispatch(file, text, offset, &[Some(head)], handler, None);
             }
             return;
         }
-        #[derive(serde::Deserialize)]
-        struct ListHeads {
-            #[serde(default)]
-            items: Vec<raw::RawHeader>,
+        self.list_errors = list::ListErrors::default();
+        // Every item's header; an item whose header does not read is reported and left out.
+        let mut heads: Vec<Option<raw::RawHeader>> = Vec::new();
+        for (index, item) in self.list_items::<raw::RawHeader>(file, text, offset, None) {
+            heads.resize_with(index, || None);
+            heads.push(Some(item));
         }
-        let Some(list) = self.parse::<ListHeads>(file, text, offset) else {
-            return;
-        };
         let handlers: Vec<Option<Handler>> =
-            list.items.iter().map(|item| self.handler_of(file, text, offset, item)).collect();
+            heads.iter().map(|item| self.handler_of(file, text, offset, item.as_ref()?)).collect();
         let mut kinds: Vec<Handler> = handlers.iter().flatten().copied().collect();
         kinds.sort_by_key(|h| *h as u8);
         kinds.dedup();
         for kind in kinds {
             let wanted: Vec<bool> = handlers.iter().map(|h| *h == Some(kind)).collect();
-            self.dispatch(file, text, offset, &list.items, kind, Some(&wanted));
+            self.dispatch(file, text, offset, &heads, kind, Some(&wanted));
+        }
+        if let Some(error) = std::mem::take(&mut self.list_errors).not_shown() {
+            // After the errors it counts: at the List's last line.
+            let last = offset.saturating_add(u32::try_from(text.lines().count()).unwrap_or(u32::MAX).max(1));
+            self.error(file, last, error);
         }
     }
 
@@ -283,16 +296,9 @@ impl Loader {
         offset: u32,
         wanted: Option<&[bool]>,
     ) -> Vec<(usize, T)> {
-        let Some(wanted) = wanted else {
-            return self.parse::<T>(file, text, offset).map(|b| vec![(0, b)]).unwrap_or_default();
-        };
-        let seed = ListItems::<T> { wanted, item: std::marker::PhantomData };
-        match serde_saphyr::with_deserializer_from_str(text, |de| seed.deserialize(de)) {
-            Ok(items) => items,
-            Err(e) => {
-                self.yaml_error(file, text, offset, &e);
-                Vec::new()
-            }
+        match wanted {
+            None => self.parse::<T>(file, text, offset).map(|b| vec![(0, b)]).unwrap_or_default(),
+            Some(wanted) => self.list_items(file, text, offset, Some(wanted)),
         }
     }
 
@@ -322,14 +328,14 @@ impl Loader {
         file: &Arc<Path>,
         text: &str,
         offset: u32,
-        heads: &[raw::RawHeader],
+        heads: &[Option<raw::RawHeader>],
         handler: Handler,
         wanted: Option<&[bool]>,
     ) {
         macro_rules! each {
             ($body:ty, |$doc_body:ident| $spec:expr, $model:ty, $into:ident) => {
                 for (i, $doc_body) in self.bodies::<$body>(file, text, offset, wanted) {
-                    if let Some(doc) = self.doc(file, offset, heads.get(i), handler, $spec) {
+                    if let Some(doc) = self.doc(file, offset, heads.get(i).and_then(Option::as_ref), handler, $spec) {
                         let converted = self.convert::<$model, _, _>(file, doc);
                         self.$into(converted);
                     }
@@ -375,14 +381,14 @@ impl Loader {
             Handler::Namespace => {
                 for (i, ()) in self.bodies::<IgnoredBody>(file, text, offset, wanted).into_iter().map(|(i, _)| (i, ()))
                 {
-                    if let Some(doc) = self.doc(file, offset, heads.get(i), handler, ()) {
+                    if let Some(doc) = self.doc(file, offset, heads.get(i).and_then(Option::as_ref), handler, ()) {
                         self.namespaces.push(Namespace { name: doc.meta.object.name, labels: doc.labels });
                     }
                 }
             }
             Handler::ConfigMap => {
                 for (i, map) in self.bodies::<raw::RawConfigMap>(file, text, offset, wanted) {
-                    if let Some(doc) = self.doc(file, offset, heads.get(i), handler, map) {
+                    if let Some(doc) = self.doc(file, offset, heads.get(i).and_then(Option::as_ref), handler, map) {
                         self.add_config_map(file, offset, doc);
                     }
                 }

@@ -175,3 +175,56 @@ fn parser_internals_do_not_leak_into_messages() {
     let Err(errors) = load_str(Path::new("d.yaml"), duplicate) else { panic!("loaded") };
     assert_eq!(errors.to_string(), "d.yaml:3: metadata: key \"name\" appears twice in one mapping");
 }
+
+#[test]
+fn a_list_reports_the_errors_of_every_item_with_its_index() {
+    let Err(errors) = load_paths(&[testdata("invalid-list")]) else { panic!("invalid List loaded") };
+    let lines: Vec<String> = errors
+        .0
+        .iter()
+        .map(|e| format!("{}: {}", e.line, e.kind))
+        .map(|l| l.split(": expected").next().unwrap_or(&l).to_owned())
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            "17: items[1].spec.mtls.mode",
+            "25: items[2].metadata.labels[0]",
+            "35: items[3].spec.trafficPolicy.portLevelSettings[0].port.number: invalid u32",
+            "37: items[3].spec.trafficPolicy.tls[0]",
+            "42: items[4].spec.ports",
+            "47: PeerAuthentication: unknown mTLS mode \"STRIKT\" (expected UNSET, DISABLE, PERMISSIVE or STRICT)",
+        ],
+        "{errors}"
+    );
+}
+
+/// A List of `bad` PeerAuthentications whose mode is a list.
+fn bad_list(bad: usize) -> String {
+    let mut text = String::from("apiVersion: v1\nkind: List\nitems:\n");
+    for i in 0..bad {
+        text.push_str(&format!(
+            "- apiVersion: security.istio.io/v1\n  kind: PeerAuthentication\n  metadata: {{name: p{i}}}\n  spec: {{mtls: {{mode: [{i}]}}}}\n"
+        ));
+    }
+    text
+}
+
+#[test]
+fn a_list_reports_a_bounded_number_of_errors_and_counts_the_others() {
+    let text = bad_list(40);
+    let Err(errors) = load_str(Path::new("many.yaml"), &text) else { panic!("loaded") };
+    let lines: Vec<String> = errors.0.iter().map(ToString::to_string).collect();
+    assert_eq!(lines.len(), 33, "{errors}");
+    for (i, line) in lines[..32].iter().enumerate() {
+        let at = 4 + 4 * i + 3;
+        assert!(line.starts_with(&format!("many.yaml:{at}: items[{i}].spec.mtls.mode: expected")), "{line}");
+    }
+    assert_eq!(lines[32], format!("many.yaml:{}: 8 more errors in this List not shown (the first 32 are)", 3 + 4 * 40));
+    // Thousands of bad items: a bounded number of readings, and the count says it stopped.
+    let text = bad_list(2000);
+    let Err(errors) = load_str(Path::new("more.yaml"), &text) else { panic!("loaded") };
+    assert_eq!(errors.0.len(), 33, "{errors}");
+    let last = errors.0.last().map(ToString::to_string).unwrap_or_default();
+    assert!(last.ends_with(": at least 96 more errors in this List not shown (the first 32 are)"), "{last}");
+}

@@ -1,13 +1,32 @@
 //! `kind: List` documents (what `kubectl get pods -A -o yaml` prints): the items of one kind
 //! are deserialized in one pass, the others skipped, so that every item keeps its line numbers.
+//! The pass records which item it was reading when it failed, so that the loader can report
+//! that item's error, leave the item out and read the List again for the errors of the others.
 
-use std::marker::PhantomData;
+use std::{cell::Cell, collections::BTreeSet, marker::PhantomData};
 
 use serde::de::{DeserializeOwned, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
-/// Deserializes `items[i]` as `T` where `wanted[i]`, skipping the others.
+/// Which items a pass reads, and where it reports the item it is in.
+#[derive(Clone, Copy)]
+pub struct Selection<'w> {
+    /// `items[i]` is read where `wanted[i]`; `None`: every item.
+    pub wanted: Option<&'w [bool]>,
+    /// Items left out (their errors are already reported).
+    pub skipped: &'w BTreeSet<usize>,
+    /// The index of the item being read; still set when the pass fails inside it.
+    pub current: &'w Cell<Option<usize>>,
+}
+
+impl Selection<'_> {
+    fn wants(&self, index: usize) -> bool {
+        !self.skipped.contains(&index) && self.wanted.is_none_or(|w| w.get(index).copied().unwrap_or(false))
+    }
+}
+
+/// Deserializes the selected `items[i]` as `T`, skipping the others.
 struct Items<'w, T> {
-    wanted: &'w [bool],
+    selection: Selection<'w>,
     item: PhantomData<T>,
 }
 
@@ -21,7 +40,8 @@ impl<'de, T: DeserializeOwned> Visitor<'de> for Items<'_, T> {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
         let mut out = Vec::new();
         for index in 0.. {
-            if self.wanted.get(index).copied().unwrap_or(false) {
+            if self.selection.wants(index) {
+                self.selection.current.set(Some(index));
                 match seq.next_element::<T>()? {
                     Some(item) => out.push((index, item)),
                     None => break,
@@ -30,6 +50,7 @@ impl<'de, T: DeserializeOwned> Visitor<'de> for Items<'_, T> {
                 break;
             }
         }
+        self.selection.current.set(None);
         Ok(out)
     }
 }
@@ -44,7 +65,7 @@ impl<'de, T: DeserializeOwned> DeserializeSeed<'de> for Items<'_, T> {
 
 /// The whole List document: only `items` is read.
 pub struct ListItems<'w, T> {
-    pub wanted: &'w [bool],
+    pub selection: Selection<'w>,
     pub item: PhantomData<T>,
 }
 
@@ -59,7 +80,7 @@ impl<'de, T: DeserializeOwned> Visitor<'de> for ListItems<'_, T> {
         let mut out = Vec::new();
         while let Some(key) = map.next_key::<String>()? {
             if key == "items" {
-                out = map.next_value_seed(Items::<T> { wanted: self.wanted, item: PhantomData })?;
+                out = map.next_value_seed(Items::<T> { selection: self.selection, item: PhantomData })?;
             } else {
                 map.next_value::<IgnoredAny>()?;
             }

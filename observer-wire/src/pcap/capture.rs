@@ -78,6 +78,28 @@ fn oversized_record(data: &[u8], big_endian: bool) -> bool {
     caplen > MAX_RECORD
 }
 
+/// Bytes every pcapng block has besides its body: type, total length, and the length again.
+const PCAPNG_BLOCK_FRAME: u32 = 12;
+
+/// Whether the pcapng block at the start of `data` announces a total length shorter than its
+/// own framing; `big_endian` is the section's byte order, updated when `data` starts a new
+/// section. pcap-parser subtracts the framing from that length unchecked (an overflow: a panic
+/// with overflow checks, else a 4 GiB block the file ends inside), so such a block is reported
+/// as damage before it is handed over.
+fn undersized_block(data: &[u8], big_endian: &mut bool) -> bool {
+    let Some(&[t0, t1, t2, t3, l0, l1, l2, l3]) = data.get(..8) else { return false };
+    if [t0, t1, t2, t3] == [0x0a, 0x0d, 0x0d, 0x0a] {
+        // A section header: its byte-order magic says how to read every length in it.
+        match data.get(8..12) {
+            Some([0x1a, 0x2b, 0x3c, 0x4d]) => *big_endian = true,
+            Some([0x4d, 0x3c, 0x2b, 0x1a]) => *big_endian = false,
+            _ => return false, // not a section pcap-parser reads; it reports it
+        }
+    }
+    let len = if *big_endian { u32::from_be_bytes([l0, l1, l2, l3]) } else { u32::from_le_bytes([l0, l1, l2, l3]) };
+    len < PCAPNG_BLOCK_FRAME
+}
+
 /// The capture format a file's first bytes announce, when they announce one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum Magic {
@@ -137,7 +159,11 @@ pub fn read_from(path: &Path, source: impl Read, mut frame: impl FnMut(Frame<'_>
     let mut legacy: Option<(i32, bool, bool)> = None; // link type, nanosecond timestamps, big-endian
     let mut interfaces: Vec<Interface> = Vec::new();
     let mut size = BUFFER;
+    let mut big_endian = false;
     loop {
+        if magic == Some(Magic::Pcapng) && undersized_block(reader.data(), &mut big_endian) {
+            return Err(corrupt(path, reader.consumed(), "a block shorter than its own header"));
+        }
         match reader.next() {
             Ok((consumed, block)) => {
                 match block {

@@ -11,7 +11,7 @@ use std::{
     time::{Duration, Instant, SystemTime},
 };
 
-pub use pieces::{LegPieces, Piece, leg_pieces};
+pub use pieces::{LegPieces, Piece, frames, leg_pieces};
 pub use tcp::{MAX_CONNECTIONS, TcpStats};
 
 use crate::legs::{self, Event, Flow, LegId, LegRecord, Legs, TrackerConfig, TrackerStats};

@@ -47,3 +47,11 @@ pub fn leg_pieces(path: &Path) -> Result<Vec<LegPieces>, ReplayError> {
     })?;
     Ok(legs.into_values().collect())
 }
+
+/// Every frame of the capture at `path` as it is on the wire (link header included), with its
+/// link type: the seeds of the frame decoder's fuzz corpus.
+pub fn frames(path: &Path) -> Result<Vec<(i32, Vec<u8>)>, ReplayError> {
+    let mut frames = Vec::new();
+    capture::read(path, |frame| frames.push((frame.link, frame.data.to_vec())))?;
+    Ok(frames)
+}
