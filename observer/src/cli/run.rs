@@ -95,6 +95,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let cgroup = capture::preflight(EBPF_OBJECT, args.cgroup.as_deref())?;
     let (capture, ring) = LiveCapture::attach(EBPF_OBJECT, &cgroup)
         .with_context(|| format!("attaching the eBPF programs at {}", cgroup.display()))?;
+    crate::privileges::drop_after_attach()?;
     tracing::info!(cgroup = %cgroup.display(), "observer attached");
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting tokio")?;
     let config = TrackerConfig {
