@@ -66,6 +66,10 @@ pub struct Args {
     pub policy: super::policy::PolicyArgs,
     #[command(flatten)]
     pub kube: super::policy::KubeArgs,
+    /// A leg that has sent bytes but is undecided this long after its open is reported unknown
+    /// (handshake_timeout), e.g. a ClientHello sent a byte at a time (e.g. 30s, 500ms).
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = alert::parse_duration)]
+    pub handshake_timeout: Duration,
     /// Most legs held at once; more are counted as lost.
     #[arg(long, value_name = "N", default_value_t = 100_000)]
     pub max_legs: usize,
@@ -101,6 +105,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let config = TrackerConfig {
         max_legs: args.max_legs,
         pair_grace: Duration::from_millis(args.pair_grace_ms),
+        handshake_timeout: args.handshake_timeout,
         ..TrackerConfig::default()
     };
     // Buffered: flushed when the loop goes idle (every poll) and at the end.
@@ -346,6 +351,7 @@ impl<W: Write> Session<W> {
             lost = %if lost.is_empty() { "0".to_owned() } else { lost.join(",") },
             orphan_closes = self.sockets.stats().orphan_closes,
             legs_idle_expired = tracker.legs_idle_expired,
+            legs_handshake_expired = tracker.legs_handshake_expired,
             duplicate_data = tracker.duplicate_data,
             egress_samples = self.sockets.stats().egress_samples,
             ingress_samples = self.sockets.stats().ingress_samples,
