@@ -63,11 +63,15 @@ pub struct LiveCapture {
 }
 
 impl LiveCapture {
-    /// Load the object and attach every program at `cgroup`. Returns the capture and its ring buffer.
-    pub fn attach(object: &[u8], cgroup: &Path) -> Result<(Self, RingBuf<MapData>), CaptureError> {
+    /// Load the object and attach every program at `cgroup`, with a connection table of
+    /// `conn_entries` (`MAX_CONNECTIONS` but in fault tests). Returns the capture and its ring buffer.
+    pub fn attach(object: &[u8], cgroup: &Path, conn_entries: u32) -> Result<(Self, RingBuf<MapData>), CaptureError> {
         let cgroup_file =
             File::open(cgroup).map_err(|source| CaptureError::Cgroup { path: cgroup.display().to_string(), source })?;
-        let mut ebpf = EbpfLoader::new().override_global(names::WAKEUP_BYTES, &RING_WAKEUP_BYTES, true).load(object)?;
+        let mut ebpf = EbpfLoader::new()
+            .override_global(names::WAKEUP_BYTES, &RING_WAKEUP_BYTES, true)
+            .set_max_entries(names::CONNS, conn_entries)
+            .load(object)?;
 
         // Owners first, so sockets created while the rest attaches are already attributed.
         for name in [names::SOCK_CREATE, names::POST_BIND4, names::POST_BIND6] {

@@ -70,6 +70,11 @@ pub struct Args {
     /// (handshake_timeout), e.g. a ClientHello sent a byte at a time (e.g. 30s, 500ms).
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = alert::parse_duration)]
     pub handshake_timeout: Duration,
+    /// Diagnostics: entries of the kernel's connection table (an LRU map; evictions are counted as
+    /// lost, stage conn_evicted). Fault tests make it small to fill it.
+    #[arg(long, value_name = "N", hide = true, default_value_t = observer_common::MAX_CONNECTIONS,
+          value_parser = clap::value_parser!(u32).range(64..=i64::from(observer_common::MAX_CONNECTIONS)))]
+    pub conn_table_entries: u32,
     /// Most legs held at once; more are counted as lost.
     #[arg(long, value_name = "N", default_value_t = 100_000)]
     pub max_legs: usize,
@@ -97,7 +102,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let policy = args.kube.load(&args.policy)?;
     args.edges.install(args.metrics_addr.is_some());
     let cgroup = capture::preflight(EBPF_OBJECT, args.cgroup.as_deref())?;
-    let (capture, ring) = LiveCapture::attach(EBPF_OBJECT, &cgroup)
+    let (capture, ring) = LiveCapture::attach(EBPF_OBJECT, &cgroup, args.conn_table_entries)
         .with_context(|| format!("attaching the eBPF programs at {}", cgroup.display()))?;
     crate::privileges::drop_after_attach()?;
     tracing::info!(cgroup = %cgroup.display(), "observer attached");
