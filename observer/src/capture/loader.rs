@@ -70,7 +70,7 @@ impl LiveCapture {
             File::open(cgroup).map_err(|source| CaptureError::Cgroup { path: cgroup.display().to_string(), source })?;
         let mut ebpf = EbpfLoader::new()
             .override_global(names::WAKEUP_BYTES, &RING_WAKEUP_BYTES, true)
-            .set_max_entries(names::CONNS, conn_entries)
+            .map_max_entries(names::CONNS, conn_entries)
             .load(object)?;
 
         // Owners first, so sockets created while the rest attaches are already attributed.
