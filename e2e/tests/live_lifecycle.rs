@@ -28,9 +28,8 @@ fn servers_listening_before_the_observer_started_are_attributed() {
     let (a, b) = (topo.pod("a"), topo.pod("b"));
     let http = HttpServer::start(b.ns(), HTTP_PORT).expect("http server");
     // Finding the owners of listeners older than the observer takes the chart's documented
-    // optional additions: SYS_PTRACE to read other processes' /proc/PID/fd, SYS_ADMIN to enter
-    // their network namespaces (setns) for the namespace cookie.
-    let privileges = Privileges::chart_with(&["SYS_ADMIN", "SYS_PTRACE"]);
+    // optional additions (Privileges::chart_with_listener_walk).
+    let privileges = Privileges::chart_with_listener_walk();
     let observer = ObserverProcess::start_as(&privileges, RUN_CAP, &[], &[]).expect("observer attaches");
     let curl = Curl::http(a.ns(), IpAddr::V4(b.ipv4()), HTTP_PORT).run().expect("curl");
     assert_eq!(curl.http_code, 200, "{curl}");

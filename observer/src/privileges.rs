@@ -1,8 +1,8 @@
 //! Giving up the capabilities that only loading and attaching needed.
 //!
 //! `observer run` needs CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN to create its maps, load its
-//! programs and attach them (plus CAP_SYS_ADMIN and CAP_SYS_PTRACE, when granted, to find the
-//! owners of listeners that existed before it started). Once attached it only drains the ring
+//! programs and attach them (plus CAP_SYS_ADMIN, CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH, when
+//! granted, to find the owners of listeners that existed before it started). Once attached it only drains the ring
 //! buffer (an mmap of a map it already holds), reads and updates its maps through descriptors it
 //! already holds, and closes them at exit; none of that needs a capability on kernels since 6.5.
 //! Older kernels with `kernel.unprivileged_bpf_disabled` set refuse every bpf(2) command to a
