@@ -25,7 +25,8 @@
 //! - [`postgres::Postgres`]: a real PostgreSQL (initdb, `ssl = on`, trust) and
 //!   [`postgres::psql`] with an `sslmode`, for in-protocol upgrades.
 //! - [`ObserverProcess`]: `start(cap)?` / `start_with(cap, &["--policy", dir])?` from the root
-//!   namespace, waits for `observer attached`; while it runs `records_so_far()`,
+//!   namespace under the chart's capability set (`setpriv`, [`Privileges::chart`]; `start_as`
+//!   for another set), waits for `observer attached`; while it runs `records_so_far()`,
 //!   `wait_for_records(..)`, `wait_for_log(needle, skip, timeout)?`, `bpf_objects()?` (its own
 //!   prog/link/map ids); then `stop_after(grace)?` (SIGINT), `signal_after(SIGTERM, grace)?` or
 //!   `finish(timeout)?` give an [`observer::ObserverRun`] (`records`, `stderr`,
@@ -67,6 +68,7 @@ pub mod peers;
 pub mod pins;
 pub mod pki;
 pub mod postgres;
+pub mod privileges;
 pub mod process;
 pub mod prometheus;
 pub mod records;
@@ -85,6 +87,7 @@ pub use mesh::{Mesh, MeshPod, Sidecar};
 pub use netns::Netns;
 pub use observer::{DRAIN, ObserverProcess, RUN_CAP};
 pub use pki::{KeyType, Leaf, Pki};
+pub use privileges::Privileges;
 pub use process::{Child, ClientRun, Spawn, wait_for_tcp_listen};
 pub use records::{Checks, Records};
 pub use tempdir::TempDir;

@@ -15,6 +15,7 @@ use serde_json::Value;
 use crate::{
     cmd,
     netns::signal,
+    privileges::Privileges,
     records::{Checks, Records},
     tempdir::TempDir,
     workspace_root,
@@ -22,8 +23,9 @@ use crate::{
 
 /// How long the observer may take to load and attach its programs.
 pub const ATTACH_TIMEOUT: Duration = Duration::from_secs(60);
-/// What the observer logs (stderr, info level) once its programs are attached.
-pub const ATTACHED_MARKER: &str = "attached";
+/// What the observer logs (stderr, info level) once its programs are attached (and its
+/// capabilities dropped: it logs `capabilities after attach` first).
+pub const ATTACHED_MARKER: &str = "observer attached";
 
 /// The observer binary: `$OBSERVER_BIN`, else `<workspace>/target/release/observer`.
 pub fn binary() -> PathBuf {
@@ -72,6 +74,17 @@ impl ObserverProcess {
 
     /// Like [`ObserverProcess::start_with`] with environment variables (`OTEL_*`).
     pub fn start_with_env(duration: Duration, extra: &[&str], env: &[(&str, &str)]) -> anyhow::Result<Self> {
+        Self::start_as(&Privileges::chart(), duration, extra, env)
+    }
+
+    /// Like [`ObserverProcess::start_with_env`] under `privileges`; every other start uses the
+    /// chart's capability set ([`Privileges::chart`]), so every live test proves it suffices.
+    pub fn start_as(
+        privileges: &Privileges,
+        duration: Duration,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
         let bin = binary();
         if !bin.exists() {
             bail!(
@@ -83,7 +96,7 @@ impl ObserverProcess {
         let logs = TempDir::new("observer")?;
         let stdout_path = logs.join("stdout");
         let stderr_path = logs.join("stderr");
-        let mut command = Command::new(&bin);
+        let mut command = privileges.command(&bin);
         command
             .args(["run", "--output", "json", "--duration"])
             .arg(duration.as_secs().max(1).to_string())

@@ -9,7 +9,7 @@ use std::{
 };
 
 use observer_e2e::{
-    DRAIN, ExpectedConn, ObserverProcess, RUN_CAP, Spawn, Topology,
+    DRAIN, ExpectedConn, ObserverProcess, Privileges, RUN_CAP, Spawn, Topology,
     peers::{ClientAuth, Curl, HttpServer, PYTHON, TlsServer, TlsVersion, host_port},
     pki::{KeyType, Pki},
     require_root, serial,
@@ -27,7 +27,10 @@ fn servers_listening_before_the_observer_started_are_attributed() {
     let topo = Topology::builder().pod("a").pod("b").build().expect("topology");
     let (a, b) = (topo.pod("a"), topo.pod("b"));
     let http = HttpServer::start(b.ns(), HTTP_PORT).expect("http server");
-    let observer = ObserverProcess::start(RUN_CAP).expect("observer attaches");
+    // Finding the owners of listeners older than the observer takes the chart's documented
+    // optional additions (Privileges::chart_with_listener_walk).
+    let privileges = Privileges::chart_with_listener_walk();
+    let observer = ObserverProcess::start_as(&privileges, RUN_CAP, &[], &[]).expect("observer attaches");
     let curl = Curl::http(a.ns(), IpAddr::V4(b.ipv4()), HTTP_PORT).run().expect("curl");
     assert_eq!(curl.http_code, 200, "{curl}");
     let run = observer.stop_after(DRAIN).expect("observer stops");

@@ -8,7 +8,8 @@ use std::{
 };
 
 use observer_e2e::{
-    ExpectedConn, Mesh, ObserverProcess, Sidecar, mesh::gateway::GATEWAY_PORT, peers::Curl, require_root, serial,
+    ExpectedConn, Mesh, ObserverProcess, Privileges, Sidecar, mesh::gateway::GATEWAY_PORT, peers::Curl, require_root,
+    serial,
 };
 
 #[test]
@@ -24,8 +25,11 @@ fn gateway_downstream_and_upstream_legs_follow_the_gateway() {
         .build()
         .expect("mesh");
     let policy = mesh.manifests_dir().to_string_lossy().into_owned();
+    // The sidecars and apps listen before the observer starts: attributing them takes the
+    // chart's optional SYS_ADMIN, SYS_PTRACE and DAC_READ_SEARCH.
+    let walk = Privileges::chart_with_listener_walk();
     let observer =
-        ObserverProcess::start_with(Duration::from_secs(120), &["--policy", &policy]).expect("observer attaches");
+        ObserverProcess::start_as(&walk, Duration::from_secs(120), &["--policy", &policy], &[]).expect("attaches");
     let gw = mesh.gateway("gw");
     let gw_ip = IpAddr::V4(mesh.pod("gw").ipv4());
     let url = format!("https://{}/", gw.host);

@@ -9,7 +9,7 @@ use std::{
 };
 
 use observer_e2e::{
-    Checks, ExpectedConn, Mesh, ObserverProcess, Sidecar, check_connections,
+    Checks, ExpectedConn, Mesh, ObserverProcess, Privileges, Sidecar, check_connections,
     mesh::manifests::peer_authentication_name,
     peers::Curl,
     pki::spiffe_id,
@@ -33,8 +33,11 @@ fn check_legs_and_verdicts(dissected: bool) {
         .build()
         .expect("mesh");
     let policy = mesh.manifests_dir().to_string_lossy().into_owned();
+    // The sidecars and apps listen before the observer starts: attributing them takes the
+    // chart's optional SYS_ADMIN, SYS_PTRACE and DAC_READ_SEARCH.
+    let walk = Privileges::chart_with_listener_walk();
     let observer =
-        ObserverProcess::start_with(Duration::from_secs(120), &["--policy", &policy]).expect("observer attaches");
+        ObserverProcess::start_as(&walk, Duration::from_secs(120), &["--policy", &policy], &[]).expect("attaches");
     let ip = |pod: &str| IpAddr::V4(mesh.pod(pod).ipv4());
     let app = |pod: &str| SocketAddr::new(ip(pod), mesh.app_port());
     let proxy = |pod: &str| mesh.mesh_pod(pod).proxy_pid().expect("sidecar");
@@ -136,8 +139,11 @@ fn an_edited_policy_is_reloaded_live_and_a_broken_one_is_rejected() {
     }
     let mesh = Mesh::builder().pod("pod-b", Sidecar::Strict).pod("legacy", Sidecar::None).build().expect("mesh");
     let policy = mesh.manifests_dir().to_string_lossy().into_owned();
+    // The sidecars and apps listen before the observer starts: attributing them takes the
+    // chart's optional SYS_ADMIN, SYS_PTRACE and DAC_READ_SEARCH.
+    let walk = Privileges::chart_with_listener_walk();
     let observer =
-        ObserverProcess::start_with(Duration::from_secs(120), &["--policy", &policy]).expect("observer attaches");
+        ObserverProcess::start_as(&walk, Duration::from_secs(120), &["--policy", &policy], &[]).expect("attaches");
     let target = (mesh.pod("legacy").ns().to_owned(), IpAddr::V4(mesh.pod("pod-b").ipv4()), mesh.app_port());
     let plaintext = || {
         let run = Curl::http(&target.0, target.1, target.2).run().expect("curl");
@@ -216,8 +222,11 @@ fn an_app_bypassing_its_sidecar_is_not_called_local_outbound() {
     }
     let mesh = Mesh::builder().pod("pod-a", Sidecar::Strict).pod("legacy", Sidecar::None).build().expect("mesh");
     let policy = mesh.manifests_dir().to_string_lossy().into_owned();
+    // The sidecars and apps listen before the observer starts: attributing them takes the
+    // chart's optional SYS_ADMIN, SYS_PTRACE and DAC_READ_SEARCH.
+    let walk = Privileges::chart_with_listener_walk();
     let observer =
-        ObserverProcess::start_with(Duration::from_secs(120), &["--policy", &policy]).expect("observer attaches");
+        ObserverProcess::start_as(&walk, Duration::from_secs(120), &["--policy", &policy], &[]).expect("attaches");
     let legacy_v6 = IpAddr::V6(mesh.pod("legacy").ipv6().expect("v6"));
     let bypass = Curl::http(mesh.pod("pod-a").ns(), legacy_v6, mesh.app_port()).run().expect("curl");
     assert_eq!(bypass.http_code, 200, "{bypass}");

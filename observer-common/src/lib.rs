@@ -89,6 +89,10 @@ pub mod conn_flags {
     pub const WAITING_AS_CLIENT: u32 = 4;
     /// This socket waits in `PEERS` for its peer, keyed by its remote address (a server).
     pub const WAITING_AS_SERVER: u32 = 8;
+    /// Only in a `CloseEvent`: the socket's `CONNS` entry was gone at its close. Only sockets
+    /// that had an entry ask for the close callback, so the LRU table (full) evicted it, and
+    /// what it sent or received after that was not sampled.
+    pub const EVICTED: u32 = 16;
 }
 
 /// Indexes of the per-CPU `DROPS` counters: every sample or event the kernel could not deliver.
@@ -107,11 +111,21 @@ pub mod drop_reason {
     pub const IPV6_EXT: u32 = 5;
     /// Copying payload bytes out of the packet failed.
     pub const LOAD_BYTES: u32 = 6;
+    /// A connection's `CONNS` entry was evicted (table full) before its close.
+    pub const CONN_EVICTED: u32 = 7;
     /// Number of counters.
-    pub const COUNT: u32 = 7;
+    pub const COUNT: u32 = 8;
     /// Names used as the `stage` label of `observer_capture_lost_total`.
-    pub const NAMES: [&str; COUNT as usize] =
-        ["sample_reserve", "open_reserve", "close_reserve", "conn_insert", "header", "ipv6_ext_header", "load_bytes"];
+    pub const NAMES: [&str; COUNT as usize] = [
+        "sample_reserve",
+        "open_reserve",
+        "close_reserve",
+        "conn_insert",
+        "header",
+        "ipv6_ext_header",
+        "load_bytes",
+        "conn_evicted",
+    ];
 }
 
 /// The process that owns a socket, taken in process context (socket creation, bind).

@@ -223,7 +223,14 @@ fn on_close(ctx: &SockOpsContext) {
     // SAFETY: the helper accepts the sock_ops context.
     let cookie = unsafe { bpf_get_socket_cookie(ctx.as_ptr()) };
     // SAFETY: map values are plain data.
-    let flags = unsafe { CONNS.get(cookie) }.map_or(0, |state| state.flags);
+    let flags = match unsafe { CONNS.get(cookie) } {
+        Some(state) => state.flags,
+        // Only sockets that had an entry asked for this callback: the full table evicted it.
+        None => {
+            count_drop(drop_reason::CONN_EVICTED);
+            conn_flags::EVICTED
+        }
+    };
     if flags & (conn_flags::WAITING_AS_CLIENT | conn_flags::WAITING_AS_SERVER) != 0 {
         forget_waiting_peer(ctx, cookie, flags);
     }

@@ -9,4 +9,5 @@ pub mod cli;
 pub mod cluster;
 pub mod edges;
 pub mod export;
+pub mod privileges;
 pub mod reload;

@@ -65,10 +65,6 @@ fn short_reason(end: StreamEnd, gap: bool) -> UnknownReason {
 
 /// The answer of [`classify`].
 #[derive(Clone, Debug, PartialEq)]
-#[expect(
-    clippy::large_enum_variant,
-    reason = "returned by value once per call and moved once into the leg; boxing would allocate on every decision"
-)]
 pub enum Progress {
     /// The bytes so far do not decide; call again with more.
     NeedMore,

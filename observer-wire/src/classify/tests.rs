@@ -173,6 +173,7 @@ fn reason_names_are_the_json_spellings() {
         CaptureEnded,
         Inconclusive,
         HandshakeFailed,
+        HandshakeTimeout,
     ] {
         assert_eq!(serde_json::to_value(reason).ok(), Some(serde_json::Value::from(reason.name())), "{reason:?}");
     }

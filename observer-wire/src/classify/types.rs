@@ -79,6 +79,9 @@ pub enum UnknownReason {
     Inconclusive,
     /// The handshake failed (an alert instead of the next handshake message).
     HandshakeFailed,
+    /// Bytes came but did not decide within the handshake timeout after the open (a
+    /// ClientHello sent a byte at a time, or never finished).
+    HandshakeTimeout,
 }
 
 impl UnknownReason {
@@ -95,6 +98,7 @@ impl UnknownReason {
             Self::CaptureEnded => "capture_ended",
             Self::Inconclusive => "inconclusive",
             Self::HandshakeFailed => "handshake_failed",
+            Self::HandshakeTimeout => "handshake_timeout",
         }
     }
 }

@@ -99,7 +99,6 @@ pub struct LegRecord {
 }
 
 /// What the tracker hands back.
-#[expect(clippy::large_enum_variant, reason = "records are moved out at once; boxing would allocate per leg")]
 #[derive(Clone, Debug, PartialEq)]
 pub enum Output {
     /// The classification is final: the source may stop sampling this leg.

@@ -23,11 +23,20 @@ pub struct TrackerConfig {
     /// A leg without any event for this long is reported with what it has (its close was lost or
     /// it idles without sending).
     pub idle_timeout: Duration,
+    /// A leg that has sent bytes but is still undecided this long after its open is reported
+    /// `unknown` with `handshake_timeout`: a peer that dribbles its ClientHello (or never
+    /// finishes it) resets the idle timeout with every byte.
+    pub handshake_timeout: Duration,
 }
 
 impl Default for TrackerConfig {
     fn default() -> Self {
-        Self { max_legs: 100_000, pair_grace: Duration::from_millis(100), idle_timeout: Duration::from_secs(300) }
+        Self {
+            max_legs: 100_000,
+            pair_grace: Duration::from_millis(100),
+            idle_timeout: Duration::from_secs(300),
+            handshake_timeout: Duration::from_secs(30),
+        }
     }
 }
 
@@ -40,6 +49,8 @@ pub struct TrackerStats {
     pub events_for_unknown_legs: u64,
     /// Legs reported because of the idle timeout.
     pub legs_idle_expired: u64,
+    /// Legs reported because their handshake did not decide within `handshake_timeout`.
+    pub legs_handshake_expired: u64,
     /// Payload pieces that added nothing (a retransmission, or the same bytes seen at a second
     /// socket: live, each direction of a local leg should be sampled once, at its sender).
     pub duplicate_data: u64,
@@ -97,14 +108,16 @@ impl LegState {
 ///
 /// The deadlines live in timer queues, so a [`Tracker::tick`] costs what falls due, not what is
 /// held: pairing graces in a FIFO (every leg gets the same grace, from its open, and opens come
-/// in time order), idle timeouts in an ordered set checked against the leg's latest event when
-/// they come up (a leg that got events since is put back at its new deadline; a reported leg
-/// takes its entry out, so the set holds one entry per leg held).
+/// in time order), handshake deadlines in another FIFO for the same reason (a silent leg is put
+/// back one timeout later, still in order), idle timeouts in an ordered set checked against the
+/// leg's latest event when they come up (a leg that got events since is put back at its new
+/// deadline; a reported leg takes its entry out, so the set holds one entry per leg held).
 pub struct Tracker {
     config: TrackerConfig,
     legs: HashMap<LegId, LegState>,
     stats: TrackerStats,
     grace_due: VecDeque<(Instant, LegId)>,
+    handshake_due: VecDeque<(Instant, LegId)>,
     idle_due: BTreeSet<(Instant, LegId)>,
 }
 
@@ -115,6 +128,7 @@ impl Tracker {
             legs: HashMap::default(),
             stats: TrackerStats::default(),
             grace_due: VecDeque::new(),
+            handshake_due: VecDeque::new(),
             idle_due: BTreeSet::new(),
         }
     }
@@ -173,6 +187,10 @@ impl Tracker {
                 );
                 if !matches!(observed_at, ObservedAt::Both | ObservedAt::Wire) {
                     self.grace_due.push_back((now + self.config.pair_grace, leg));
+                }
+                // A timeout too large to add to an instant never comes.
+                if let Some(due) = now.checked_add(self.config.handshake_timeout) {
+                    self.handshake_due.push_back((due, leg));
                 }
                 self.idle_due.insert((now + self.config.idle_timeout, leg));
                 leg
@@ -255,7 +273,7 @@ impl Tracker {
         }
     }
 
-    /// Report legs whose pairing grace or idle timeout has run out. Call periodically; the cost
+    /// Report legs whose pairing grace, handshake deadline or idle timeout has run out. Call periodically; the cost
     /// is that of the deadlines that fell due.
     pub fn tick(&mut self, now: Instant, out: &mut Vec<Output>) {
         let grace = self.config.pair_grace;
@@ -269,6 +287,7 @@ impl Tracker {
                 self.report(leg, out);
             }
         }
+        self.expire_handshakes(now, out);
         let idle = self.config.idle_timeout;
         while let Some(&(due, leg)) = self.idle_due.first() {
             if due > now {
@@ -291,11 +310,39 @@ impl Tracker {
         }
     }
 
+    /// Report the legs whose handshake deadline passed undecided after they sent something; a
+    /// leg that sent nothing yet is not in a handshake and waits one more timeout (its close or
+    /// the idle timeout reports it `no_data`). The leg's entry is dropped when it is reported.
+    fn expire_handshakes(&mut self, now: Instant, out: &mut Vec<Output>) {
+        let timeout = self.config.handshake_timeout;
+        while let Some(&(due, leg)) = self.handshake_due.front() {
+            if due > now {
+                break;
+            }
+            self.handshake_due.pop_front();
+            let Some(state) = self.legs.get_mut(&leg) else { continue };
+            if state.decided.is_some() {
+                continue;
+            }
+            if state.client.bytes().is_empty() && state.server.bytes().is_empty() {
+                // Later than every entry queued so far: they were queued at earlier instants.
+                if let Some(due) = now.checked_add(timeout) {
+                    self.handshake_due.push_back((due, leg));
+                }
+                continue;
+            }
+            state.decided = Some(Classification::unknown(UnknownReason::HandshakeTimeout));
+            self.stats.legs_handshake_expired += 1;
+            self.report(leg, out);
+        }
+    }
+
     /// Report every leg still held: the source ends (the observer stops, or a capture file
     /// ends). Undecided legs still open are `unknown` with `reason`.
     pub fn flush(&mut self, reason: UnknownReason, out: &mut Vec<Output>) {
         let legs: Vec<LegId> = self.legs.keys().copied().collect();
         self.grace_due.clear();
+        self.handshake_due.clear();
         self.idle_due.clear();
         for leg in legs {
             if let Some(state) = self.legs.get_mut(&leg)

@@ -130,18 +130,25 @@ impl Drop for LiveCapture {
 }
 
 impl LiveCapture {
-    /// Load the object and attach every program at `cgroup`. Returns the capture and its ring buffer.
+    /// Load the object and attach every program at `cgroup`, with a connection table of
+    /// `conn_entries` (`MAX_CONNECTIONS` but in fault tests). Returns the capture and its ring buffer.
     ///
     /// With `pin`, the maps and links are pinned in that directory; pins an earlier run left
     /// there are reused: its maps (ring buffer included, with what the kernel wrote while no
     /// daemon ran) and its links, whose programs are swapped for this build's in place
     /// (`BPF_LINK_UPDATE`), so the hooks never go unobserved.
-    pub fn attach(object: &[u8], cgroup: &Path, pin: Option<&Path>) -> Result<(Self, RingBuf<MapData>), CaptureError> {
+    pub fn attach(
+        object: &[u8],
+        cgroup: &Path,
+        pin: Option<&Path>,
+        conn_entries: u32,
+    ) -> Result<(Self, RingBuf<MapData>), CaptureError> {
         let cgroup_file =
             File::open(cgroup).map_err(|source| CaptureError::Cgroup { path: cgroup.display().to_string(), source })?;
         let pins = pin.map(PinDir::prepare).transpose()?;
         let mut loader = EbpfLoader::new();
         loader.override_global(names::WAKEUP_BYTES, &RING_WAKEUP_BYTES, true);
+        loader.map_max_entries(names::CONNS, conn_entries);
         if let Some(pins) = &pins {
             pins.check_layouts(object)?;
             for name in pins::PINNED_MAPS {

@@ -7,11 +7,12 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum PreflightError {
-    /// Neither root nor the capabilities to load and attach BPF programs.
+    /// Neither root nor the capabilities to load and attach BPF programs; `missing` names the
+    /// effective capabilities that are absent (`CAP_BPF,CAP_PERFMON`).
     #[error(
-        "observer run needs root, or CAP_BPF + CAP_PERFMON + CAP_NET_ADMIN (or CAP_SYS_ADMIN), to load eBPF programs: run it with sudo"
+        "observer run needs root, or CAP_BPF + CAP_PERFMON + CAP_NET_ADMIN (or CAP_SYS_ADMIN), to load eBPF programs; missing {missing}: run it with sudo or grant them"
     )]
-    NotPrivileged,
+    NotPrivileged { missing: String },
     /// No cgroup v2 hierarchy at the usual places.
     #[error(
         "no cgroup v2 hierarchy at /sys/fs/cgroup or /sys/fs/cgroup/unified: mount one (mount -t cgroup2 none /sys/fs/cgroup/unified) or pass --cgroup PATH"
@@ -43,8 +44,9 @@ pub fn check(object: &[u8], cgroup: Option<&Path>) -> Result<PathBuf, PreflightE
     if object.is_empty() {
         return Err(PreflightError::NoObject);
     }
-    if !privileged() {
-        return Err(PreflightError::NotPrivileged);
+    let missing = missing_capabilities(effective_capabilities());
+    if missing != 0 {
+        return Err(PreflightError::NotPrivileged { missing: crate::privileges::names(missing) });
     }
     let cgroup = match cgroup {
         Some(path) if is_cgroup2(path) => path.to_path_buf(),
@@ -76,24 +78,23 @@ fn is_cgroup2(path: &Path) -> bool {
     rc == 0 && f_type == CGROUP2_SUPER_MAGIC
 }
 
-/// Effective capabilities from /proc/self/status.
-fn privileged() -> bool {
-    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
-        return false;
-    };
-    let Some(cap_eff) = status
-        .lines()
-        .find_map(|line| line.strip_prefix("CapEff:"))
-        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
-    else {
-        return false;
-    };
-    has_capabilities(cap_eff)
+/// Effective capabilities from /proc/self/status (none when unreadable).
+fn effective_capabilities() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| crate::privileges::parse_status(&status))
+        .map_or(0, |held| held.effective)
 }
 
-fn has_capabilities(cap_eff: u64) -> bool {
-    let has = |cap: u32| cap_eff & (1 << cap) != 0;
-    has(CAP_NET_ADMIN) && (has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_PERFMON)))
+/// The capabilities loading and attaching need that `cap_eff` lacks: CAP_NET_ADMIN, and CAP_BPF
+/// with CAP_PERFMON unless CAP_SYS_ADMIN stands in for both. Zero when nothing is missing.
+fn missing_capabilities(cap_eff: u64) -> u64 {
+    let bit = |cap: u32| 1u64 << cap;
+    let mut missing = bit(CAP_NET_ADMIN) & !cap_eff;
+    if cap_eff & bit(CAP_SYS_ADMIN) == 0 {
+        missing |= (bit(CAP_BPF) | bit(CAP_PERFMON)) & !cap_eff;
+    }
+    missing
 }
 
 #[cfg(test)]
@@ -102,11 +103,13 @@ mod tests {
 
     #[test]
     fn capability_sets() {
-        assert!(has_capabilities(0x1ff_ffff_ffff));
-        assert!(has_capabilities((1 << CAP_NET_ADMIN) | (1 << CAP_BPF) | (1 << CAP_PERFMON)));
-        assert!(has_capabilities((1 << CAP_NET_ADMIN) | (1 << CAP_SYS_ADMIN)));
-        assert!(!has_capabilities(1 << CAP_BPF));
-        assert!(!has_capabilities(0));
+        let bit = |cap: u32| 1u64 << cap;
+        assert_eq!(missing_capabilities(0x1ff_ffff_ffff), 0);
+        assert_eq!(missing_capabilities(bit(CAP_NET_ADMIN) | bit(CAP_BPF) | bit(CAP_PERFMON)), 0);
+        assert_eq!(missing_capabilities(bit(CAP_NET_ADMIN) | bit(CAP_SYS_ADMIN)), 0);
+        assert_eq!(missing_capabilities(bit(CAP_BPF)), bit(CAP_NET_ADMIN) | bit(CAP_PERFMON));
+        assert_eq!(missing_capabilities(bit(CAP_NET_ADMIN) | bit(CAP_PERFMON)), bit(CAP_BPF));
+        assert_eq!(missing_capabilities(0), bit(CAP_NET_ADMIN) | bit(CAP_PERFMON) | bit(CAP_BPF));
     }
 
     #[test]

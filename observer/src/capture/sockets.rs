@@ -16,7 +16,7 @@ use std::{
 };
 
 use foldhash::HashMap;
-use observer_common::{OpenEvent, SAMPLE_BUDGET, direction, role};
+use observer_common::{OpenEvent, SAMPLE_BUDGET, conn_flags, direction, role};
 use observer_wire::legs::{self, Direction, LegId, ObservedAt, Peer, Process, Side, StreamEnd};
 
 use super::events::{self, KernelEvent};
@@ -55,6 +55,9 @@ struct LegSockets {
     open: usize,
     /// The tracker reported the leg: later events of its sockets are dropped here.
     reported: bool,
+    /// The kernel evicted a socket's table entry: its later bytes were not sampled, so the leg
+    /// is never told it closed (which would make what was seen look complete).
+    evicted: bool,
 }
 
 /// Counters of kernel events that could not be attributed; exported as metrics.
@@ -183,7 +186,15 @@ impl Sockets {
                 let leg = entry.leg;
                 if let Some(sockets) = self.legs.get_mut(&leg) {
                     sockets.open = sockets.open.saturating_sub(1);
-                    if sockets.open == 0 && !sockets.reported {
+                    if close.flags & conn_flags::EVICTED != 0 && !sockets.reported && !sockets.evicted {
+                        // Both directions end unseen: the classifier decides from what came
+                        // before, else `unknown`, never from a stream it takes for complete.
+                        sockets.evicted = true;
+                        for direction in [Direction::ClientToServer, Direction::ServerToClient] {
+                            emit(legs::Event::DirectionEnd { leg, direction, end: StreamEnd::BudgetSpent });
+                        }
+                    }
+                    if sockets.open == 0 && !sockets.reported && !sockets.evicted {
                         emit(legs::Event::Close { leg });
                     }
                 }

@@ -72,6 +72,15 @@ pub struct Args {
     pub policy: super::policy::PolicyArgs,
     #[command(flatten)]
     pub kube: super::policy::KubeArgs,
+    /// A leg that has sent bytes but is undecided this long after its open is reported unknown
+    /// (handshake_timeout), e.g. a ClientHello sent a byte at a time (e.g. 30s, 500ms).
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = alert::parse_duration)]
+    pub handshake_timeout: Duration,
+    /// Diagnostics: entries of the kernel's connection table (an LRU map; evictions are counted as
+    /// lost, stage conn_evicted). Fault tests make it small to fill it.
+    #[arg(long, value_name = "N", hide = true, default_value_t = observer_common::MAX_CONNECTIONS,
+          value_parser = clap::value_parser!(u32).range(64..=i64::from(observer_common::MAX_CONNECTIONS)))]
+    pub conn_table_entries: u32,
     /// Most legs held at once; more are counted as lost.
     #[arg(long, value_name = "N", default_value_t = 100_000)]
     pub max_legs: usize,
@@ -103,13 +112,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let policy = args.kube.load(&args.policy)?;
     args.edges.install(args.metrics_addr.is_some());
     let cgroup = capture::preflight(EBPF_OBJECT, args.cgroup.as_deref())?;
-    let (capture, ring) = LiveCapture::attach(EBPF_OBJECT, &cgroup, args.pin.as_deref())
+    let (capture, ring) = LiveCapture::attach(EBPF_OBJECT, &cgroup, args.pin.as_deref(), args.conn_table_entries)
         .with_context(|| format!("attaching the eBPF programs at {}", cgroup.display()))?;
+    crate::privileges::drop_after_attach()?;
     tracing::info!(cgroup = %cgroup.display(), "observer attached");
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting tokio")?;
     let config = TrackerConfig {
         max_legs: args.max_legs,
         pair_grace: Duration::from_millis(args.pair_grace_ms),
+        handshake_timeout: args.handshake_timeout,
         ..TrackerConfig::default()
     };
     // Buffered: flushed when the loop goes idle (every poll) and at the end.
@@ -375,6 +386,7 @@ impl<W: Write> Session<W> {
             lost = %if lost.is_empty() { "0".to_owned() } else { lost.join(",") },
             orphan_closes = self.sockets.stats().orphan_closes,
             legs_idle_expired = tracker.legs_idle_expired,
+            legs_handshake_expired = tracker.legs_handshake_expired,
             duplicate_data = tracker.duplicate_data,
             egress_samples = self.sockets.stats().egress_samples,
             ingress_samples = self.sockets.stats().ingress_samples,

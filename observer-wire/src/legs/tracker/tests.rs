@@ -164,7 +164,9 @@ fn duplicate_segments_change_nothing_and_the_close_still_decides() {
 #[test]
 fn the_idle_timeout_counts_from_the_last_event_and_timers_hold_one_entry_per_leg() {
     let idle = Duration::from_secs(300);
-    let mut tracker = Tracker::new(TrackerConfig { idle_timeout: idle, ..TrackerConfig::default() });
+    // The handshake deadline (tested below) is out of the way here.
+    let handshake_timeout = Duration::from_secs(3600);
+    let mut tracker = Tracker::new(TrackerConfig { idle_timeout: idle, handshake_timeout, ..TrackerConfig::default() });
     let t0 = Instant::now();
     let mut out = Vec::new();
     for leg in 1..=1000 {
@@ -207,4 +209,66 @@ fn a_decided_one_sided_leg_is_reported_when_its_grace_runs_out() {
     tracker.tick(t0 + grace, &mut out);
     assert_eq!(records(&out).len(), 1);
     assert!(tracker.grace_due.is_empty());
+}
+
+/// The first bytes of a TLS ClientHello record: a handshake begun, nothing decided.
+const HELLO_START: &[u8] = b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03";
+
+#[test]
+fn a_client_hello_sent_a_byte_a_second_is_unknown_once_the_handshake_deadline_passes() {
+    let handshake_timeout = Duration::from_secs(10);
+    let mut tracker = Tracker::new(TrackerConfig { handshake_timeout, ..TrackerConfig::default() });
+    let t0 = Instant::now();
+    let mut out = Vec::new();
+    tracker.handle(open(1, ObservedAt::Wire), t0, &mut out);
+    // One byte a second: every byte resets the idle timeout, never the handshake deadline.
+    for (second, byte) in HELLO_START.iter().take(10).enumerate() {
+        let now = t0 + Duration::from_secs(second as u64);
+        tracker.handle(data(1, second as u64, std::slice::from_ref(byte)), now, &mut out);
+        tracker.tick(now, &mut out);
+    }
+    assert!(records(&out).is_empty(), "undecided before the deadline: {out:?}");
+    tracker.tick(t0 + handshake_timeout, &mut out);
+    let reported = records(&out);
+    assert_eq!(reported.len(), 1);
+    assert_eq!(reported[0].classification.security, Security::Unknown);
+    assert_eq!(reported[0].classification.reason, Some(UnknownReason::HandshakeTimeout));
+    assert_eq!(tracker.stats().legs_handshake_expired, 1);
+    assert!(tracker.is_empty() && tracker.handshake_due.is_empty() && tracker.idle_due.is_empty());
+    out.clear();
+    tracker.handle(data(1, 10, &HELLO_START[10..]), t0 + handshake_timeout, &mut out);
+    assert!(out.is_empty(), "a timed-out leg is not reported again");
+}
+
+#[test]
+fn the_handshake_deadline_spares_silent_and_decided_legs_and_costs_what_falls_due() {
+    let handshake_timeout = Duration::from_secs(10);
+    let mut tracker = Tracker::new(TrackerConfig { handshake_timeout, ..TrackerConfig::default() });
+    let t0 = Instant::now();
+    let mut out = Vec::new();
+    // Leg 1 stays silent, leg 2 decides, leg 3 starts a ClientHello, leg 4 opens later.
+    for leg in 1..=3 {
+        tracker.handle(open(leg, ObservedAt::Wire), t0, &mut out);
+    }
+    tracker.handle(data(2, 0, b"GET / HTTP/1.1\r\n"), t0, &mut out);
+    tracker.handle(data(3, 0, HELLO_START), t0, &mut out);
+    tracker.handle(open(4, ObservedAt::Wire), t0 + Duration::from_secs(5), &mut out);
+    tracker.handle(data(4, 0, HELLO_START), t0 + Duration::from_secs(5), &mut out);
+    out.clear();
+    tracker.tick(t0 + handshake_timeout, &mut out);
+    assert_eq!(records(&out).iter().map(|r| r.leg).collect::<Vec<_>>(), vec![3]);
+    // The silent leg waits one more timeout; leg 4's deadline is its own open plus the timeout.
+    assert_eq!(tracker.handshake_due.iter().map(|(_, leg)| *leg).collect::<Vec<_>>(), vec![4, 1]);
+    out.clear();
+    tracker.tick(t0 + Duration::from_secs(15), &mut out);
+    assert_eq!(records(&out).iter().map(|r| r.leg).collect::<Vec<_>>(), vec![4]);
+    out.clear();
+    tracker.handle(Event::Close { leg: 1 }, t0 + Duration::from_secs(16), &mut out);
+    assert_eq!(records(&out)[0].classification.reason, Some(UnknownReason::NoData));
+    tracker.tick(t0 + Duration::from_secs(30), &mut out);
+    assert!(tracker.is_empty() && tracker.handshake_due.is_empty());
+    // A deadline past what an Instant can hold never comes, and does not panic.
+    let mut never = Tracker::new(TrackerConfig { handshake_timeout: Duration::MAX, ..TrackerConfig::default() });
+    never.handle(open(9, ObservedAt::Wire), t0, &mut out);
+    assert!(never.handshake_due.is_empty());
 }

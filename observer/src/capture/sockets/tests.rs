@@ -185,3 +185,33 @@ fn sockets_whose_close_never_came_are_bounded() {
     assert!(sockets.cookies(0).is_empty(), "the oldest went first");
     assert_eq!(sockets.cookies(total - 1), &[total - 1]);
 }
+
+#[test]
+fn a_socket_the_kernel_evicted_ends_its_leg_unseen_and_never_closes_it() {
+    let mut sockets = table();
+    let now = Instant::now();
+    let mut out = Vec::new();
+    let client = open_event(1, 9, role::ACTIVE, "10.0.0.1:40000", "10.0.0.2:443", b"curl");
+    let server = open_event(2, 9, role::PASSIVE, "10.0.0.2:443", "10.0.0.1:40000", b"nginx");
+    sockets.on_event(KernelEvent::Open(client), now, &mut |e| out.push(e));
+    sockets.on_event(KernelEvent::Open(server), now, &mut |e| out.push(e));
+    out.clear();
+    let evicted = KernelEvent::Close(CloseEvent {
+        header: EventHeader { kind: event_kind::CLOSE, _pad: 0, cookie: 1, ktime_ns: 2_000 },
+        flags: conn_flags::EVICTED,
+        _pad: 0,
+    });
+    sockets.on_event(evicted, now, &mut |e| out.push(e));
+    let ends: Vec<_> = out
+        .iter()
+        .map(|e| match e {
+            legs::Event::DirectionEnd { leg: 1, direction, end: StreamEnd::BudgetSpent } => *direction,
+            other => panic!("unexpected {other:?}"),
+        })
+        .collect();
+    assert_eq!(ends, [Direction::ClientToServer, Direction::ServerToClient]);
+    out.clear();
+    // The peer's normal close must not make what was seen look like the whole stream.
+    sockets.on_event(close_event(2), now, &mut |e| out.push(e));
+    assert!(out.is_empty(), "{out:?}");
+}
