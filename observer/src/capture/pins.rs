@@ -303,17 +303,7 @@ fn expected(name: &str) -> Option<Expected> {
 
 /// Whether `path` is on a BPF filesystem.
 pub fn is_bpffs(path: &Path) -> bool {
-    use std::os::unix::ffi::OsStrExt as _;
-    let Ok(c_path) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
-        return false;
-    };
-    let mut stat = std::mem::MaybeUninit::<libc::statfs>::zeroed();
-    // SAFETY: c_path is NUL-terminated; stat points at writable memory of the right size.
-    let rc = unsafe { libc::statfs(c_path.as_ptr(), stat.as_mut_ptr()) };
-    // SAFETY: zero-initialised above, and filled by statfs when it returned 0.
-    #[expect(clippy::unnecessary_cast, reason = "f_type is i64 here but a different type on other architectures")]
-    let f_type = unsafe { stat.assume_init() }.f_type as i64;
-    rc == 0 && f_type == BPF_FS_MAGIC
+    super::preflight::filesystem_type(path) == Some(BPF_FS_MAGIC)
 }
 
 #[cfg(test)]

@@ -65,17 +65,20 @@ pub fn find_cgroup2() -> Option<PathBuf> {
 }
 
 fn is_cgroup2(path: &Path) -> bool {
+    filesystem_type(path) == Some(CGROUP2_SUPER_MAGIC)
+}
+
+/// The magic number of the filesystem `path` is on (statfs `f_type`), if it can be read.
+pub(super) fn filesystem_type(path: &Path) -> Option<i64> {
     use std::os::unix::ffi::OsStrExt as _;
-    let Ok(c_path) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
-        return false;
-    };
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
     let mut stat = std::mem::MaybeUninit::<libc::statfs>::zeroed();
     // SAFETY: c_path is NUL-terminated; stat points at writable memory of the right size.
     let rc = unsafe { libc::statfs(c_path.as_ptr(), stat.as_mut_ptr()) };
     // SAFETY: zero-initialised above, and filled by statfs when it returned 0.
     #[expect(clippy::unnecessary_cast, reason = "f_type is i64 here but a different type on other architectures")]
     let f_type = unsafe { stat.assume_init() }.f_type as i64;
-    rc == 0 && f_type == CGROUP2_SUPER_MAGIC
+    (rc == 0).then_some(f_type)
 }
 
 /// Effective capabilities from /proc/self/status (none when unreadable).
