@@ -17,6 +17,7 @@
 pub mod classify;
 pub mod dissect;
 pub mod legs;
+pub mod names;
 pub mod pcap;
 pub mod printable;
 pub mod regular_file;

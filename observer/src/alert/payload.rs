@@ -32,7 +32,7 @@ fn workload(endpoint: &EndpointRecord) -> (String, String) {
 impl AlertKey {
     /// The key of a deviating record (`None` without a deviation kind).
     pub fn of(r: &ConnectionRecord) -> Option<Self> {
-        let kind = spelling(&r.verdict.kind?);
+        let kind = spelling(&r.verdict.kind?).to_owned();
         let (client_namespace, client_workload) = workload(&r.client);
         let (server_namespace, server_workload) = workload(&r.server);
         Some(Self {
@@ -92,10 +92,10 @@ impl Example {
             server_pod: r.server.workload.clone(),
             client_process: process(&r.client),
             server_process: process(&r.server),
-            security: spelling(&r.security),
-            protocol: spelling(&r.protocol),
-            evidence: r.tls.as_ref().and_then(|t| t.evidence.as_ref()).map(spelling),
-            expected: spelling(&r.verdict.expected),
+            security: spelling(&r.security).to_owned(),
+            protocol: spelling(&r.protocol).to_owned(),
+            evidence: r.tls.as_ref().and_then(|t| t.evidence.as_ref()).map(|e| spelling(e).to_owned()),
+            expected: spelling(&r.verdict.expected).to_owned(),
             reason: r.verdict.reason.clone(),
         }
     }

@@ -363,6 +363,7 @@ impl<W: Write> Session<W> {
             orphan_closes: self.sockets.stats().orphan_closes,
             unknown_leg_events: tracker.events_for_unknown_legs,
             idle_expired: tracker.legs_idle_expired,
+            handshake_expired: tracker.legs_handshake_expired,
             programs: self.capture.program_runs(),
             watch_errors: crate::cluster::watch_error_counts(),
             policy_reloads: self.policy.reload_counts(),

@@ -20,6 +20,7 @@ pub mod names {
     pub const ORPHAN_CLOSES: &str = "observer.capture.orphan_closes";
     pub const UNKNOWN_LEG_EVENTS: &str = "observer.capture.unknown_leg_events";
     pub const IDLE_EXPIRED: &str = "observer.connections.idle_expired";
+    pub const HANDSHAKE_EXPIRED: &str = "observer.connections.handshake_expired";
     pub const EBPF_RUN_TIME: &str = "observer.ebpf.run.time";
     pub const EBPF_RUNS: &str = "observer.ebpf.runs";
     pub const POLICY_RELOADS: &str = "observer.policy.reloads";
@@ -55,12 +56,10 @@ pub const SERVER_PORT: &str = "server.port";
 pub const TLS_VERSION: &str = "tls.protocol.version";
 pub const CPU_MODE: &str = "cpu.mode";
 
-/// The JSON spelling of a serializable unit enum value ("unknown" if it has none).
-pub fn spelling<T: serde::Serialize>(value: &T) -> String {
-    match serde_json::to_value(value) {
-        Ok(serde_json::Value::String(s)) => s,
-        _ => "unknown".to_owned(),
-    }
+/// The JSON spelling of a serializable unit enum value ("unknown" if it has none), without
+/// serializing anything: it is asked for several times per record.
+pub fn spelling<T: serde::Serialize>(value: &T) -> &'static str {
+    observer_wire::names::unit_name(value).unwrap_or("unknown")
 }
 
 /// `k8s.<side>.namespace`, `k8s.<side>.owner.type`, `k8s.<side>.owner.name` of an end the

@@ -23,6 +23,7 @@ pub struct Snapshot {
     pub orphan_closes: u64,
     pub unknown_leg_events: u64,
     pub idle_expired: u64,
+    pub handshake_expired: u64,
     /// `observer.ebpf.run.time` and `observer.ebpf.runs` by program.
     pub programs: Vec<ProgramRun>,
     /// `observer.kubernetes.watch.errors` by resource (all zero without the API source).
@@ -63,10 +64,16 @@ pub fn register(meter: &Meter, shared: &SharedSnapshot, export_failures: Arc<Ato
         .with_callback(move |o| o.observe(read(&s).tracked, &[]))
         .build();
     type Field = fn(&Snapshot) -> u64;
-    let plain: [(&'static str, &'static str, &'static str, Field); 3] = [
+    let plain: [(&'static str, &'static str, &'static str, Field); 4] = [
         (names::ORPHAN_CLOSES, "{event}", "Close events of sockets the observer never saw open.", |s| s.orphan_closes),
         (names::UNKNOWN_LEG_EVENTS, "{event}", "Events for legs the tracker does not hold.", |s| s.unknown_leg_events),
         (names::IDLE_EXPIRED, "{connection}", "Legs reported after going idle undecided.", |s| s.idle_expired),
+        (
+            names::HANDSHAKE_EXPIRED,
+            "{connection}",
+            "Legs reported unknown because their handshake was not decided within --handshake-timeout.",
+            |s| s.handshake_expired,
+        ),
     ];
     for (name, unit, description, field) in plain {
         let s = shared.clone();

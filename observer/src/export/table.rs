@@ -43,7 +43,7 @@ impl Table {
             json_name(&r.security),
             json_name(&r.protocol),
             tls.and_then(|t| t.version.as_deref()).unwrap_or("-"),
-            tls.and_then(|t| t.client_cert.as_ref()).map_or_else(|| "-".to_owned(), |c| json_name(c)),
+            tls.and_then(|t| t.client_cert.as_ref()).map_or("-", |c| json_name(c)),
             truncate(&escaped(tls.and_then(|t| t.sni.as_deref()).unwrap_or("-")), 28),
             process,
         )
@@ -61,15 +61,12 @@ fn truncate(s: &str, max: usize) -> String {
 mod erased {
     /// The JSON spelling of a unit enum value, so the table and the JSON agree.
     pub trait Name {
-        fn name(&self) -> String;
+        fn name(&self) -> &'static str;
     }
 
     impl<T: serde::Serialize> Name for T {
-        fn name(&self) -> String {
-            match serde_json::to_value(self) {
-                Ok(serde_json::Value::String(s)) => s,
-                _ => "?".to_owned(),
-            }
+        fn name(&self) -> &'static str {
+            observer_wire::names::unit_name(self).unwrap_or("?")
         }
     }
 }
