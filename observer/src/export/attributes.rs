@@ -111,7 +111,7 @@ pub fn connection(r: &ConnectionRecord) -> Vec<KeyValue> {
     if let Some(policy) = &r.verdict.policy {
         out.push(KeyValue::new(POLICY, policy.clone()));
     }
-    protocol(&mut out, &spelling(&r.protocol));
+    protocol(&mut out, spelling(&r.protocol));
     network(&mut out, r);
     if let Some(tls) = &r.tls {
         if let Some(version) = &tls.version {
