@@ -47,11 +47,14 @@ fn a_daemon_killed_and_restarted_on_its_pins_reports_what_was_opened_while_it_wa
     let pins = PinDir::new("restart").expect("a pin directory on bpffs");
     let topo = Topology::builder().pod("a").pod("b").build().expect("topology");
     let (a, b) = (topo.pod("a"), topo.pod("b"));
-    let http = HttpServer::start(b.ns(), HTTP_PORT).expect("http server");
     let client_ip = IpAddr::V4(a.ipv4());
     let server = SocketAddr::new(IpAddr::V4(b.ipv4()), HTTP_PORT);
 
     let first = ObserverProcess::start_with(RUN_CAP, &["--pin", pins.arg()]).expect("first daemon attaches");
+    // The server listens once the programs are attached: its owner is then recorded by the
+    // kernel (post_bind, in the pinned LISTENERS map) and reaches the second daemon through the
+    // pins, with no walk of /proc, which the chart's capability set does not allow.
+    let http = HttpServer::start(b.ns(), HTTP_PORT).expect("http server");
     // Opened under the first daemon (which consumes its open event) and used after the restart.
     let mut held = Spawn::new(a.ns(), PYTHON)
         .args(["-c", HELD_CLIENT, &b.ipv4().to_string(), &HTTP_PORT.to_string()])
