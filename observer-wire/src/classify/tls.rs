@@ -196,19 +196,13 @@ fn unanswered(mut details: TlsDetails, reason: UnknownReason) -> Progress {
     })
 }
 
-fn broken(mut details: TlsDetails, error: &TlsError) -> Progress {
+fn broken(details: TlsDetails, error: &TlsError) -> Progress {
     let reason = match error {
         TlsError::Alert => UnknownReason::HandshakeFailed,
         _ => UnknownReason::Malformed,
     };
-    details.client_cert = Some(ClientCert::Unknown);
-    details.evidence = Some(Evidence::ClientHello);
-    Progress::Done(Classification {
-        security: Security::Unknown,
-        protocol: protocol(&details),
-        reason: Some(reason),
-        tls: Some(Box::new(details)),
-    })
+    // What the client offered is all there is, as for a ClientHello left unanswered.
+    unanswered(details, reason)
 }
 
 /// The protocol of a TLS leg: the application protocol that upgraded to TLS in-band
