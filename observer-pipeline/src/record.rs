@@ -1,7 +1,10 @@
 //! The JSON record of one connection leg. Field names and value spellings are a contract:
 //! extend, never break. A value the observer could not see is null, never invented.
 
-use std::time::SystemTime;
+use std::{
+    net::{IpAddr, Ipv4Addr},
+    time::SystemTime,
+};
 
 use serde::Serialize;
 
@@ -58,7 +61,7 @@ impl ConnectionRecord {
         Self {
             time: rfc3339_millis(leg.time),
             node: node.to_owned(),
-            conn_id: format!("c:{:x}", leg.leg),
+            conn_id: conn_id(leg.leg),
             client: endpoint(leg.client, assessment.client),
             server: endpoint(leg.server, assessment.server),
             observed_at: leg.observed_at,
@@ -79,9 +82,12 @@ impl ConnectionRecord {
 
 fn endpoint(peer: Peer, who: EndIdentity) -> EndpointRecord {
     // A v4-mapped IPv6 address is the IPv4 peer of a dual-stack socket: show it as IPv4.
-    let ip = peer.addr.ip().to_canonical();
+    let ip = match peer.addr.ip().to_canonical() {
+        IpAddr::V4(v4) => dotted(v4),
+        v6 => v6.to_string(),
+    };
     EndpointRecord {
-        ip: ip.to_string(),
+        ip,
         port: peer.addr.port(),
         workload: who.workload,
         identity: who.identity,
@@ -107,7 +113,68 @@ pub fn rfc3339_millis(time: SystemTime) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}.{millis:03}Z")
+    // Digits pushed by hand: this runs once per record, and `format!` was a visible share of
+    // the daemon's time per connection. Years past 9999 cannot come from a u64 of seconds
+    // read as a `SystemTime` on the machines we run on, but are written whole all the same.
+    let mut out = String::with_capacity(24);
+    if (0..10_000).contains(&year) {
+        digits(&mut out, year as u64, 4);
+    } else {
+        out.push_str(&year.to_string());
+    }
+    out.push('-');
+    digits(&mut out, month as u64, 2);
+    out.push('-');
+    digits(&mut out, day as u64, 2);
+    out.push('T');
+    digits(&mut out, hour, 2);
+    out.push(':');
+    digits(&mut out, minute, 2);
+    out.push(':');
+    digits(&mut out, second, 2);
+    out.push('.');
+    digits(&mut out, u64::from(millis), 3);
+    out.push('Z');
+    out
+}
+
+/// `value` as exactly `width` decimal digits (zero-padded; `value` < 10^width).
+fn digits(out: &mut String, value: u64, width: u32) {
+    let mut scale = 10u64.pow(width - 1);
+    while scale > 0 {
+        out.push(char::from(b'0' + (value / scale % 10) as u8));
+        scale /= 10;
+    }
+}
+
+/// `c:` and the leg id in lowercase hex, the record's `conn_id`.
+fn conn_id(leg: u64) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(18);
+    out.push_str("c:");
+    let nibbles = (64 - leg.leading_zeros()).div_ceil(4).max(1);
+    for i in (0..nibbles).rev() {
+        out.push(char::from(HEX[(leg >> (4 * i) & 0xf) as usize]));
+    }
+    out
+}
+
+/// An IPv4 address in dotted decimal, as `Ipv4Addr`'s `Display` writes it, without the formatter.
+fn dotted(ip: Ipv4Addr) -> String {
+    let mut out = String::with_capacity(15);
+    for (i, octet) in ip.octets().into_iter().enumerate() {
+        if i > 0 {
+            out.push('.');
+        }
+        if octet >= 100 {
+            out.push(char::from(b'0' + octet / 100));
+        }
+        if octet >= 10 {
+            out.push(char::from(b'0' + octet / 10 % 10));
+        }
+        out.push(char::from(b'0' + octet % 10));
+    }
+    out
 }
 
 #[cfg(test)]
@@ -123,5 +190,22 @@ mod tests {
         assert_eq!(rfc3339_millis(SystemTime::UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
         let leap = SystemTime::UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
         assert_eq!(rfc3339_millis(leap), "2000-02-29T00:00:00.000Z");
+        let late = SystemTime::UNIX_EPOCH + Duration::from_millis(253_402_300_799_999); // the last of 9999
+        assert_eq!(rfc3339_millis(late), "9999-12-31T23:59:59.999Z");
+    }
+
+    #[test]
+    fn ids_and_addresses_read_as_the_formatter_writes_them() {
+        for leg in [0u64, 1, 0xf, 0x10, 0x1f, 0xdead_beef, u64::MAX] {
+            assert_eq!(conn_id(leg), format!("c:{leg:x}"));
+        }
+        for ip in ["0.0.0.0", "9.10.99.100", "127.0.0.1", "255.255.255.255", "10.0.200.5"] {
+            let parsed: Ipv4Addr = ip.parse().unwrap();
+            assert_eq!(dotted(parsed), ip);
+        }
+        for octet in 0..=255u8 {
+            let ip = Ipv4Addr::new(octet, 0, octet, 1);
+            assert_eq!(dotted(ip), ip.to_string());
+        }
     }
 }

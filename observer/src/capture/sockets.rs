@@ -49,9 +49,41 @@ struct SocketEntry {
     closed_at: Option<Instant>,
 }
 
+/// A leg's sockets: one, or two when both ends are on this node (a third cannot join: pairing
+/// takes the waiting socket out of its index). Inline, so a leg costs no allocation of its own.
+#[derive(Default)]
+struct Cookies {
+    slots: [u64; 2],
+    len: u8,
+}
+
+impl Cookies {
+    fn push(&mut self, cookie: u64) {
+        if let Some(slot) = self.slots.get_mut(usize::from(self.len)) {
+            *slot = cookie;
+            self.len += 1;
+        }
+    }
+
+    fn remove(&mut self, cookie: u64) {
+        if let Some(i) = self.as_slice().iter().position(|c| *c == cookie) {
+            self.slots.copy_within(i + 1.., i);
+            self.len -= 1;
+        }
+    }
+
+    fn as_slice(&self) -> &[u64] {
+        &self.slots[..usize::from(self.len)]
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
 #[derive(Default)]
 struct LegSockets {
-    cookies: Vec<u64>,
+    cookies: Cookies,
     open: usize,
     /// The tracker reported the leg: later events of its sockets are dropped here.
     reported: bool,
@@ -321,7 +353,7 @@ impl Sockets {
                 index.remove(&key);
             }
             if let Some(sockets) = self.legs.get_mut(&leg) {
-                sockets.cookies.retain(|c| *c != cookie);
+                sockets.cookies.remove(cookie);
                 if sockets.cookies.is_empty() {
                     self.legs.remove(&leg);
                 }
