@@ -225,6 +225,10 @@ pub struct OpenEvent {
     pub local_port: u16,
     pub remote_port: u16,
     pub _pad: u32,
+    /// The cookie of the connection's other socket when the kernel found it on this node (it
+    /// reached ESTABLISHED first and was waiting in `PEERS`), else 0. Pairing is the kernel's:
+    /// userspace joins the two sockets by this cookie, never by addresses.
+    pub peer_cookie: u64,
 }
 
 /// Bytes copied from one segment (or part of one, see `SAMPLE_CHUNK`).
@@ -259,7 +263,7 @@ const _: () = assert!(core::mem::size_of::<ConnState>() == 16);
 const _: () = assert!(core::mem::size_of::<PeerKey>() == 32);
 const _: () = assert!(core::mem::size_of::<WaitingPeer>() == 16);
 const _: () = assert!(core::mem::size_of::<EventHeader>() == 24);
-const _: () = assert!(core::mem::size_of::<OpenEvent>() == 24 + 8 + 40 + 8 + 32 + 8);
+const _: () = assert!(core::mem::size_of::<OpenEvent>() == 24 + 8 + 40 + 8 + 32 + 8 + 8);
 const _: () = assert!(core::mem::size_of::<SampleEvent>() == 24 + 16 + SAMPLE_CHUNK);
 const _: () = assert!(core::mem::size_of::<CloseEvent>() == 32);
 const _: () = assert!((SAMPLE_BUDGET as usize).is_multiple_of(SAMPLE_CHUNK));

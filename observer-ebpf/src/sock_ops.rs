@@ -49,7 +49,7 @@ fn on_established(ctx: &SockOpsContext, role: u32) {
 
     // The client keys itself by its local address, the server by its remote one: the same key.
     let key = ends.peer_key(netns_cookie, role == role::ACTIVE);
-    let flags = pair_with_local_peer(cookie, role, &key);
+    let (flags, peer_cookie) = pair_with_local_peer(cookie, role, &key);
     let state = ConnState { egress_base, ingress_base, flags, _pad: 0 };
     if CONNS.insert(cookie, state, 0).is_err() {
         count_drop(drop_reason::CONN_INSERT);
@@ -89,6 +89,7 @@ fn on_established(ctx: &SockOpsContext, role: u32) {
         local_port,
         remote_port,
         _pad: 0,
+        peer_cookie,
     });
     entry.submit(submit_flags());
 }
@@ -167,9 +168,10 @@ fn bytes(words: &[u32; 4]) -> [u8; 16] {
 /// Pairs a socket with the other end of its connection when that is on this node too: then the
 /// sender's egress already samples every byte, and both sockets stop sampling their ingress.
 /// Otherwise the socket waits in `PEERS` (until its peer comes or it closes). Returns the
-/// socket's initial `conn_flags`.
+/// socket's initial `conn_flags` and the cookie of the peer it paired with (0: none), which the
+/// open event carries so that userspace joins the two sockets without a table of its own.
 #[inline(always)]
-fn pair_with_local_peer(cookie: u64, role: u32, key: &PeerKey) -> u32 {
+fn pair_with_local_peer(cookie: u64, role: u32, key: &PeerKey) -> (u32, u64) {
     // SAFETY: map values are plain data.
     if let Some(waiting) = unsafe { PEERS.get(key) }.copied()
         && waiting.role != role
@@ -183,14 +185,14 @@ fn pair_with_local_peer(cookie: u64, role: u32, key: &PeerKey) -> u32 {
                 & !(conn_flags::WAITING_AS_CLIENT | conn_flags::WAITING_AS_SERVER);
         }
         let _ = PEERS.remove(key);
-        return conn_flags::INGRESS_DONE;
+        return (conn_flags::INGRESS_DONE, waiting.cookie);
     }
     let waiting = WaitingPeer { cookie, role, _pad: 0 };
     if PEERS.insert(key, waiting, 0).is_err() {
-        // Not paired: both sockets sample, as without the table.
-        return 0;
+        // Not paired: both sockets sample and are reported as two legs, one seen from each end.
+        return (0, 0);
     }
-    if role == role::ACTIVE { conn_flags::WAITING_AS_CLIENT } else { conn_flags::WAITING_AS_SERVER }
+    (if role == role::ACTIVE { conn_flags::WAITING_AS_CLIENT } else { conn_flags::WAITING_AS_SERVER }, 0)
 }
 
 /// Copy an IPv6 address out of the context one word at a time: the verifier refuses a load

@@ -105,6 +105,7 @@ mod tests {
             local_port: 40_000,
             remote_port: 443,
             _pad: 0,
+            peer_cookie: 0,
         };
         open.local_addr = Ipv4Addr::new(10, 0, 0, 1).to_ipv6_mapped().octets();
         let bytes = as_bytes(&open);

@@ -1,16 +1,16 @@
 //! From sockets to legs. The kernel reports sockets (by cookie); a leg is a TCP connection, seen
-//! from one socket or, when both ends live on this node, from two. This table pairs the two
+//! from one socket or, when both ends live on this node, from two. This table joins the two
 //! sockets of a local connection, maps each socket's egress/ingress onto the leg's
 //! client-to-server/server-to-client streams, and turns kernel events into [`legs::Event`]s.
 //!
-//! Pairing key: the client socket's local address equals the server socket's remote address.
-//! That holds across network namespaces and behind Istio's REDIRECT (where the server socket's
-//! local address is the proxy's 127.0.0.1:15001, not what the client dialled). Loopback
-//! addresses repeat in every namespace, so for them the key includes the namespace.
+//! Pairing is the kernel's (`observer-ebpf`, sock_ops): the socket that reaches ESTABLISHED
+//! second finds the first in its `PEERS` map and its open event names the first's cookie. The
+//! key the kernel pairs on (the client's local address is the server's remote address, loopback
+//! scoped to its network namespace) holds across namespaces and behind Istio's REDIRECT. Here
+//! the join is one lookup by cookie; the two opens may arrive in either order (two CPUs).
 
 use std::{
     collections::VecDeque,
-    net::SocketAddr,
     sync::Arc,
     time::{Duration, Instant, SystemTime},
 };
@@ -29,24 +29,14 @@ pub const MAX_SOCKETS: usize = 2 * observer_common::MAX_CONNECTIONS as usize;
 /// Most process names cached.
 const MAX_COMMS: usize = 4096;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-struct PairKey {
-    /// The network namespace cookie for loopback addresses, 0 for the others.
-    scope: u64,
-    addr: SocketAddr,
-}
-
-impl PairKey {
-    fn new(netns: u64, addr: SocketAddr) -> Self {
-        Self { scope: if addr.ip().is_loopback() { netns } else { 0 }, addr }
-    }
-}
+/// Most sockets held whose open named a peer not seen yet. Its open is normally the next
+/// events away; one that never comes (its own open was lost) must not stay forever.
+const MAX_EARLY: usize = 4096;
 
 struct SocketEntry {
     leg: LegId,
-    side: Side,
-    key: PairKey,
     closed_at: Option<Instant>,
+    side: Side,
 }
 
 /// A leg's sockets: one, or two when both ends are on this node (a third cannot join: pairing
@@ -107,15 +97,18 @@ pub struct SocketStats {
     /// on this node the kernel samples only egress: ingress samples come from remote peers.
     pub egress_samples: u64,
     pub ingress_samples: u64,
+    /// Sockets whose open named a peer that never arrived (so the two ends, if the peer's open
+    /// came later still, are reported as two legs).
+    pub early_forgotten: u64,
 }
 
 /// The sockets of the open legs.
 pub struct Sockets {
     sockets: HashMap<u64, SocketEntry>,
     legs: HashMap<LegId, LegSockets>,
-    /// Client sockets by their local address, and server sockets by their remote address.
-    clients: HashMap<PairKey, u64>,
-    servers: HashMap<PairKey, u64>,
+    /// Sockets whose open named a peer whose own open has not arrived yet, by that peer's
+    /// cookie, with when they came (forgotten after `closed_retention`).
+    early: HashMap<u64, (u64, Instant)>,
     /// Process names by their kernel bytes: one allocation per name, not per socket.
     comms: HashMap<[u8; 16], Arc<str>>,
     /// Wall clock minus the monotonic clock, to date kernel timestamps.
@@ -141,8 +134,7 @@ impl Sockets {
         Self {
             sockets: HashMap::default(),
             legs: HashMap::default(),
-            clients: HashMap::default(),
-            servers: HashMap::default(),
+            early: HashMap::default(),
             comms: HashMap::default(),
             boot_wall,
             closed_retention,
@@ -179,7 +171,7 @@ impl Sockets {
 
     pub fn on_event<'a>(&mut self, event: KernelEvent<'a>, now: Instant, emit: &mut impl FnMut(legs::Event<'a>)) {
         match event {
-            KernelEvent::Open(open) => self.on_open(&open, emit),
+            KernelEvent::Open(open) => self.on_open(&open, now, emit),
             KernelEvent::Sample { cookie, direction, offset, data, .. } => {
                 if direction == direction::EGRESS {
                     self.stats.egress_samples += 1;
@@ -234,7 +226,7 @@ impl Sockets {
         }
     }
 
-    fn on_open<'a>(&mut self, open: &OpenEvent, emit: &mut impl FnMut(legs::Event<'a>)) {
+    fn on_open<'a>(&mut self, open: &OpenEvent, now: Instant, emit: &mut impl FnMut(legs::Event<'a>)) {
         let cookie = open.header.cookie;
         if self.sockets.contains_key(&cookie) {
             return;
@@ -246,19 +238,19 @@ impl Sockets {
             comm: self.comm(&open.owner.comm),
             cgroup_id: open.owner.cgroup_id,
         });
-        let (side, key, peer_key) = if open.role == role::ACTIVE {
-            (Side::Client, PairKey::new(open.netns_cookie, local), PairKey::new(open.netns_cookie, local))
-        } else {
-            (Side::Server, PairKey::new(open.netns_cookie, remote), PairKey::new(open.netns_cookie, remote))
+        let side = if open.role == role::ACTIVE { Side::Client } else { Side::Server };
+        // The peer the kernel paired this socket with, or one that named this socket before
+        // this socket's own open arrived.
+        let peer = match open.peer_cookie {
+            0 if self.early.is_empty() => None,
+            0 => self.early.remove(&cookie).map(|(peer, _)| peer),
+            peer => Some(peer),
         };
-        let waiting_peer = match side {
-            Side::Client => self.servers.remove(&peer_key),
-            Side::Server => self.clients.remove(&peer_key),
-        };
-        let peer_leg = waiting_peer
+        let peer_leg = peer
             .and_then(|peer| self.sockets.get(&peer))
-            .map(|peer| peer.leg)
-            .filter(|leg| self.legs.get(leg).is_some_and(|l| !l.reported));
+            .filter(|entry| entry.side != side)
+            .map(|entry| entry.leg)
+            .filter(|leg| self.legs.get(leg).is_some_and(|l| !l.reported && l.cookies.len < 2));
 
         let leg = if let Some(leg) = peer_leg {
             emit(legs::Event::Joined { leg, side, process, local, remote });
@@ -274,16 +266,19 @@ impl Sockets {
                 }
             };
             emit(legs::Event::Open { leg: cookie, time, client, server, observed_at });
-            match side {
-                Side::Client => self.clients.insert(key, cookie),
-                Side::Server => self.servers.insert(key, cookie),
-            };
+            if open.peer_cookie != 0 && !self.sockets.contains_key(&open.peer_cookie) {
+                if self.early.len() >= MAX_EARLY {
+                    self.stats.early_forgotten += self.early.len() as u64;
+                    self.early.clear();
+                }
+                self.early.insert(open.peer_cookie, (cookie, now));
+            }
             cookie
         };
         let sockets = self.legs.entry(leg).or_default();
         sockets.cookies.push(cookie);
         sockets.open += 1;
-        self.sockets.insert(cookie, SocketEntry { leg, side, key, closed_at: None });
+        self.sockets.insert(cookie, SocketEntry { leg, side, closed_at: None });
         self.opened.push_back(cookie);
         if self.opened.len() > 2 * self.sockets.len() + 1024 {
             let sockets = &self.sockets;
@@ -322,43 +317,45 @@ impl Sockets {
         }
     }
 
-    /// Forget sockets closed long enough ago, the oldest beyond `MAX_SOCKETS`, and legs without sockets.
+    /// Forget sockets closed long enough ago, the oldest beyond `MAX_SOCKETS`, legs without
+    /// sockets, and early peers whose partner never came.
     pub fn tick(&mut self, now: Instant) {
-        let mut gone = Vec::new();
         while let Some(&(at, cookie)) = self.closed.front() {
             if now.saturating_duration_since(at) < self.closed_retention {
                 break;
             }
             self.closed.pop_front();
-            if let Some(entry) = self.sockets.remove(&cookie) {
-                gone.push((cookie, entry.leg, entry.side, entry.key));
-            }
+            self.forget(cookie);
         }
         if self.sockets.len() > MAX_SOCKETS {
             // Down to 90 %, oldest first, so that eviction is not repeated on every tick.
             while self.sockets.len() > MAX_SOCKETS * 9 / 10 {
                 let Some(cookie) = self.opened.pop_front() else { break };
-                if let Some(entry) = self.sockets.remove(&cookie) {
-                    gone.push((cookie, entry.leg, entry.side, entry.key));
+                if self.forget(cookie) {
                     self.stats.evicted += 1;
                 }
             }
         }
-        for (cookie, leg, side, key) in gone {
-            let index = match side {
-                Side::Client => &mut self.clients,
-                Side::Server => &mut self.servers,
-            };
-            if index.get(&key) == Some(&cookie) {
-                index.remove(&key);
-            }
-            if let Some(sockets) = self.legs.get_mut(&leg) {
-                sockets.cookies.remove(cookie);
-                if sockets.cookies.is_empty() {
-                    self.legs.remove(&leg);
-                }
+        if !self.early.is_empty() {
+            let retention = self.closed_retention;
+            let before = self.early.len();
+            self.early.retain(|_, (_, at)| now.saturating_duration_since(*at) < retention);
+            self.stats.early_forgotten += (before - self.early.len()) as u64;
+        }
+    }
+
+    /// Drops a socket, and its leg once the leg has no socket left. False if it was not held.
+    fn forget(&mut self, cookie: u64) -> bool {
+        let Some(entry) = self.sockets.remove(&cookie) else {
+            return false;
+        };
+        if let Some(sockets) = self.legs.get_mut(&entry.leg) {
+            sockets.cookies.remove(cookie);
+            if sockets.cookies.is_empty() {
+                self.legs.remove(&entry.leg);
             }
         }
+        true
     }
 }
 

@@ -349,6 +349,7 @@ impl<W: Write> Session<W> {
             ("orphan_sample".to_owned(), sockets.orphan_samples),
             ("tracker_full".to_owned(), tracker.legs_dropped_full),
             ("socket_evicted".to_owned(), sockets.evicted),
+            ("peer_unseen".to_owned(), sockets.early_forgotten),
         ]);
         lost
     }

@@ -5,6 +5,11 @@ use observer_common::{CloseEvent, EventHeader, Owner, event_kind};
 use super::*;
 
 fn open_event(cookie: u64, netns: u64, role: u32, local: &str, remote: &str, comm: &[u8]) -> OpenEvent {
+    paired_open(cookie, 0, netns, role, local, remote, comm)
+}
+
+/// An open the kernel paired with the socket `peer` (0: not paired).
+fn paired_open(cookie: u64, peer: u64, netns: u64, role: u32, local: &str, remote: &str, comm: &[u8]) -> OpenEvent {
     let local: SocketAddr = local.parse().expect("test address");
     let remote: SocketAddr = remote.parse().expect("test address");
     let octets = |ip: IpAddr| match ip {
@@ -28,6 +33,7 @@ fn open_event(cookie: u64, netns: u64, role: u32, local: &str, remote: &str, com
         local_port: local.port(),
         remote_port: remote.port(),
         _pad: 0,
+        peer_cookie: peer,
     }
 }
 
@@ -53,7 +59,7 @@ fn the_two_sockets_of_a_loopback_connection_make_one_leg() {
     let now = Instant::now();
     let mut out = Vec::new();
     let client = open_event(1, 9, role::ACTIVE, "127.0.0.1:40000", "127.0.0.1:8080", b"curl");
-    let server = open_event(2, 9, role::PASSIVE, "127.0.0.1:8080", "127.0.0.1:40000", b"python3");
+    let server = paired_open(2, 1, 9, role::PASSIVE, "127.0.0.1:8080", "127.0.0.1:40000", b"python3");
     sockets.on_event(KernelEvent::Open(client), now, &mut |e| out.push(e));
     sockets.on_event(KernelEvent::Open(server), now, &mut |e| out.push(e));
     assert!(matches!(out[0], legs::Event::Open { leg: 1, observed_at: ObservedAt::Client, .. }));
@@ -84,7 +90,9 @@ fn the_two_sockets_of_a_loopback_connection_make_one_leg() {
 }
 
 #[test]
-fn loopback_addresses_in_different_namespaces_do_not_pair() {
+fn addresses_alone_never_pair_only_the_kernel_does() {
+    // Matching addresses the kernel did not pair (other namespaces' loopback, a full `PEERS`):
+    // two legs, each seen from its own end.
     let mut sockets = table();
     let now = Instant::now();
     let mut out = Vec::new();
@@ -96,31 +104,54 @@ fn loopback_addresses_in_different_namespaces_do_not_pair() {
 }
 
 #[test]
-fn a_redirected_connection_pairs_with_the_proxy_and_keeps_the_original_destination() {
+fn a_peer_named_before_its_own_open_arrived_still_joins() {
+    // The events of two CPUs can arrive in either order: the app's socket (second to reach
+    // ESTABLISHED, so it names the proxy's) comes first here. Behind REDIRECT the app's remote
+    // address is the original destination, which the leg keeps.
     let mut sockets = table();
     let now = Instant::now();
     let mut out = Vec::new();
-    // Server socket first: the events of two CPUs can arrive in either order.
+    let app = paired_open(4, 5, 3, role::ACTIVE, "10.88.0.10:41000", "10.88.0.20:8080", b"curl");
     let proxy = open_event(5, 3, role::PASSIVE, "127.0.0.1:15001", "10.88.0.10:41000", b"haproxy");
-    let app = open_event(4, 3, role::ACTIVE, "10.88.0.10:41000", "10.88.0.20:8080", b"curl");
-    sockets.on_event(KernelEvent::Open(proxy), now, &mut |e| out.push(e));
     sockets.on_event(KernelEvent::Open(app), now, &mut |e| out.push(e));
-    let legs::Event::Joined { leg: 5, side: Side::Client, remote, .. } = out[1] else {
-        panic!("app did not join the proxy's leg: {out:?}")
+    sockets.on_event(KernelEvent::Open(proxy), now, &mut |e| out.push(e));
+    let legs::Event::Open { leg: 4, ref server, observed_at: ObservedAt::Client, .. } = out[0] else {
+        panic!("the app's socket did not open the leg: {out:?}")
     };
-    assert_eq!(remote.to_string(), "10.88.0.20:8080");
+    assert_eq!(server.addr.to_string(), "10.88.0.20:8080");
+    assert!(matches!(out[1], legs::Event::Joined { leg: 4, side: Side::Server, .. }), "{out:?}");
+    assert_eq!(sockets.cookies(4), &[4, 5]);
 }
 
 #[test]
-fn sockets_in_two_pods_pair_across_namespaces() {
+fn a_named_peer_that_never_opens_is_forgotten_and_counted() {
+    let mut sockets = Sockets::new(SystemTime::UNIX_EPOCH, Duration::from_millis(150));
+    let now = Instant::now();
+    let mut out = Vec::new();
+    let server = paired_open(2, 1, 9, role::PASSIVE, "127.0.0.1:8080", "127.0.0.1:40000", b"nginx");
+    sockets.on_event(KernelEvent::Open(server), now, &mut |e| out.push(e));
+    sockets.tick(now + Duration::from_millis(200));
+    assert_eq!(sockets.stats().early_forgotten, 1);
+    // A socket 1 arriving now is another connection's: it does not join.
+    let late = open_event(1, 9, role::ACTIVE, "127.0.0.1:40000", "127.0.0.1:8080", b"curl");
+    sockets.on_event(KernelEvent::Open(late), now, &mut |e| out.push(e));
+    assert!(matches!(out[1], legs::Event::Open { leg: 1, .. }), "{out:?}");
+}
+
+#[test]
+fn a_peer_of_the_same_side_or_a_reported_leg_does_not_join() {
     let mut sockets = table();
     let now = Instant::now();
     let mut out = Vec::new();
-    let client = open_event(1, 3, role::ACTIVE, "[fd00:88::10]:41000", "[fd00:88::20]:443", b"openssl");
-    let server = open_event(2, 4, role::PASSIVE, "[fd00:88::20]:443", "[fd00:88::10]:41000", b"openssl");
-    sockets.on_event(KernelEvent::Open(client), now, &mut |e| out.push(e));
+    let first = open_event(1, 9, role::ACTIVE, "127.0.0.1:40000", "127.0.0.1:8080", b"curl");
+    let same_side = paired_open(2, 1, 9, role::ACTIVE, "127.0.0.1:40001", "127.0.0.1:8080", b"curl");
+    sockets.on_event(KernelEvent::Open(first), now, &mut |e| out.push(e));
+    sockets.on_event(KernelEvent::Open(same_side), now, &mut |e| out.push(e));
+    assert!(matches!(out[1], legs::Event::Open { leg: 2, .. }), "{out:?}");
+    sockets.reported(1);
+    let server = paired_open(3, 1, 9, role::PASSIVE, "127.0.0.1:8080", "127.0.0.1:40000", b"nginx");
     sockets.on_event(KernelEvent::Open(server), now, &mut |e| out.push(e));
-    assert!(matches!(out[1], legs::Event::Joined { leg: 1, side: Side::Server, .. }));
+    assert!(matches!(out[2], legs::Event::Open { leg: 3, .. }), "{out:?}");
 }
 
 #[test]
@@ -163,7 +194,8 @@ fn events_of_unknown_sockets_are_counted() {
             undecodable: 1,
             evicted: 0,
             egress_samples: 1,
-            ingress_samples: 0
+            ingress_samples: 0,
+            early_forgotten: 0
         }
     );
 }
@@ -192,7 +224,7 @@ fn a_socket_the_kernel_evicted_ends_its_leg_unseen_and_never_closes_it() {
     let now = Instant::now();
     let mut out = Vec::new();
     let client = open_event(1, 9, role::ACTIVE, "10.0.0.1:40000", "10.0.0.2:443", b"curl");
-    let server = open_event(2, 9, role::PASSIVE, "10.0.0.2:443", "10.0.0.1:40000", b"nginx");
+    let server = paired_open(2, 1, 9, role::PASSIVE, "10.0.0.2:443", "10.0.0.1:40000", b"nginx");
     sockets.on_event(KernelEvent::Open(client), now, &mut |e| out.push(e));
     sockets.on_event(KernelEvent::Open(server), now, &mut |e| out.push(e));
     out.clear();
