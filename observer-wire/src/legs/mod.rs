@@ -5,12 +5,14 @@
 //! back [`Output`]s: when sampling of a leg may stop, and the finished [`LegRecord`]s.
 
 mod flow;
+mod ids;
 mod reassembly;
 mod tracker;
 
 use std::{net::SocketAddr, time::SystemTime};
 
 pub use flow::{Bound, Flow, LegSink, Legs, SourceControl};
+pub use ids::{IdHasher, IdMap, id_map};
 pub use reassembly::{MAX_PENDING_BYTES, MAX_PENDING_PIECES, MAX_STREAM_BYTES, Reassembly};
 pub use tracker::{Tracker, TrackerConfig, TrackerStats};
 

@@ -6,7 +6,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use foldhash::HashMap;
+use super::ids::IdMap;
 
 use super::{Direction, Event, LegId, LegRecord, ObservedAt, Output, Peer, Reassembly, Side};
 use crate::classify::{self, Classification, Input, Progress, StreamEnd, UnknownReason};
@@ -114,7 +114,7 @@ impl LegState {
 /// deadline; a reported leg takes its entry out, so the set holds one entry per leg held).
 pub struct Tracker {
     config: TrackerConfig,
-    legs: HashMap<LegId, LegState>,
+    legs: IdMap<LegState>,
     stats: TrackerStats,
     grace_due: VecDeque<(Instant, LegId)>,
     handshake_due: VecDeque<(Instant, LegId)>,
@@ -125,7 +125,7 @@ impl Tracker {
     pub fn new(config: TrackerConfig) -> Self {
         Self {
             config,
-            legs: HashMap::default(),
+            legs: IdMap::default(),
             stats: TrackerStats::default(),
             grace_due: VecDeque::new(),
             handshake_due: VecDeque::new(),

@@ -17,7 +17,7 @@ use std::{
 
 use foldhash::HashMap;
 use observer_common::{OpenEvent, SAMPLE_BUDGET, conn_flags, direction, role};
-use observer_wire::legs::{self, Direction, LegId, ObservedAt, Peer, Process, Side, StreamEnd};
+use observer_wire::legs::{self, Direction, IdMap, LegId, ObservedAt, Peer, Process, Side, StreamEnd};
 
 use super::events::{self, KernelEvent};
 
@@ -104,11 +104,11 @@ pub struct SocketStats {
 
 /// The sockets of the open legs.
 pub struct Sockets {
-    sockets: HashMap<u64, SocketEntry>,
-    legs: HashMap<LegId, LegSockets>,
+    sockets: IdMap<SocketEntry>,
+    legs: IdMap<LegSockets>,
     /// Sockets whose open named a peer whose own open has not arrived yet, by that peer's
     /// cookie, with when they came (forgotten after `closed_retention`).
-    early: HashMap<u64, (u64, Instant)>,
+    early: IdMap<(u64, Instant)>,
     /// Process names by their kernel bytes: one allocation per name, not per socket.
     comms: HashMap<[u8; 16], Arc<str>>,
     /// Wall clock minus the monotonic clock, to date kernel timestamps.
@@ -132,9 +132,9 @@ impl Sockets {
     /// how long a closed socket is kept for its peer (the tracker's pairing grace and a margin).
     pub fn new(boot_wall: SystemTime, closed_retention: Duration) -> Self {
         Self {
-            sockets: HashMap::default(),
-            legs: HashMap::default(),
-            early: HashMap::default(),
+            sockets: legs::id_map(),
+            legs: legs::id_map(),
+            early: legs::id_map(),
             comms: HashMap::default(),
             boot_wall,
             closed_retention,
