@@ -36,6 +36,8 @@ const MAX_EARLY: usize = 4096;
 struct SocketEntry {
     leg: LegId,
     closed_at: Option<Instant>,
+    /// The kernel's time of the open, for evicting the oldest past `MAX_SOCKETS`.
+    opened_ns: u64,
     side: Side,
 }
 
@@ -121,10 +123,6 @@ pub struct Sockets {
     /// Closed sockets in the order they closed: a tick forgets those past the retention
     /// from the front, so it costs what expires, not what is held.
     closed: VecDeque<(Instant, u64)>,
-    /// Sockets in the order they opened, for evicting the oldest past `MAX_SOCKETS`. Holds
-    /// cookies of sockets already gone too; they are skipped, and compacted away when they
-    /// outnumber the live ones.
-    opened: VecDeque<u64>,
 }
 
 impl Sockets {
@@ -140,7 +138,6 @@ impl Sockets {
             closed_retention,
             stats: SocketStats::default(),
             closed: VecDeque::new(),
-            opened: VecDeque::new(),
         }
     }
 
@@ -278,12 +275,7 @@ impl Sockets {
         let sockets = self.legs.entry(leg).or_default();
         sockets.cookies.push(cookie);
         sockets.open += 1;
-        self.sockets.insert(cookie, SocketEntry { leg, side, closed_at: None });
-        self.opened.push_back(cookie);
-        if self.opened.len() > 2 * self.sockets.len() + 1024 {
-            let sockets = &self.sockets;
-            self.opened.retain(|c| sockets.contains_key(c));
-        }
+        self.sockets.insert(cookie, SocketEntry { leg, side, closed_at: None, opened_ns: open.header.ktime_ns });
     }
 
     /// The shared name of a process, from the kernel's 16 bytes. The cache is bounded: names
@@ -328,19 +320,27 @@ impl Sockets {
             self.forget(cookie);
         }
         if self.sockets.len() > MAX_SOCKETS {
-            // Down to 90 %, oldest first, so that eviction is not repeated on every tick.
-            while self.sockets.len() > MAX_SOCKETS * 9 / 10 {
-                let Some(cookie) = self.opened.pop_front() else { break };
-                if self.forget(cookie) {
-                    self.stats.evicted += 1;
-                }
-            }
+            self.evict_oldest();
         }
         if !self.early.is_empty() {
             let retention = self.closed_retention;
             let before = self.early.len();
             self.early.retain(|_, (_, at)| now.saturating_duration_since(*at) < retention);
             self.stats.early_forgotten += (before - self.early.len()) as u64;
+        }
+    }
+
+    /// Down to 90 % of `MAX_SOCKETS`, oldest first, so that eviction is not repeated on every
+    /// tick. One pass over the table, paid only when closes went missing in bulk (each pass
+    /// evicts a tenth of the table); the common path keeps no open-order queue.
+    fn evict_oldest(&mut self) {
+        let excess = self.sockets.len() - MAX_SOCKETS * 9 / 10;
+        let mut ages: Vec<(u64, u64)> = self.sockets.iter().map(|(cookie, e)| (e.opened_ns, *cookie)).collect();
+        ages.select_nth_unstable(excess - 1);
+        for &(_, cookie) in &ages[..excess] {
+            if self.forget(cookie) {
+                self.stats.evicted += 1;
+            }
         }
     }
 
