@@ -6,11 +6,11 @@
 //! ports are high), and each direction's offsets count from the first sequence number seen in it,
 //! so its bytes may begin mid-stream and classify as unknown.
 
-use std::{
-    collections::{HashMap, HashSet, VecDeque},
-    net::SocketAddr,
-    time::SystemTime,
-};
+use std::{collections::VecDeque, net::SocketAddr, time::SystemTime};
+
+// Randomly seeded per table: the 5-tuples come from the capture, so whoever made it picks the
+// keys, and a fixed hash would let them pile every connection into one bucket.
+use foldhash::{HashMap, HashSet};
 
 use super::packet::{Segment, flags};
 use crate::legs::{Direction, Event, LegId, MAX_STREAM_BYTES, ObservedAt, Peer, StreamEnd};
@@ -70,6 +70,8 @@ pub struct Connections {
     stopped: HashSet<LegId>,
     /// Legs the tracker has reported: nothing more about them is delivered.
     gone: HashSet<LegId>,
+    /// The legs one segment closed (a scratch buffer kept between segments).
+    closed: Vec<LegId>,
     next_leg: LegId,
     pub stats: TcpStats,
 }
@@ -83,12 +85,13 @@ impl Connections {
     /// Holding at most `limit` connections.
     pub fn with_limit(first_leg: LegId, limit: usize) -> Self {
         Self {
-            table: HashMap::new(),
+            table: HashMap::default(),
             order: VecDeque::new(),
             limit: limit.max(1),
             eviction_steps: 0,
-            stopped: HashSet::new(),
-            gone: HashSet::new(),
+            stopped: HashSet::default(),
+            gone: HashSet::default(),
+            closed: Vec::new(),
             next_leg: first_leg,
             stats: TcpStats::default(),
         }
@@ -129,23 +132,25 @@ impl Connections {
     pub fn segment<'a>(&mut self, s: &Segment<'a>, time: SystemTime, events: &mut Vec<Event<'a>>) {
         let start = events.len();
         self.apply(s, time, events);
-        if !self.gone.is_empty() {
-            let closed: Vec<LegId> = events[start..]
-                .iter()
-                .filter_map(|e| match e {
-                    Event::Close { leg } => Some(*leg),
-                    _ => None,
-                })
-                .collect();
-            let mut index = 0;
-            events.retain(|e| {
-                index += 1;
-                index <= start || !self.gone.contains(&event_leg(e))
-            });
-            // A closed, reported leg is never referred to again.
-            for leg in closed {
-                self.gone.remove(&leg);
+        if self.gone.is_empty() || events.len() == start {
+            return;
+        }
+        // The events of reported legs are dropped. A closed, reported leg is never referred to
+        // again: it is forgotten once this segment's events are filtered.
+        let (gone, closed) = (&self.gone, &mut self.closed);
+        let mut index = 0;
+        events.retain(|e| {
+            index += 1;
+            if index <= start {
+                return true;
             }
+            if let Event::Close { leg } = e {
+                closed.push(*leg);
+            }
+            !gone.contains(&event_leg(e))
+        });
+        for leg in self.closed.drain(..) {
+            self.gone.remove(&leg);
         }
     }
 
@@ -153,8 +158,10 @@ impl Connections {
         let key = FlowKey::new(s.src, s.dst);
         let syn = s.flags & flags::SYN != 0;
         let ack = s.flags & flags::ACK != 0;
-        let reused = matches!(self.table.get(&key), Some(c)
-            if syn && !ack && (c.closed || (c.client == s.src && c.client_base != Some(s.seq.wrapping_add(1)))));
+        let reused = syn
+            && !ack
+            && matches!(self.table.get(&key), Some(c)
+                if c.closed || (c.client == s.src && c.client_base != Some(s.seq.wrapping_add(1))));
         if reused && let Some(old) = self.table.remove(&key) {
             self.close(old, events);
             // Its `order` entry is stale now; drop stale entries before they outnumber live ones.
@@ -229,12 +236,10 @@ impl Connections {
             }
         }
         if s.flags & flags::RST != 0 {
-            if let Some(conn) = self.table.get_mut(&key) {
-                conn.closed = true;
-                let leg = conn.leg;
-                self.stopped.remove(&leg);
-                events.push(Event::Close { leg });
-            }
+            conn.closed = true;
+            let leg = conn.leg;
+            self.stopped.remove(&leg);
+            events.push(Event::Close { leg });
             return;
         }
         if s.flags & flags::FIN != 0 {
