@@ -6,7 +6,11 @@
 //! ports are high), and each direction's offsets count from the first sequence number seen in it,
 //! so its bytes may begin mid-stream and classify as unknown.
 
-use std::{collections::VecDeque, net::SocketAddr, time::SystemTime};
+use std::{
+    collections::{VecDeque, hash_map::Entry},
+    net::SocketAddr,
+    time::SystemTime,
+};
 
 // Randomly seeded per table: the 5-tuples come from the capture, so whoever made it picks the
 // keys, and a fixed hash would let them pile every connection into one bucket.
@@ -187,34 +191,35 @@ impl Connections {
                 self.order.retain(|(k, leg)| table.get(k).is_some_and(|c| c.leg == *leg));
             }
         }
-        if !self.table.contains_key(&key) {
-            let (client, server, client_base, server_base) = if syn && !ack {
-                (s.src, s.dst, Some(s.seq.wrapping_add(1)), None)
-            } else if syn {
-                (s.dst, s.src, Some(s.ack), Some(s.seq.wrapping_add(1)))
-            } else if !s.payload.is_empty() && s.flags & flags::RST == 0 {
-                self.stats.midstream += 1;
-                if s.src.port() >= s.dst.port() { (s.src, s.dst, None, None) } else { (s.dst, s.src, None, None) }
-            } else {
-                return; // a bare ACK, FIN or RST of a connection not seen: nothing to classify
-            };
-            if self.table.len() >= self.limit {
-                self.evict_oldest(events);
-            }
-            let leg = self.next_leg;
-            self.next_leg += 1;
-            self.stats.connections += 1;
-            self.order.push_back((key, leg));
-            events.push(Event::Open {
-                leg,
-                time,
-                client: Peer { addr: client, process: None },
-                server: Peer { addr: server, process: None },
-                observed_at: ObservedAt::Wire,
-            });
-            self.table.insert(
-                key,
-                Connection {
+        // One lookup for a segment of a known connection (most of them).
+        let conn = match self.table.entry(key) {
+            Entry::Occupied(known) => known.into_mut(),
+            Entry::Vacant(_) => {
+                let (client, server, client_base, server_base) = if syn && !ack {
+                    (s.src, s.dst, Some(s.seq.wrapping_add(1)), None)
+                } else if syn {
+                    (s.dst, s.src, Some(s.ack), Some(s.seq.wrapping_add(1)))
+                } else if !s.payload.is_empty() && s.flags & flags::RST == 0 {
+                    self.stats.midstream += 1;
+                    if s.src.port() >= s.dst.port() { (s.src, s.dst, None, None) } else { (s.dst, s.src, None, None) }
+                } else {
+                    return; // a bare ACK, FIN or RST of a connection not seen: nothing to classify
+                };
+                if self.table.len() >= self.limit {
+                    self.evict_oldest(events);
+                }
+                let leg = self.next_leg;
+                self.next_leg += 1;
+                self.stats.connections += 1;
+                self.order.push_back((key, leg));
+                events.push(Event::Open {
+                    leg,
+                    time,
+                    client: Peer { addr: client, process: None },
+                    server: Peer { addr: server, process: None },
+                    observed_at: ObservedAt::Wire,
+                });
+                self.table.entry(key).insert_entry(Connection {
                     leg,
                     client,
                     client_base,
@@ -222,11 +227,8 @@ impl Connections {
                     client_fin: false,
                     server_fin: false,
                     closed: false,
-                },
-            );
-        }
-        let Some(conn) = self.table.get_mut(&key) else {
-            return;
+                }).into_mut()
+            }
         };
         if conn.closed {
             return;
