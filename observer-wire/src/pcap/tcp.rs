@@ -219,15 +219,18 @@ impl Connections {
                     server: Peer { addr: server, process: None },
                     observed_at: ObservedAt::Wire,
                 });
-                self.table.entry(key).insert_entry(Connection {
-                    leg,
-                    client,
-                    client_base,
-                    server_base,
-                    client_fin: false,
-                    server_fin: false,
-                    closed: false,
-                }).into_mut()
+                self.table
+                    .entry(key)
+                    .insert_entry(Connection {
+                        leg,
+                        client,
+                        client_base,
+                        server_base,
+                        client_fin: false,
+                        server_fin: false,
+                        closed: false,
+                    })
+                    .into_mut()
             }
         };
         if conn.closed {
