@@ -19,6 +19,9 @@ const IN_FLIGHT: usize = 16;
 pub struct OutputThread {
     buffer: Vec<u8>,
     chunks: Option<mpsc::SyncSender<Vec<u8>>>,
+    /// Chunks the writer has written, emptied, to be filled again: a fresh 256 KiB buffer is
+    /// fresh pages to fault in, and the allocator hands such sizes back to the kernel on free.
+    written: mpsc::Receiver<Vec<u8>>,
     writer: Option<thread::JoinHandle<io::Result<()>>>,
 }
 
@@ -26,14 +29,18 @@ impl OutputThread {
     /// Start the writer thread.
     pub fn start() -> io::Result<Self> {
         let (chunks, received) = mpsc::sync_channel::<Vec<u8>>(IN_FLIGHT);
+        // Unbounded, but it never holds more than the chunks in existence (`IN_FLIGHT` + 2).
+        let (give_back, written) = mpsc::channel();
         let writer = thread::Builder::new().name("output".to_owned()).spawn(move || {
             let mut out = io::stdout().lock();
-            for chunk in received {
+            for mut chunk in received {
                 out.write_all(&chunk)?;
+                chunk.clear();
+                let _ = give_back.send(chunk);
             }
             out.flush()
         })?;
-        Ok(Self { buffer: Vec::with_capacity(CHUNK), chunks: Some(chunks), writer: Some(writer) })
+        Ok(Self { buffer: Vec::with_capacity(CHUNK), chunks: Some(chunks), written, writer: Some(writer) })
     }
 
     /// Hand the buffered bytes to the writer; when it has stopped, its error.
@@ -41,7 +48,8 @@ impl OutputThread {
         if self.buffer.is_empty() {
             return Ok(());
         }
-        let chunk = std::mem::replace(&mut self.buffer, Vec::with_capacity(CHUNK));
+        let next = self.written.try_recv().unwrap_or_else(|_| Vec::with_capacity(CHUNK));
+        let chunk = std::mem::replace(&mut self.buffer, next);
         match &self.chunks {
             Some(chunks) if chunks.send(chunk).is_ok() => Ok(()),
             // The writer hung up: it met an error (returned here) or was already finished.
@@ -79,10 +87,11 @@ impl Write for OutputThread {
 
     #[inline]
     fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.buffer.extend_from_slice(bytes);
-        if self.buffer.len() >= CHUNK {
+        // Handed over before it would outgrow its capacity (a reallocation, and a copy).
+        if self.buffer.len() + bytes.len() > CHUNK {
             self.hand_over()?;
         }
+        self.buffer.extend_from_slice(bytes);
         Ok(())
     }
 
@@ -111,7 +120,8 @@ mod tests {
     fn bytes_written_after_the_writer_stopped_return_an_error_not_a_hang() {
         let mut output = OutputThread::start().expect("thread");
         output.join().expect("a writer with nothing to write ends cleanly");
-        output.write_all(&vec![b'x'; CHUNK]).expect_err("no writer any more");
+        output.write_all(&vec![b'x'; CHUNK]).expect("a chunk is buffered");
+        output.write_all(b"x").expect_err("the full chunk has no writer any more");
         assert_eq!(output.finish().expect_err("finished twice").kind(), io::ErrorKind::BrokenPipe);
     }
 }
