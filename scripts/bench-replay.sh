@@ -7,7 +7,8 @@
 # The capture is generated from the real fixtures (observer-wire/tests/fixtures/*.pcap, Ethernet ones):
 # each connection is a copy of a fixture connection with its own client address and port, so
 # every handshake is a real one. Prints one line per tool (median and min..max wall time) and
-# `ratio tshark/observer`. Set OBSERVER=path to time a prebuilt binary instead of building one.
+# `ratio tshark/observer`. Set OBSERVER=path to time a prebuilt binary instead of building one,
+# and BASELINE=path to time a second observer binary in the same interleaved runs (before/after).
 # Callable from `cargo xtask bench`; needs python3 and tshark.
 set -euo pipefail
 
@@ -67,13 +68,15 @@ open(out_path, 'wb').write(b''.join(out))
 print(f"generated {count} fixture copies, {sum(len(b) for b in out) >> 10} KiB", file=sys.stderr)
 PY
 
-python3 - "$OBSERVER" "$WORK/bench.pcap" "$RUNS" <<'PY'
+python3 - "$OBSERVER" "$WORK/bench.pcap" "$RUNS" "${BASELINE:-}" <<'PY'
 import statistics, subprocess, sys, time
-observer, pcap, runs = sys.argv[1], sys.argv[2], int(sys.argv[3])
+observer, pcap, runs, baseline = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 commands = {
     'observer replay': [observer, 'replay', pcap, '--output', 'json'],
     'tshark -Y tls.handshake': ['tshark', '-r', pcap, '-Y', 'tls.handshake'],
 }
+if baseline:
+    commands['baseline observer replay'] = [baseline, 'replay', pcap, '--output', 'json']
 times = {name: [] for name in commands}
 lines = {}
 for _ in range(runs):
@@ -87,4 +90,7 @@ for name, ts in times.items():
           f"(min {min(ts) * 1000:.1f} .. max {max(ts) * 1000:.1f} ms, {runs} runs, {lines[name]} lines)")
 ratio = statistics.median(times['tshark -Y tls.handshake']) / statistics.median(times['observer replay'])
 print(f"ratio tshark/observer      {ratio:.1f}x (> 1: observer replay is faster)")
+if baseline:
+    ratio = statistics.median(times['tshark -Y tls.handshake']) / statistics.median(times['baseline observer replay'])
+    print(f"ratio tshark/baseline      {ratio:.1f}x")
 PY

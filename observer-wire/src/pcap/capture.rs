@@ -206,7 +206,9 @@ pub fn read_from(path: &Path, source: impl Read, mut frame: impl FnMut(Frame<'_>
                     },
                     PcapBlockOwned::NG(_) => {}
                 }
-                reader.consume(consumed);
+                // Not `consume`: it moves the unread half of the buffer to its front every half
+                // buffer (a copy of the whole file); `refill` moves only the unread tail.
+                reader.consume_noshift(consumed);
             }
             Err(PcapError::Eof) => break,
             Err(PcapError::Incomplete(_)) => {

@@ -7,10 +7,14 @@
 //! so its bytes may begin mid-stream and classify as unknown.
 
 use std::{
-    collections::{HashMap, HashSet, VecDeque},
+    collections::{VecDeque, hash_map::Entry},
     net::SocketAddr,
     time::SystemTime,
 };
+
+// Randomly seeded per table: the 5-tuples come from the capture, so whoever made it picks the
+// keys, and a fixed hash would let them pile every connection into one bucket.
+use foldhash::{HashMap, HashSet};
 
 use super::packet::{Segment, flags};
 use crate::legs::{Direction, Event, LegId, MAX_STREAM_BYTES, ObservedAt, Peer, StreamEnd};
@@ -25,12 +29,29 @@ pub const MAX_CONNECTIONS: usize = 1 << 20;
 const MAX_FORWARD: u32 = 1 << 31;
 
 /// The two endpoints of a connection, in a fixed order.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct FlowKey(SocketAddr, SocketAddr);
 
 impl FlowKey {
     fn new(a: SocketAddr, b: SocketAddr) -> Self {
         if a <= b { Self(a, b) } else { Self(b, a) }
+    }
+}
+
+/// Addresses and ports as a few whole words (the derived hash feeds every field and enum tag
+/// apart, and hashing is most of a segment's work). Equal keys hash equal: what is left out
+/// (an IPv6 flow label or scope) only ever tells more keys apart.
+impl std::hash::Hash for FlowKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        for addr in [self.0, self.1] {
+            match addr {
+                SocketAddr::V4(v4) => state.write_u64(u64::from(v4.ip().to_bits()) << 16 | u64::from(v4.port())),
+                SocketAddr::V6(v6) => {
+                    state.write_u128(v6.ip().to_bits());
+                    state.write_u16(v6.port());
+                }
+            }
+        }
     }
 }
 
@@ -70,6 +91,8 @@ pub struct Connections {
     stopped: HashSet<LegId>,
     /// Legs the tracker has reported: nothing more about them is delivered.
     gone: HashSet<LegId>,
+    /// The legs one segment closed (a scratch buffer kept between segments).
+    closed: Vec<LegId>,
     next_leg: LegId,
     pub stats: TcpStats,
 }
@@ -83,12 +106,13 @@ impl Connections {
     /// Holding at most `limit` connections.
     pub fn with_limit(first_leg: LegId, limit: usize) -> Self {
         Self {
-            table: HashMap::new(),
+            table: HashMap::default(),
             order: VecDeque::new(),
             limit: limit.max(1),
             eviction_steps: 0,
-            stopped: HashSet::new(),
-            gone: HashSet::new(),
+            stopped: HashSet::default(),
+            gone: HashSet::default(),
+            closed: Vec::new(),
             next_leg: first_leg,
             stats: TcpStats::default(),
         }
@@ -129,23 +153,25 @@ impl Connections {
     pub fn segment<'a>(&mut self, s: &Segment<'a>, time: SystemTime, events: &mut Vec<Event<'a>>) {
         let start = events.len();
         self.apply(s, time, events);
-        if !self.gone.is_empty() {
-            let closed: Vec<LegId> = events[start..]
-                .iter()
-                .filter_map(|e| match e {
-                    Event::Close { leg } => Some(*leg),
-                    _ => None,
-                })
-                .collect();
-            let mut index = 0;
-            events.retain(|e| {
-                index += 1;
-                index <= start || !self.gone.contains(&event_leg(e))
-            });
-            // A closed, reported leg is never referred to again.
-            for leg in closed {
-                self.gone.remove(&leg);
+        if self.gone.is_empty() || events.len() == start {
+            return;
+        }
+        // The events of reported legs are dropped. A closed, reported leg is never referred to
+        // again: it is forgotten once this segment's events are filtered.
+        let (gone, closed) = (&self.gone, &mut self.closed);
+        let mut index = 0;
+        events.retain(|e| {
+            index += 1;
+            if index <= start {
+                return true;
             }
+            if let Event::Close { leg } = e {
+                closed.push(*leg);
+            }
+            !gone.contains(&event_leg(e))
+        });
+        for leg in self.closed.drain(..) {
+            self.gone.remove(&leg);
         }
     }
 
@@ -153,8 +179,10 @@ impl Connections {
         let key = FlowKey::new(s.src, s.dst);
         let syn = s.flags & flags::SYN != 0;
         let ack = s.flags & flags::ACK != 0;
-        let reused = matches!(self.table.get(&key), Some(c)
-            if syn && !ack && (c.closed || (c.client == s.src && c.client_base != Some(s.seq.wrapping_add(1)))));
+        let reused = syn
+            && !ack
+            && matches!(self.table.get(&key), Some(c)
+                if c.closed || (c.client == s.src && c.client_base != Some(s.seq.wrapping_add(1))));
         if reused && let Some(old) = self.table.remove(&key) {
             self.close(old, events);
             // Its `order` entry is stale now; drop stale entries before they outnumber live ones.
@@ -163,46 +191,47 @@ impl Connections {
                 self.order.retain(|(k, leg)| table.get(k).is_some_and(|c| c.leg == *leg));
             }
         }
-        if !self.table.contains_key(&key) {
-            let (client, server, client_base, server_base) = if syn && !ack {
-                (s.src, s.dst, Some(s.seq.wrapping_add(1)), None)
-            } else if syn {
-                (s.dst, s.src, Some(s.ack), Some(s.seq.wrapping_add(1)))
-            } else if !s.payload.is_empty() && s.flags & flags::RST == 0 {
-                self.stats.midstream += 1;
-                if s.src.port() >= s.dst.port() { (s.src, s.dst, None, None) } else { (s.dst, s.src, None, None) }
-            } else {
-                return; // a bare ACK, FIN or RST of a connection not seen: nothing to classify
-            };
-            if self.table.len() >= self.limit {
-                self.evict_oldest(events);
-            }
-            let leg = self.next_leg;
-            self.next_leg += 1;
-            self.stats.connections += 1;
-            self.order.push_back((key, leg));
-            events.push(Event::Open {
-                leg,
-                time,
-                client: Peer { addr: client, process: None },
-                server: Peer { addr: server, process: None },
-                observed_at: ObservedAt::Wire,
-            });
-            self.table.insert(
-                key,
-                Connection {
+        // One lookup for a segment of a known connection (most of them).
+        let conn = match self.table.entry(key) {
+            Entry::Occupied(known) => known.into_mut(),
+            Entry::Vacant(_) => {
+                let (client, server, client_base, server_base) = if syn && !ack {
+                    (s.src, s.dst, Some(s.seq.wrapping_add(1)), None)
+                } else if syn {
+                    (s.dst, s.src, Some(s.ack), Some(s.seq.wrapping_add(1)))
+                } else if !s.payload.is_empty() && s.flags & flags::RST == 0 {
+                    self.stats.midstream += 1;
+                    if s.src.port() >= s.dst.port() { (s.src, s.dst, None, None) } else { (s.dst, s.src, None, None) }
+                } else {
+                    return; // a bare ACK, FIN or RST of a connection not seen: nothing to classify
+                };
+                if self.table.len() >= self.limit {
+                    self.evict_oldest(events);
+                }
+                let leg = self.next_leg;
+                self.next_leg += 1;
+                self.stats.connections += 1;
+                self.order.push_back((key, leg));
+                events.push(Event::Open {
                     leg,
-                    client,
-                    client_base,
-                    server_base,
-                    client_fin: false,
-                    server_fin: false,
-                    closed: false,
-                },
-            );
-        }
-        let Some(conn) = self.table.get_mut(&key) else {
-            return;
+                    time,
+                    client: Peer { addr: client, process: None },
+                    server: Peer { addr: server, process: None },
+                    observed_at: ObservedAt::Wire,
+                });
+                self.table
+                    .entry(key)
+                    .insert_entry(Connection {
+                        leg,
+                        client,
+                        client_base,
+                        server_base,
+                        client_fin: false,
+                        server_fin: false,
+                        closed: false,
+                    })
+                    .into_mut()
+            }
         };
         if conn.closed {
             return;
@@ -229,12 +258,10 @@ impl Connections {
             }
         }
         if s.flags & flags::RST != 0 {
-            if let Some(conn) = self.table.get_mut(&key) {
-                conn.closed = true;
-                let leg = conn.leg;
-                self.stopped.remove(&leg);
-                events.push(Event::Close { leg });
-            }
+            conn.closed = true;
+            let leg = conn.leg;
+            self.stopped.remove(&leg);
+            events.push(Event::Close { leg });
             return;
         }
         if s.flags & flags::FIN != 0 {

@@ -4,6 +4,7 @@
 mod check;
 mod edges;
 mod http;
+mod output_thread;
 pub mod policy;
 mod prometheus;
 mod replay;

@@ -2,6 +2,8 @@
 
 use std::{path::PathBuf, process::ExitCode};
 
+use anyhow::Context as _;
+
 use observer_pipeline::Pipeline;
 use observer_wire::{classify::UnknownReason, legs::TrackerConfig, pcap::CaptureSource};
 
@@ -28,8 +30,8 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let policy = args.policy.load_once()?;
     let mesh = policy.store.current();
-    let stdout = std::io::stdout().lock();
-    let mut printer = Printer::new(args.output, std::io::BufWriter::new(stdout));
+    let mut output = super::output_thread::OutputThread::start().context("starting the output thread")?;
+    let mut printer = Printer::new(args.output, &mut output);
     let max_legs = args.max_legs.max(1);
     let mut pipeline = Pipeline::new(TrackerConfig { max_legs, ..TrackerConfig::default() }, super::node_name());
     let mut source = CaptureSource::new(max_legs);
@@ -42,7 +44,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     pipeline.finish(UnknownReason::CaptureEnded);
     pipeline.deliver(&mesh, &mut (), &mut printer);
-    if let Err(e) = printer.flush()
+    let flushed = printer.flush();
+    drop(printer);
+    let written = flushed.and_then(|()| output.finish());
+    if let Err(e) = written
         && e.kind() != std::io::ErrorKind::BrokenPipe
     {
         return Err(anyhow::Error::new(e).context("writing records"));
