@@ -23,6 +23,10 @@ const PASS: i32 = 1;
 const IPPROTO_TCP: u8 = 6;
 /// Fixed IPv6 header; extension headers are not walked (counted as `ipv6_ext_header`).
 const IPV6_HEADER_LEN: u32 = 40;
+/// The fixed IPv4 header, without options.
+const IPV4_HEADER_LEN: usize = 20;
+/// The fixed TCP header: sequence number and data offset are within it.
+const TCP_HEADER_LEN: usize = 20;
 
 #[cgroup_skb]
 pub fn observer_skb_egress(ctx: SkBuffContext) -> i32 {
@@ -74,8 +78,54 @@ fn sample(ctx: &SkBuffContext, dir: u32) {
 }
 
 /// Offset of the TCP payload from the start of the IP header, and the segment's sequence number.
+/// The headers are read straight from the packet when they are in its linear part (a locally
+/// made or received TCP segment's are), which costs no helper call; otherwise through
+/// `bpf_skb_load_bytes`.
 #[inline(always)]
 fn tcp_payload(ctx: &SkBuffContext) -> Option<(u32, u32)> {
+    // SAFETY: data and data_end are context fields of the running program's skb.
+    let (data, end) = unsafe { ((*ctx.skb.skb).data as usize, (*ctx.skb.skb).data_end as usize) };
+    // Both families' headers are at least this long. (A check for one byte would be compiled
+    // as `data >= end`, a form the verifier does not take as a bound.)
+    if data + IPV4_HEADER_LEN > end {
+        return tcp_payload_loaded(ctx);
+    }
+    // SAFETY (every read below): the bytes are between data and data_end, checked just before.
+    let first = unsafe { *(data as *const u8) };
+    let ip_len = match first >> 4 {
+        4 => {
+            if unsafe { *((data + 9) as *const u8) } != IPPROTO_TCP {
+                return None;
+            }
+            usize::from(first & 0x0f) * 4
+        }
+        6 => {
+            if data + IPV6_HEADER_LEN as usize > end {
+                return tcp_payload_loaded(ctx);
+            }
+            if unsafe { *((data + 6) as *const u8) } != IPPROTO_TCP {
+                count_drop(drop_reason::IPV6_EXT);
+                return None;
+            }
+            IPV6_HEADER_LEN as usize
+        }
+        _ => {
+            count_drop(drop_reason::HEADER);
+            return None;
+        }
+    };
+    let tcp = data + ip_len;
+    if tcp + TCP_HEADER_LEN > end {
+        return tcp_payload_loaded(ctx);
+    }
+    let (seq, data_offset) =
+        unsafe { (core::ptr::read_unaligned((tcp + 4) as *const u32), *((tcp + 12) as *const u8)) };
+    Some((ip_len as u32 + u32::from(data_offset >> 4) * 4, u32::from_be(seq)))
+}
+
+/// [`tcp_payload`] for headers outside the packet's linear part, through `bpf_skb_load_bytes`.
+#[inline(always)]
+fn tcp_payload_loaded(ctx: &SkBuffContext) -> Option<(u32, u32)> {
     let Ok(first) = ctx.load::<u8>(0) else {
         count_drop(drop_reason::HEADER);
         return None;
@@ -121,6 +171,8 @@ fn copy_chunks(
 ) {
     // SAFETY: helper without arguments.
     let now = unsafe { bpf_ktime_get_ns() };
+    // Once a packet: its few records cannot move the ring far past the wakeup threshold.
+    let flags = submit_flags();
     for i in 0..MAX_CHUNKS_PER_PACKET as u32 {
         let done = i * SAMPLE_CHUNK as u32;
         if done >= wanted {
@@ -160,6 +212,6 @@ fn copy_chunks(
             entry.discard(0);
             return;
         }
-        entry.submit(submit_flags());
+        entry.submit(flags);
     }
 }
