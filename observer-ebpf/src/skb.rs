@@ -2,25 +2,32 @@
 //! (the handshake sample) with their offset in the TCP stream, up to `SAMPLE_BUDGET`.
 //!
 //! Once a direction's budget is spent, or userspace has marked the connection done, a packet
-//! costs one map lookup and a flag test. Application data beyond the budget is never copied.
+//! costs one socket-local storage lookup and a flag test (`DONE`, a cache of `CONNS`'s done
+//! bits) once the socket has sent or received `DONE_HITS_TO_CACHE` packets that way; before,
+//! the cookie, the `CONNS` lookup and the flag test. Application data
+//! beyond the budget is never copied.
 
 use core::{ffi::c_void, ptr::addr_of_mut};
 
 use aya_ebpf::{
     EbpfContext as _,
-    helpers::{bpf_get_socket_cookie, bpf_ktime_get_ns, bpf_skb_load_bytes},
+    bindings::{BPF_SK_STORAGE_GET_F_CREATE, bpf_sock},
+    helpers::{bpf_get_socket_cookie, bpf_ktime_get_ns, bpf_sk_fullsock, bpf_sk_storage_get, bpf_skb_load_bytes},
     macros::cgroup_skb,
     programs::SkBuffContext,
 };
 use observer_common::{
-    MAX_CHUNKS_PER_PACKET, SAMPLE_BUDGET, SAMPLE_CHUNK, SampleEvent, conn_flags, direction, drop_reason, event_kind,
+    DONE_HITS_TO_CACHE, MAX_CHUNKS_PER_PACKET, SAMPLE_BUDGET, SAMPLE_CHUNK, SampleEvent, conn_flags, direction,
+    drop_reason, event_kind,
 };
 
-use crate::maps::{CONNS, EVENTS, count_drop, submit_flags};
+use crate::maps::{CONNS, DONE, EVENTS, count_drop, submit_flags};
 
 /// cgroup_skb programs return 1 to let the packet pass; the observer never drops traffic.
 const PASS: i32 = 1;
 const IPPROTO_TCP: u8 = 6;
+/// `TCP_ESTABLISHED` in the kernel's TCP state enum (`bpf_sock::state`).
+const TCP_ESTABLISHED: u32 = 1;
 /// Fixed IPv6 header; extension headers are not walked (counted as `ipv6_ext_header`).
 const IPV6_HEADER_LEN: u32 = 40;
 /// The fixed IPv4 header, without options.
@@ -42,15 +49,43 @@ pub fn observer_skb_ingress(ctx: SkBuffContext) -> i32 {
 
 #[inline(always)]
 fn sample(ctx: &SkBuffContext, dir: u32) {
+    let done_bit = if dir == direction::EGRESS { conn_flags::EGRESS_DONE } else { conn_flags::INGRESS_DONE };
+    // SAFETY: a context field of the running program's skb.
+    let sk = unsafe { (*ctx.skb.skb).__bindgen_anon_2.sk };
+    if sk.is_null() {
+        return;
+    }
+    // SAFETY: the helper accepts the context's socket.
+    let sk = unsafe { bpf_sk_fullsock(sk) };
+    // Request and time-wait sockets are never tracked; nor are other protocols.
+    // SAFETY: a full socket's fields are readable.
+    if sk.is_null() || unsafe { (*sk).protocol } != u32::from(IPPROTO_TCP) {
+        return;
+    }
+    let cached = done_slot(sk, 0);
+    // SAFETY: a socket storage value, valid while the program runs.
+    if !cached.is_null() && unsafe { *cached } & done_bit != 0 {
+        return;
+    }
     // SAFETY: the helper accepts the skb context.
     let cookie = unsafe { bpf_get_socket_cookie(ctx.as_ptr()) };
     let Some(state) = CONNS.get_ptr_mut(cookie) else {
+        // Established without an entry (before the programs were attached, or evicted): it
+        // never gets one, so it is as good as done. Earlier states may still get one.
+        // SAFETY: as above.
+        if unsafe { (*sk).state } == TCP_ESTABLISHED {
+            remember_done(sk, cached, conn_flags::ALL_DONE);
+        }
         return;
     };
     // SAFETY: a pointer into the map value, valid while the program runs.
     let state = unsafe { &mut *state };
-    let done_bit = if dir == direction::EGRESS { conn_flags::EGRESS_DONE } else { conn_flags::INGRESS_DONE };
     if state.flags & done_bit != 0 {
+        if state.done_hits < DONE_HITS_TO_CACHE {
+            state.done_hits += 1;
+        } else {
+            remember_done(sk, cached, state.flags & conn_flags::ALL_DONE);
+        }
         return;
     }
     let Some((payload_offset, seq)) = tcp_payload(ctx) else {
@@ -67,6 +102,7 @@ fn sample(ctx: &SkBuffContext, dir: u32) {
         // Past the budget (or, wrapped, before the first payload byte: nothing to sample there).
         if offset < u32::MAX / 2 {
             state.flags |= done_bit;
+            remember_done(sk, cached, state.flags & conn_flags::ALL_DONE);
         }
         return;
     }
@@ -74,6 +110,27 @@ fn sample(ctx: &SkBuffContext, dir: u32) {
     copy_chunks(ctx, cookie, dir, offset, payload_offset, wanted, segment_len);
     if offset + wanted >= SAMPLE_BUDGET {
         state.flags |= done_bit;
+        remember_done(sk, cached, state.flags & conn_flags::ALL_DONE);
+    }
+}
+
+/// The socket's `DONE` slot, or null when it has none (and `flags` lacks
+/// `BPF_SK_STORAGE_GET_F_CREATE`, or the kernel could not allocate one).
+#[inline(always)]
+fn done_slot(sk: *mut bpf_sock, flags: u64) -> *mut u32 {
+    let map = core::ptr::from_ref(&DONE).cast_mut().cast::<c_void>();
+    // SAFETY: `sk` is a full socket, `map` the socket storage map.
+    unsafe { bpf_sk_storage_get(map, sk.cast(), core::ptr::null_mut(), flags) }.cast::<u32>()
+}
+
+/// Caches done bits with the socket. Without memory for the slot the next packet just takes the
+/// longer way through `CONNS` again: nothing is lost.
+#[inline(always)]
+fn remember_done(sk: *mut bpf_sock, cached: *mut u32, bits: u32) {
+    let slot = if cached.is_null() { done_slot(sk, u64::from(BPF_SK_STORAGE_GET_F_CREATE)) } else { cached };
+    if !slot.is_null() {
+        // SAFETY: a socket storage value, valid while the program runs; bits are only added.
+        unsafe { *slot |= bits };
     }
 }
 
