@@ -4,15 +4,16 @@
 //! Once a direction's budget is spent, or userspace has marked the connection done, a packet
 //! costs one socket-local storage lookup and a flag test (`DONE`, a cache of `CONNS`'s done
 //! bits) once the socket has sent or received `DONE_HITS_TO_CACHE` packets that way; before,
-//! the cookie, the `CONNS` lookup and the flag test. Application data
-//! beyond the budget is never copied.
+//! the header reads, the cookie, the `CONNS` lookup and the flag test. A segment without payload
+//! returns after the header reads. Application data beyond the budget is never copied.
+//! docs/KERNEL.md, "The after-budget path", says why each step is where it is.
 
 use core::{ffi::c_void, ptr::addr_of_mut};
 
 use aya_ebpf::{
     EbpfContext as _,
     bindings::{BPF_SK_STORAGE_GET_F_CREATE, bpf_sock},
-    helpers::{bpf_get_socket_cookie, bpf_ktime_get_ns, bpf_sk_fullsock, bpf_sk_storage_get, bpf_skb_load_bytes},
+    helpers::{bpf_get_socket_cookie, bpf_ktime_get_ns, bpf_sk_storage_get, bpf_skb_load_bytes},
     macros::cgroup_skb,
     programs::SkBuffContext,
 };
@@ -26,6 +27,8 @@ use crate::maps::{CONNS, DONE, EVENTS, count_drop, submit_flags};
 /// cgroup_skb programs return 1 to let the packet pass; the observer never drops traffic.
 const PASS: i32 = 1;
 const IPPROTO_TCP: u8 = 6;
+/// [`tcp_payload`]'s error for a packet that is not TCP: nothing to count.
+const NOT_TCP: u32 = u32::MAX;
 /// `TCP_ESTABLISHED` in the kernel's TCP state enum (`bpf_sock::state`).
 const TCP_ESTABLISHED: u32 = 1;
 /// Fixed IPv6 header; extension headers are not walked (counted as `ipv6_ext_header`).
@@ -55,17 +58,22 @@ fn sample(ctx: &SkBuffContext, dir: u32) {
     if sk.is_null() {
         return;
     }
-    // SAFETY: the helper accepts the context's socket.
-    let sk = unsafe { bpf_sk_fullsock(sk) };
-    // Request and time-wait sockets are never tracked; nor are other protocols.
-    // SAFETY: a full socket's fields are readable.
-    if sk.is_null() || unsafe { (*sk).protocol } != u32::from(IPPROTO_TCP) {
-        return;
-    }
+    // No `bpf_sk_fullsock` first: the storage helper returns null for a request or time-wait
+    // socket, which are never tracked.
     let cached = done_slot(sk, 0);
     // SAFETY: a socket storage value, valid while the program runs.
     if !cached.is_null() && unsafe { *cached } & done_bit != 0 {
         return;
+    }
+    // A pure ACK, SYN or FIN has nothing to sample, whichever socket it is: it returns before
+    // the cookie and the `CONNS` lookup (the headers are read from the packet, cheaply).
+    let header = tcp_payload(ctx);
+    let skb_len = ctx.len();
+    match header {
+        Ok((payload_offset, _)) if payload_offset >= skb_len => return,
+        // Other protocols are never tracked.
+        Err(NOT_TCP) => return,
+        _ => {}
     }
     // SAFETY: the helper accepts the skb context.
     let cookie = unsafe { bpf_get_socket_cookie(ctx.as_ptr()) };
@@ -88,13 +96,14 @@ fn sample(ctx: &SkBuffContext, dir: u32) {
         }
         return;
     }
-    let Some((payload_offset, seq)) = tcp_payload(ctx) else {
-        return;
+    let (payload_offset, seq) = match header {
+        Ok(header) => header,
+        // Counted only for tracked sockets: what the observer failed to sample.
+        Err(reason) => {
+            count_drop(reason);
+            return;
+        }
     };
-    let skb_len = ctx.len();
-    if payload_offset >= skb_len {
-        return; // a pure ACK, SYN or FIN
-    }
     let segment_len = skb_len - payload_offset;
     let base = if dir == direction::EGRESS { state.egress_base } else { state.ingress_base };
     let offset = seq.wrapping_sub(base);
@@ -119,7 +128,8 @@ fn sample(ctx: &SkBuffContext, dir: u32) {
 #[inline(always)]
 fn done_slot(sk: *mut bpf_sock, flags: u64) -> *mut u32 {
     let map = core::ptr::from_ref(&DONE).cast_mut().cast::<c_void>();
-    // SAFETY: `sk` is a full socket, `map` the socket storage map.
+    // SAFETY: `sk` is the skb's socket (the helper checks it is a full one), `map` the socket
+    // storage map.
     unsafe { bpf_sk_storage_get(map, sk.cast(), core::ptr::null_mut(), flags) }.cast::<u32>()
 }
 
@@ -134,12 +144,13 @@ fn remember_done(sk: *mut bpf_sock, cached: *mut u32, bits: u32) {
     }
 }
 
-/// Offset of the TCP payload from the start of the IP header, and the segment's sequence number.
+/// Offset of the TCP payload from the start of the IP header, and the segment's sequence number;
+/// or the `drop_reason` of a packet whose headers cannot be read (`NOT_TCP`: not a drop).
 /// The headers are read straight from the packet when they are in its linear part (a locally
 /// made or received TCP segment's are), which costs no helper call; otherwise through
 /// `bpf_skb_load_bytes`.
 #[inline(always)]
-fn tcp_payload(ctx: &SkBuffContext) -> Option<(u32, u32)> {
+fn tcp_payload(ctx: &SkBuffContext) -> Result<(u32, u32), u32> {
     // SAFETY: data and data_end are context fields of the running program's skb.
     let (data, end) = unsafe { ((*ctx.skb.skb).data as usize, (*ctx.skb.skb).data_end as usize) };
     // Both families' headers are at least this long. (A check for one byte would be compiled
@@ -152,7 +163,7 @@ fn tcp_payload(ctx: &SkBuffContext) -> Option<(u32, u32)> {
     let ip_len = match first >> 4 {
         4 => {
             if unsafe { *((data + 9) as *const u8) } != IPPROTO_TCP {
-                return None;
+                return Err(NOT_TCP);
             }
             usize::from(first & 0x0f) * 4
         }
@@ -161,14 +172,12 @@ fn tcp_payload(ctx: &SkBuffContext) -> Option<(u32, u32)> {
                 return tcp_payload_loaded(ctx);
             }
             if unsafe { *((data + 6) as *const u8) } != IPPROTO_TCP {
-                count_drop(drop_reason::IPV6_EXT);
-                return None;
+                return Err(drop_reason::IPV6_EXT);
             }
             IPV6_HEADER_LEN as usize
         }
         _ => {
-            count_drop(drop_reason::HEADER);
-            return None;
+            return Err(drop_reason::HEADER);
         }
     };
     let tcp = data + ip_len;
@@ -177,43 +186,37 @@ fn tcp_payload(ctx: &SkBuffContext) -> Option<(u32, u32)> {
     }
     let (seq, data_offset) =
         unsafe { (core::ptr::read_unaligned((tcp + 4) as *const u32), *((tcp + 12) as *const u8)) };
-    Some((ip_len as u32 + u32::from(data_offset >> 4) * 4, u32::from_be(seq)))
+    Ok((ip_len as u32 + u32::from(data_offset >> 4) * 4, u32::from_be(seq)))
 }
 
 /// [`tcp_payload`] for headers outside the packet's linear part, through `bpf_skb_load_bytes`.
 #[inline(always)]
-fn tcp_payload_loaded(ctx: &SkBuffContext) -> Option<(u32, u32)> {
+fn tcp_payload_loaded(ctx: &SkBuffContext) -> Result<(u32, u32), u32> {
     let Ok(first) = ctx.load::<u8>(0) else {
-        count_drop(drop_reason::HEADER);
-        return None;
+        return Err(drop_reason::HEADER);
     };
     let ip_len = match first >> 4 {
         4 => {
-            let protocol = ctx.load::<u8>(9).ok()?;
-            if protocol != IPPROTO_TCP {
-                return None;
+            if ctx.load::<u8>(9).map_err(|_| drop_reason::HEADER)? != IPPROTO_TCP {
+                return Err(NOT_TCP);
             }
             u32::from(first & 0x0f) * 4
         }
         6 => {
-            let next = ctx.load::<u8>(6).ok()?;
-            if next != IPPROTO_TCP {
-                count_drop(drop_reason::IPV6_EXT);
-                return None;
+            if ctx.load::<u8>(6).map_err(|_| drop_reason::HEADER)? != IPPROTO_TCP {
+                return Err(drop_reason::IPV6_EXT);
             }
             IPV6_HEADER_LEN
         }
         _ => {
-            count_drop(drop_reason::HEADER);
-            return None;
+            return Err(drop_reason::HEADER);
         }
     };
     let (Ok(seq), Ok(data_offset)) = (ctx.load::<u32>(ip_len as usize + 4), ctx.load::<u8>(ip_len as usize + 12))
     else {
-        count_drop(drop_reason::HEADER);
-        return None;
+        return Err(drop_reason::HEADER);
     };
-    Some((ip_len + u32::from(data_offset >> 4) * 4, u32::from_be(seq)))
+    Ok((ip_len + u32::from(data_offset >> 4) * 4, u32::from_be(seq)))
 }
 
 #[inline(always)]
