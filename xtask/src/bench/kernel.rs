@@ -3,10 +3,18 @@
 //! so the kernel's BPF stats time both on the same packets in the same windows. Each repeat gives
 //! one ratio per program; the table shows their median and spread next to the budget of
 //! docs/ARCHITECTURE.md.
+//!
+//! The machine is shared: programs at the cgroup root would also time everyone else's packets
+//! (another engineer's connection storm in the after-budget window). So this process moves into
+//! a cgroup of its own for the table, the measured observer attaches there (`--cgroup`), and only
+//! the bench's own sockets are timed.
 
-use std::time::Duration;
+use std::{
+    path::{Path as FsPath, PathBuf},
+    time::Duration,
+};
 
-use anyhow::Result;
+use anyhow::{Context as _, Result, bail};
 
 use super::{
     load,
@@ -38,7 +46,9 @@ struct Path {
 
 /// Measures both paths `REPEATS` times with `observer` (started with the baseline) and writes
 /// the table. bpf_stats must be on.
-pub fn table(report: &mut Report, observer: &Observer) -> Result<()> {
+pub fn table(report: &mut Report) -> Result<()> {
+    let cgroup = OwnCgroup::enter()?;
+    let observer = Observer::start(&["--attach-baseline", "--cgroup", &cgroup.dir.to_string_lossy()])?;
     let mut sampling = Path { label: "sampling (short connections)", budget: 2.5, runs: Vec::new() };
     let mut after = Path { label: "after budget (long stream)", budget: 1.2, runs: Vec::new() };
     for _ in 0..REPEATS {
@@ -49,8 +59,10 @@ pub fn table(report: &mut Report, observer: &Observer) -> Result<()> {
         load::stream(Duration::from_secs(2))?;
         after.runs.push(observer.program_runs()?.delta(&before));
     }
+    drop(observer);
+    drop(cgroup);
     report.section(&format!(
-        "eBPF run time per packet against an empty cgroup_skb program (same packets, same run, bpf_stats on: it adds ~20 ns per run; {REPEATS} repeats)"
+        "eBPF run time per packet against an empty cgroup_skb program (the bench's own packets, same run, bpf_stats on: it adds ~20 ns per run; {REPEATS} repeats)"
     ));
     report.line("| path | direction | observer ns/run | empty ns/run | ratio | budget | runs per repeat |");
     report.line("|---|---|---|---|---|---|---|");
@@ -95,4 +107,48 @@ fn per_run(runs: &[ProgramRuns], program: &str) -> Vec<f64> {
 
 fn mean_count(runs: &[ProgramRuns], program: &str) -> u64 {
     runs.iter().map(|r| r.count(program)).sum::<u64>() / runs.len().max(1) as u64
+}
+
+/// A cgroup v2 directory this process is moved into while it lives, and moved out of after.
+struct OwnCgroup {
+    dir: PathBuf,
+    previous: PathBuf,
+}
+
+impl OwnCgroup {
+    fn enter() -> Result<Self> {
+        let root = ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"]
+            .into_iter()
+            .map(FsPath::new)
+            .find(|p| p.join("cgroup.controllers").exists())
+            .context("no cgroup v2 hierarchy at /sys/fs/cgroup or /sys/fs/cgroup/unified")?;
+        let own = std::fs::read_to_string("/proc/self/cgroup").context("reading /proc/self/cgroup")?;
+        let Some(current) = own.lines().find_map(|l| l.strip_prefix("0::")) else {
+            bail!("/proc/self/cgroup names no cgroup v2 directory: {own}");
+        };
+        let previous = root.join(current.trim_start_matches('/'));
+        let dir = root.join(format!("observer-bench-{}", std::process::id()));
+        std::fs::create_dir(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let cgroup = Self { dir, previous };
+        move_self(&cgroup.dir)?;
+        Ok(cgroup)
+    }
+}
+
+impl Drop for OwnCgroup {
+    fn drop(&mut self) {
+        if let Err(error) = move_self(&self.previous) {
+            eprintln!("bench: {error:#}");
+        }
+        if let Err(error) = std::fs::remove_dir(&self.dir) {
+            eprintln!("bench: cannot remove {}: {error}", self.dir.display());
+        }
+    }
+}
+
+/// Moves this process (every thread) into the cgroup `dir`.
+fn move_self(dir: &FsPath) -> Result<()> {
+    let procs = dir.join("cgroup.procs");
+    std::fs::write(&procs, std::process::id().to_string())
+        .with_context(|| format!("moving the bench into {}", procs.display()))
 }
