@@ -4,8 +4,8 @@
 //! Once a direction's budget is spent, or userspace has marked the connection done, a packet
 //! costs one socket-local storage lookup and a flag test (`DONE`, a cache of `CONNS`'s done
 //! bits) once the socket has sent or received `DONE_HITS_TO_CACHE` packets that way; before,
-//! the header reads, the cookie, the `CONNS` lookup and the flag test. A segment without payload
-//! returns after the header reads. Application data beyond the budget is never copied.
+//! also the cookie and the `CONNS` lookup. A segment without payload returns after the header
+//! reads, before any helper call. Application data beyond the budget is never copied.
 //! docs/KERNEL.md, "The after-budget path", says why each step is where it is.
 
 use core::{ffi::c_void, ptr::addr_of_mut};
@@ -53,6 +53,16 @@ pub fn observer_skb_ingress(ctx: SkBuffContext) -> i32 {
 #[inline(always)]
 fn sample(ctx: &SkBuffContext, dir: u32) {
     let done_bit = if dir == direction::EGRESS { conn_flags::EGRESS_DONE } else { conn_flags::INGRESS_DONE };
+    // A pure ACK, SYN or FIN has nothing to sample, whichever socket it is, and other protocols
+    // are never tracked: they return after the header reads, straight from the packet, before
+    // any helper call.
+    let header = tcp_payload(ctx);
+    let skb_len = ctx.len();
+    match header {
+        Ok((payload_offset, _)) if payload_offset >= skb_len => return,
+        Err(NOT_TCP) => return,
+        _ => {}
+    }
     // SAFETY: a context field of the running program's skb.
     let sk = unsafe { (*ctx.skb.skb).__bindgen_anon_2.sk };
     if sk.is_null() {
@@ -64,16 +74,6 @@ fn sample(ctx: &SkBuffContext, dir: u32) {
     // SAFETY: a socket storage value, valid while the program runs.
     if !cached.is_null() && unsafe { *cached } & done_bit != 0 {
         return;
-    }
-    // A pure ACK, SYN or FIN has nothing to sample, whichever socket it is: it returns before
-    // the cookie and the `CONNS` lookup (the headers are read from the packet, cheaply).
-    let header = tcp_payload(ctx);
-    let skb_len = ctx.len();
-    match header {
-        Ok((payload_offset, _)) if payload_offset >= skb_len => return,
-        // Other protocols are never tracked.
-        Err(NOT_TCP) => return,
-        _ => {}
     }
     // SAFETY: the helper accepts the skb context.
     let cookie = unsafe { bpf_get_socket_cookie(ctx.as_ptr()) };
