@@ -16,6 +16,7 @@ use observer_e2e::{
     DRAIN, ExpectedConn, ObserverProcess, RUN_CAP, Topology,
     observer::ObserverRun,
     peers::{ClientAuth, Curl, HttpServer, SClient, TlsServer, TlsVersion, padding_alpn},
+    pins::PinDir,
     pki::{KeyType, Leaf, Pki, spiffe_id},
     require_root, serial,
 };
@@ -285,4 +286,72 @@ fn nothing_of_the_observer_stays_attached_after_it_exits() {
     assert_detaches_on_exit("SIGKILL", |o| {
         o.signal_after(libc::SIGKILL, Duration::ZERO).expect("observer ends on SIGKILL")
     });
+}
+
+/// The names of a running observer's programs (bpftool shows them whole, from their BTF).
+fn program_names(observer: &ObserverProcess) -> (Vec<String>, observer_e2e::observer::BpfObjects) {
+    let held = observer.bpf_objects().expect("read the observer's fds");
+    let names = held
+        .still_loaded()
+        .expect("bpftool")
+        .into_iter()
+        .filter_map(|o| Some(o.strip_prefix("prog ")?.split_once(' ')?.1.to_owned()))
+        .collect();
+    (names, held)
+}
+
+/// `--attach-baseline` (the bench's reference) attaches the two empty cgroup_skb programs with
+/// links of their own next to the usual ones, and they go with the process like the others.
+#[test]
+fn the_baseline_option_attaches_two_empty_programs_that_go_at_exit() {
+    let _serial = serial();
+    if !require_root() {
+        return;
+    }
+    let plain = ObserverProcess::start(Duration::from_secs(2)).expect("observer attaches");
+    let (plain_names, plain_held) = program_names(&plain);
+    plain.finish(Duration::from_secs(30)).expect("observer exits").expect_clean_exit().expect("clean exit");
+    assert!(!plain_names.iter().any(|n| n.starts_with("observer_noop")), "no baseline unless asked: {plain_names:?}");
+
+    let observer =
+        ObserverProcess::start_with(Duration::from_secs(2), &["--attach-baseline"]).expect("observer attaches");
+    let (names, held) = program_names(&observer);
+    let mut noop: Vec<&str> = names.iter().map(String::as_str).filter(|n| n.starts_with("observer_noop")).collect();
+    noop.sort_unstable();
+    assert_eq!(noop, ["observer_noop_egress", "observer_noop_ingress"], "programs: {names:?}");
+    assert_eq!(held.progs.len(), plain_held.progs.len() + 2, "{held:?} against {plain_held:?}");
+    assert_eq!(held.links.len(), plain_held.links.len() + 2, "{held:?} against {plain_held:?}");
+    let run = observer.finish(Duration::from_secs(30)).expect("observer exits after --duration");
+    run.expect_clean_exit().expect("clean exit");
+    assert!(run.stderr.contains("baseline attached"), "{}", run.stderr);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let mut leaked = held.still_loaded().expect("bpftool");
+    while !leaked.is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        leaked = held.still_loaded().expect("bpftool");
+    }
+    assert!(leaked.is_empty(), "still in the kernel after exit: {leaked:?}\nobserver stderr:\n{}", run.stderr);
+
+    // With --pin the usual links are pinned and stay; the baseline's are never pinned and go.
+    let pins = PinDir::new("baseline").expect("a pin directory on bpffs");
+    let observer = ObserverProcess::start_with(Duration::from_secs(2), &["--attach-baseline", "--pin", pins.arg()])
+        .expect("observer attaches");
+    let (_, held) = program_names(&observer);
+    let run = observer.finish(Duration::from_secs(30)).expect("observer exits after --duration");
+    run.expect_clean_exit().expect("clean exit");
+    let files = pins.files();
+    assert!(!files.iter().any(|f| f.contains("noop")), "the baseline was pinned: {files:?}");
+    assert_eq!(pins.links().expect("pinned links").len(), 6, "pinned: {files:?}");
+    let noop_left = || -> Vec<String> {
+        held.still_loaded().expect("bpftool").into_iter().filter(|o| o.contains("observer_noop")).collect()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let mut left = noop_left();
+    while !left.is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        left = noop_left();
+    }
+    assert!(left.is_empty(), "the baseline stayed with the pins: {left:?}");
+    let out = pins.unpin().expect("observer unpin");
+    assert!(out.status.success(), "unpin: {}", String::from_utf8_lossy(&out.stderr));
 }

@@ -191,8 +191,15 @@ pub struct ConnState {
     pub ingress_base: u32,
     /// `conn_flags` bits.
     pub flags: u32,
-    pub _pad: u32,
+    /// Packets the skb programs found done here, counted up to `DONE_HITS_TO_CACHE`: past it they
+    /// cache the done bits with the socket (its socket-local storage). Kernel-side only.
+    pub done_hits: u32,
 }
+
+/// Done packets a socket takes through `CONNS` before the skb programs cache its done bits in
+/// socket-local storage: creating that storage costs about a microsecond, which a short
+/// connection (a few packets after its handshake) would never earn back.
+pub const DONE_HITS_TO_CACHE: u32 = 16;
 
 /// Common head of every ring buffer record.
 #[repr(C)]

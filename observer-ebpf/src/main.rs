@@ -3,6 +3,7 @@
 #![no_std]
 #![no_main]
 
+mod baseline;
 mod maps;
 mod owner;
 mod skb;

@@ -3,7 +3,8 @@
 
 use aya_ebpf::{
     bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
-    macros::map,
+    btf_maps::SkStorage,
+    macros::{btf_map, map},
     maps::{LruHashMap, PerCpuArray, RingBuf},
 };
 use observer_common::{
@@ -17,6 +18,14 @@ pub static EVENTS: RingBuf = RingBuf::with_byte_size(RING_BYTES, 0);
 /// Sampling state of every established connection, by socket cookie.
 #[map(name = "CONNS")]
 pub static CONNS: LruHashMap<u64, ConnState> = LruHashMap::with_max_entries(MAX_CONNECTIONS, 0);
+
+/// The `conn_flags` done bits of each socket, kept with the socket by the skb programs once a
+/// direction is over (found done in `CONNS`) or the socket is known untracked: a finished
+/// direction then costs one socket-local lookup, without the cookie and the `CONNS` hash lookup.
+/// A cache of what `CONNS` said (done bits are only ever set): freed with the socket, never
+/// pinned, so a restarted daemon's programs start it afresh.
+#[btf_map]
+pub static DONE: SkStorage<u32> = SkStorage::new();
 
 /// Owner of every TCP socket created since load, by socket cookie (taken at creation).
 #[map(name = "OWNERS")]

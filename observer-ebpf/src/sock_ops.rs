@@ -50,7 +50,7 @@ fn on_established(ctx: &SockOpsContext, role: u32) {
     // The client keys itself by its local address, the server by its remote one: the same key.
     let key = ends.peer_key(netns_cookie, role == role::ACTIVE);
     let (flags, peer_cookie) = pair_with_local_peer(cookie, role, &key);
-    let state = ConnState { egress_base, ingress_base, flags, _pad: 0 };
+    let state = ConnState { egress_base, ingress_base, flags, done_hits: 0 };
     if CONNS.insert(cookie, state, 0).is_err() {
         count_drop(drop_reason::CONN_INSERT);
         return;

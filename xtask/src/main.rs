@@ -47,6 +47,9 @@ enum Task {
         /// Rounds of the with/without table (each workload alternately without and with).
         #[arg(long, default_value_t = 3)]
         rounds: usize,
+        /// Only the eBPF per-packet table, printed; docs/BENCHMARKS.md is left alone.
+        #[arg(long)]
+        kernel_only: bool,
     },
     /// Fuzz the parsers of untrusted input (the targets of fuzz/, nightly and cargo-fuzz), one
     /// after the other from corpora seeded with the real fixtures; non-zero if any target found a
@@ -91,10 +94,10 @@ fn main() -> Result<()> {
             build()?;
             demo::run()
         }
-        Task::Bench { no_criterion, rounds } => {
+        Task::Bench { no_criterion, rounds, kernel_only } => {
             setup::run()?;
             build()?;
-            bench::run(!no_criterion, rounds.max(1))
+            bench::run(!no_criterion, rounds.max(1), kernel_only)
         }
         Task::Fuzz { seconds, runs, targets } => {
             // Only its own prerequisites: fuzzing needs neither the Debian packages nor eBPF.

@@ -13,6 +13,11 @@ use observer_common::{ConnState, ListenerKey, Owner, RING_WAKEUP_BYTES, conn_fla
 
 use super::pins::{self, PinDir, PinError};
 
+/// The empty cgroup_skb programs (`observer-ebpf/src/baseline.rs`) of `--attach-baseline`, with
+/// their hooks. Never pinned: their links belong to the process and go with it.
+const BASELINE_PROGRAMS: [(&str, CgroupSkbAttachType); 2] =
+    [("observer_noop_egress", CgroupSkbAttachType::Egress), ("observer_noop_ingress", CgroupSkbAttachType::Ingress)];
+
 /// How one loaded program came to run at its hook.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Hook {
@@ -132,6 +137,8 @@ impl Drop for LiveCapture {
 impl LiveCapture {
     /// Load the object and attach every program at `cgroup`, with a connection table of
     /// `conn_entries` (`MAX_CONNECTIONS` but in fault tests). Returns the capture and its ring buffer.
+    /// With `baseline`, the empty programs of [`BASELINE_PROGRAMS`] are attached there too, after
+    /// the real ones, so the kernel's BPF stats time both on the same packets.
     ///
     /// With `pin`, the maps and links are pinned in that directory; pins an earlier run left
     /// there are reused: its maps (ring buffer included, with what the kernel wrote while no
@@ -142,6 +149,7 @@ impl LiveCapture {
         cgroup: &Path,
         pin: Option<&Path>,
         conn_entries: u32,
+        baseline: bool,
     ) -> Result<(Self, RingBuf<MapData>), CaptureError> {
         let cgroup_file =
             File::open(cgroup).map_err(|source| CaptureError::Cgroup { path: cgroup.display().to_string(), source })?;
@@ -180,6 +188,10 @@ impl LiveCapture {
                 attach_type,
                 CgroupAttachMode::default()
             )));
+        }
+
+        if baseline {
+            attach_baseline(&mut ebpf, &cgroup_file)?;
         }
 
         let ring = RingBuf::try_from(take_map(&mut ebpf, names::EVENTS)?)
@@ -249,6 +261,22 @@ fn log_pins(pins: &PinDir, hooks: &[Hook], conns: &HashMap<MapData, u64, ConnSta
         open_sockets,
         "pinned"
     );
+}
+
+/// Loads and attaches the empty programs with links this process owns, pinned or not.
+fn attach_baseline(ebpf: &mut Ebpf, cgroup: &File) -> Result<(), CaptureError> {
+    for (name, attach_type) in BASELINE_PROGRAMS {
+        let program: &mut CgroupSkb = program(ebpf, name)?;
+        program.load().map_err(|source| load_error(name, source))?;
+        program
+            .attach(cgroup, attach_type, CgroupAttachMode::default())
+            .map_err(|source| CaptureError::Program { program: name, source })?;
+    }
+    tracing::info!(
+        programs = ?BASELINE_PROGRAMS.map(|(name, _)| name),
+        "baseline attached: empty cgroup_skb programs, for comparing run times (never pinned)"
+    );
+    Ok(())
 }
 
 fn program<'a, T>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut T, CaptureError>

@@ -81,6 +81,11 @@ pub struct Args {
     #[arg(long, value_name = "N", hide = true, default_value_t = observer_common::MAX_CONNECTIONS,
           value_parser = clap::value_parser!(u32).range(64..=i64::from(observer_common::MAX_CONNECTIONS)))]
     pub conn_table_entries: u32,
+    /// Diagnostics: also attach empty cgroup_skb programs (egress and ingress) at the same cgroup,
+    /// never pinned, so the BPF stats of the real programs can be compared with a program that
+    /// does nothing, on the same packets (`cargo xtask bench` uses it).
+    #[arg(long, hide = true)]
+    pub attach_baseline: bool,
     /// Most legs held at once; more are counted as lost.
     #[arg(long, value_name = "N", default_value_t = 100_000)]
     pub max_legs: usize,
@@ -112,8 +117,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let policy = args.kube.load(&args.policy)?;
     args.edges.install(args.metrics_addr.is_some());
     let cgroup = capture::preflight(EBPF_OBJECT, args.cgroup.as_deref())?;
-    let (capture, ring) = LiveCapture::attach(EBPF_OBJECT, &cgroup, args.pin.as_deref(), args.conn_table_entries)
-        .with_context(|| format!("attaching the eBPF programs at {}", cgroup.display()))?;
+    let (capture, ring) =
+        LiveCapture::attach(EBPF_OBJECT, &cgroup, args.pin.as_deref(), args.conn_table_entries, args.attach_baseline)
+            .with_context(|| format!("attaching the eBPF programs at {}", cgroup.display()))?;
     crate::privileges::drop_after_attach()?;
     tracing::info!(cgroup = %cgroup.display(), "observer attached");
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting tokio")?;

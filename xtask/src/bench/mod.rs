@@ -1,7 +1,8 @@
 //! `cargo xtask bench`: the budgets of docs/ARCHITECTURE.md, measured here and reported as figures.
 //!
 //! - kernel: run time per packet of the cgroup_skb programs, from the kernel's BPF stats, on the
-//!   sampling path (short connections) and the after-budget path (one long stream), repeated;
+//!   sampling path (short connections) and the after-budget path (one long stream), repeated,
+//!   against empty programs attached beside them ([`kernel`]);
 //! - loss: loopback connection rates stepped up, with the observer's lost counters read before and after;
 //! - memory: the observer's RSS idle and at its peak;
 //! - userspace: replay against tshark on one generated capture; the criterion benches;
@@ -11,6 +12,7 @@
 //! The whole report goes to stdout and to docs/BENCHMARKS.md (tracked), with a plot of the
 //! daemon's CPU per connection against the connection rate and of memory against legs held.
 
+mod kernel;
 mod load;
 mod observer;
 mod overhead;
@@ -25,51 +27,30 @@ use observer::Observer;
 use overhead::{Servers, Workload, spread};
 use report::Report;
 
-const REPEATS: usize = 5;
 const RATES: &[u64] = &[2_000, 5_000, 10_000, 15_000, 20_000];
 
-pub fn run(criterion: bool, rounds: usize) -> Result<()> {
+/// With `kernel_only`, just the eBPF table, printed: docs/BENCHMARKS.md is left alone.
+pub fn run(criterion: bool, rounds: usize, kernel_only: bool) -> Result<()> {
     if !cmd::is_root() {
         anyhow::bail!("the bench loads eBPF programs and reads BPF stats: run it as root");
     }
     let mut report = Report::new(rounds)?;
-    // Measured first, with bpf_stats off: what a user's node pays.
-    overhead_table(&mut report, rounds)?;
+    if !kernel_only {
+        // Measured first, with bpf_stats off: what a user's node pays.
+        overhead_table(&mut report, rounds)?;
+    }
 
     let stats = BpfStats::enable()?;
-    let observer = Observer::start()?;
+    // With an observer of its own (the empty programs beside the real ones would add their cost
+    // to every packet of the later sections, which run without them).
+    kernel::table(&mut report)?;
+    if kernel_only {
+        return Ok(());
+    }
+
+    let observer = Observer::start(&[])?;
     std::thread::sleep(Duration::from_secs(2));
     let idle_rss = observer.rss_kib();
-
-    report.section("eBPF run time per packet (bpf_stats on: it adds ~20 ns per run)");
-    report.line("| path | program | median ns/run | min | max | runs per repeat |");
-    report.line("|---|---|---|---|---|---|");
-    let mut sampling = Vec::new();
-    let mut after = Vec::new();
-    for _ in 0..REPEATS {
-        let before = observer.program_runs()?;
-        load::connections(3_000, Duration::from_secs(2))?;
-        sampling.push(observer.program_runs()?.delta(&before));
-        let before = observer.program_runs()?;
-        load::stream(Duration::from_secs(2))?;
-        after.push(observer.program_runs()?.delta(&before));
-    }
-    for (path, runs) in [("sampling (short connections)", &sampling), ("after budget (long stream)", &after)] {
-        for program in ["observer_skb_egress", "observer_skb_ingress", "observer_sock_ops"] {
-            let mut per_run: Vec<f64> = runs.iter().filter_map(|r| r.ns_per_run(program)).collect();
-            if per_run.is_empty() {
-                continue;
-            }
-            per_run.sort_by(f64::total_cmp);
-            let count = runs.iter().map(|r| r.count(program)).sum::<u64>() / runs.len() as u64;
-            report.line(&format!(
-                "| {path} | {program} | {:.0} | {:.0} | {:.0} | {count} |",
-                per_run[per_run.len() / 2],
-                per_run[0],
-                per_run[per_run.len() - 1]
-            ));
-        }
-    }
 
     report.section("Loopback connection rate: lost samples and daemon CPU per connection (3 s per step)");
     report.line("| target conn/s | reached conn/s | failed | lost (all stages) | daemon CPU µs per connection |");

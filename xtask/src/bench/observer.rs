@@ -46,9 +46,11 @@ impl ProgramRuns {
 }
 
 impl Observer {
-    pub fn start() -> Result<Self> {
+    /// Starts `observer run` with `extra` arguments and waits until it has attached.
+    pub fn start(extra: &[&str]) -> Result<Self> {
         let mut child = Command::new(cmd::observer_bin())
             .args(["run", "--output", "json", "--metrics-addr", METRICS_ADDR])
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()

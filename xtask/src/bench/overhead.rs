@@ -221,7 +221,7 @@ fn iperf() -> Result<f64> {
 
 /// Measures `workload` with the observer running: its figure, and the daemon's CPU and RSS.
 pub fn with_observer(servers: &Servers, workload: Workload) -> Result<Sample> {
-    let observer = Observer::start()?;
+    let observer = Observer::start(&[])?;
     std::thread::sleep(Duration::from_millis(500));
     let cpu_before = observer.cpu_time();
     let (figure, completed) = servers.run(workload)?;
