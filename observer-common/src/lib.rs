@@ -22,10 +22,13 @@ pub const MAX_CHUNKS_PER_PACKET: usize = SAMPLE_BUDGET as usize / SAMPLE_CHUNK;
 /// post-quantum key share) and the first records after it. Nothing beyond this offset is ever copied.
 pub const SAMPLE_BUDGET: u32 = 4096;
 
-/// Ring buffer size. At 10k new connections per second with both ends on this node, a connection
-/// produces about 2 opens, 2 closes and 4 to 8 samples (~8 KiB); 16 MiB is two seconds of that
-/// if userspace stalls.
-pub const RING_BYTES: u32 = 16 << 20;
+/// Ring buffer size. A new plaintext connection with both ends on this node costs about 1 KiB of
+/// it (2 opens, 2 closes, a small sample per direction); a TLS one about 7 KiB (its handshake
+/// records are full-size samples). 8 MiB is about 0.4 s of 20k new plaintext connections per
+/// second, or 0.6 s of 2k TLS handshakes, if userspace stalls. It is mapped twice into the
+/// daemon (the kernel maps the data area twice so that records never wrap), so it counts 16 MiB
+/// of the daemon's RSS.
+pub const RING_BYTES: u32 = 8 << 20;
 /// Bytes waiting in the ring buffer past which a submit wakes userspace; below it userspace
 /// drains on its poll timer. A wakeup costs the submitting program microseconds, so most
 /// submits must not wake (docs/KERNEL.md, "Ring buffer wakeups").
@@ -238,10 +241,22 @@ pub struct OpenEvent {
     pub peer_cookie: u64,
 }
 
-/// Bytes copied from one segment (or part of one, see `SAMPLE_CHUNK`).
+/// Bytes copied from one segment (or part of one, see `SAMPLE_CHUNK`), in a record of the
+/// smallest size class that holds them: `SmallSampleEvent` (`SMALL_SAMPLE` bytes) or
+/// `SampleEvent`. The fields before `data` are the same in both; a record carries `len` bytes.
+pub type SampleEvent = SampleRecord<SAMPLE_CHUNK>;
+
+/// The small size class of a sample record.
+pub type SmallSampleEvent = SampleRecord<SMALL_SAMPLE>;
+
+/// Most bytes of a small sample record. Most first segments of plaintext protocols (an HTTP
+/// request or response head, a PostgreSQL startup) fit; a full-size record would spend a KiB
+/// of ring buffer on each of them.
+pub const SMALL_SAMPLE: usize = 256;
+
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SampleEvent {
+pub struct SampleRecord<const N: usize> {
     pub header: EventHeader,
     /// `direction`.
     pub direction: u32,
@@ -251,7 +266,7 @@ pub struct SampleEvent {
     pub len: u32,
     /// Payload length of the whole segment the bytes came from.
     pub segment_len: u32,
-    pub data: [u8; SAMPLE_CHUNK],
+    pub data: [u8; N],
 }
 
 /// A socket reached CLOSE.
@@ -272,6 +287,8 @@ const _: () = assert!(core::mem::size_of::<WaitingPeer>() == 16);
 const _: () = assert!(core::mem::size_of::<EventHeader>() == 24);
 const _: () = assert!(core::mem::size_of::<OpenEvent>() == 24 + 8 + 40 + 8 + 32 + 8 + 8);
 const _: () = assert!(core::mem::size_of::<SampleEvent>() == 24 + 16 + SAMPLE_CHUNK);
+const _: () = assert!(core::mem::size_of::<SmallSampleEvent>() == 24 + 16 + SMALL_SAMPLE);
+const _: () = assert!(core::mem::offset_of!(SmallSampleEvent, data) == core::mem::offset_of!(SampleEvent, data));
 const _: () = assert!(core::mem::size_of::<CloseEvent>() == 32);
 const _: () = assert!((SAMPLE_BUDGET as usize).is_multiple_of(SAMPLE_CHUNK));
 

@@ -18,8 +18,8 @@ use aya_ebpf::{
     programs::SkBuffContext,
 };
 use observer_common::{
-    DONE_HITS_TO_CACHE, MAX_CHUNKS_PER_PACKET, SAMPLE_BUDGET, SAMPLE_CHUNK, SampleEvent, conn_flags, direction,
-    drop_reason, event_kind,
+    DONE_HITS_TO_CACHE, MAX_CHUNKS_PER_PACKET, SAMPLE_BUDGET, SAMPLE_CHUNK, SMALL_SAMPLE, SampleRecord, conn_flags,
+    direction, drop_reason, event_kind,
 };
 
 use crate::maps::{CONNS, DONE, EVENTS, count_drop, submit_flags};
@@ -244,34 +244,67 @@ fn copy_chunks(
             len = SAMPLE_CHUNK as u32 - 1;
         }
         let len = len + 1;
-        let Some(mut entry) = EVENTS.reserve::<SampleEvent>(0) else {
-            count_drop(drop_reason::SAMPLE_RESERVE);
-            return;
+        let loaded = if len <= SMALL_SAMPLE as u32 {
+            record::<SMALL_SAMPLE>(ctx, cookie, dir, now, offset + done, payload_offset + done, len, segment_len, flags)
+        } else {
+            record::<SAMPLE_CHUNK>(ctx, cookie, dir, now, offset + done, payload_offset + done, len, segment_len, flags)
         };
-        let event = entry.as_mut_ptr();
-        // SAFETY: `event` points at a reserved, writable SampleEvent; fields are written in place
-        // because the record is larger than the BPF stack.
-        let loaded = unsafe {
-            addr_of_mut!((*event).header.kind).write(event_kind::SAMPLE);
-            addr_of_mut!((*event).header._pad).write(0);
-            addr_of_mut!((*event).header.cookie).write(cookie);
-            addr_of_mut!((*event).header.ktime_ns).write(now);
-            addr_of_mut!((*event).direction).write(dir);
-            addr_of_mut!((*event).offset).write(offset + done);
-            addr_of_mut!((*event).len).write(len);
-            addr_of_mut!((*event).segment_len).write(segment_len);
-            bpf_skb_load_bytes(
-                ctx.as_ptr() as *const c_void,
-                payload_offset + done,
-                addr_of_mut!((*event).data) as *mut c_void,
-                len,
-            )
-        };
-        if loaded < 0 {
-            count_drop(drop_reason::LOAD_BYTES);
-            entry.discard(0);
+        if !loaded {
             return;
         }
-        entry.submit(flags);
     }
+}
+
+/// One sample record of the size class `N` holding `len` (1..=`SAMPLE_CHUNK`) bytes from
+/// `from` in the packet. False if it could not be made (counted).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn record<const N: usize>(
+    ctx: &SkBuffContext,
+    cookie: u64,
+    dir: u32,
+    now: u64,
+    offset: u32,
+    from: u32,
+    len: u32,
+    segment_len: u32,
+    flags: u64,
+) -> bool {
+    // Bounded again as [1, N], in the form the verifier follows, for this class's buffer. The
+    // caller's class test already implies the bound, so the compiler would drop a plain clamp
+    // and leave the verifier a length it cannot bound: the cap is read through a volatile load,
+    // which the compiler cannot see through and the verifier sees as the constant it is.
+    let cap = N as u32 - 1;
+    // SAFETY: a read of a local.
+    let cap = unsafe { core::ptr::read_volatile(&cap) };
+    let mut len = len - 1;
+    if len > cap {
+        len = cap;
+    }
+    let len = len + 1;
+    let Some(mut entry) = EVENTS.reserve::<SampleRecord<N>>(0) else {
+        count_drop(drop_reason::SAMPLE_RESERVE);
+        return false;
+    };
+    let event = entry.as_mut_ptr();
+    // SAFETY: `event` points at a reserved, writable record; fields are written in place
+    // because the record is larger than the BPF stack.
+    let loaded = unsafe {
+        addr_of_mut!((*event).header.kind).write(event_kind::SAMPLE);
+        addr_of_mut!((*event).header._pad).write(0);
+        addr_of_mut!((*event).header.cookie).write(cookie);
+        addr_of_mut!((*event).header.ktime_ns).write(now);
+        addr_of_mut!((*event).direction).write(dir);
+        addr_of_mut!((*event).offset).write(offset);
+        addr_of_mut!((*event).len).write(len);
+        addr_of_mut!((*event).segment_len).write(segment_len);
+        bpf_skb_load_bytes(ctx.as_ptr() as *const c_void, from, addr_of_mut!((*event).data) as *mut c_void, len)
+    };
+    if loaded < 0 {
+        count_drop(drop_reason::LOAD_BYTES);
+        entry.discard(0);
+        return false;
+    }
+    entry.submit(flags);
+    true
 }

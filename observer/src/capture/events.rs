@@ -79,7 +79,7 @@ pub fn comm(raw: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests {
-    use observer_common::{Owner, role};
+    use observer_common::{Owner, SMALL_SAMPLE, SmallSampleEvent, role};
 
     use super::*;
 
@@ -133,6 +133,29 @@ mod tests {
             decoded,
             KernelEvent::Sample { cookie: 42, direction: 1, offset: 1024, segment_len: 1500, data: b"abc" }
         );
+    }
+
+    #[test]
+    fn a_small_record_decodes_like_a_full_one_and_its_length_is_checked() {
+        let mut small = SmallSampleEvent {
+            header: header(event_kind::SAMPLE),
+            direction: 0,
+            offset: 0,
+            len: 5,
+            segment_len: 5,
+            data: [0; SMALL_SAMPLE],
+        };
+        small.data[..5].copy_from_slice(b"GET /");
+        let bytes = as_bytes(&small);
+        assert_eq!(bytes.len(), 24 + 16 + SMALL_SAMPLE);
+        let decoded = decode(&bytes).expect("decodes");
+        assert_eq!(
+            decoded,
+            KernelEvent::Sample { cookie: 42, direction: 0, offset: 0, segment_len: 5, data: b"GET /" }
+        );
+        // A small record claiming more than it holds is short, never read past its end.
+        small.len = SMALL_SAMPLE as u32 + 1;
+        assert!(matches!(decode(&as_bytes(&small)), Err(DecodeError::Short { .. })));
     }
 
     #[test]
