@@ -68,11 +68,13 @@ fn decide(input: &Input<'_>, handshake: &Handshake<'_>, starttls: Option<Protoco
             });
         }
     };
-    let mut details = details(handshake, &hello);
-    details.starttls = starttls;
+    // Read before the hello's lists move into the details.
+    let istio = hello.alpn.iter().any(|p| p.starts_with("istio"));
     // Offered 0-RTT data that the server did not accept (no PSK) is sent before the client's
     // flight and looks like it: the flight sizes then prove nothing.
     let early_data_rejected = hello.offers_early_data && handshake.server_hello.seen().is_some_and(|sh| !sh.psk);
+    let mut details = details(handshake, hello);
+    details.starttls = starttls;
     let decision = match decision {
         Decision::Done(_, _, Evidence::Tls13FlightSize) if early_data_rejected => {
             Decision::Fallback(UnknownReason::Inconclusive)
@@ -87,7 +89,7 @@ fn decide(input: &Input<'_>, handshake: &Handshake<'_>, starttls: Option<Protoco
             details.client_spiffe_id = identity.spiffe_id;
             done(details, Security::Mtls, ClientCert::Presented, Evidence::Tls12Certificate)
         }
-        Decision::Fallback(reason) => fallback(details, &hello, reason),
+        Decision::Fallback(reason) => fallback(details, istio, reason),
         Decision::NoServerHello(reason) => unanswered(details, reason),
         Decision::Broken(error) => broken(details, error),
     }
@@ -167,8 +169,7 @@ fn done(mut details: TlsDetails, security: Security, cert: ClientCert, evidence:
 
 /// The strong evidence is missing for `reason`: Istio's ALPN still says mTLS (ISTIO_MUTUAL is
 /// only completed with a client certificate); otherwise the leg is unknown, with what was seen.
-fn fallback(mut details: TlsDetails, hello: &ClientHello, reason: UnknownReason) -> Progress {
-    let istio = hello.alpn.iter().any(|p| p.starts_with("istio"));
+fn fallback(mut details: TlsDetails, istio: bool, reason: UnknownReason) -> Progress {
     let (security, cert, evidence) = if istio {
         (Security::Mtls, ClientCert::Presented, Evidence::IstioAlpn)
     } else {
@@ -225,19 +226,19 @@ fn partial_details(hello: &ClientHello) -> TlsDetails {
     }
 }
 
-/// The TLS details the hellos show.
-fn details(handshake: &Handshake<'_>, hello: &ClientHello) -> TlsDetails {
+/// The TLS details the hellos show; the hello's lists move into them.
+fn details(handshake: &Handshake<'_>, hello: ClientHello) -> TlsDetails {
     let server = handshake.server_hello.seen();
     TlsDetails {
         version: version_name(server.map_or(hello.highest_version(), ServerHello::version)),
-        sni: hello.sni.clone(),
-        alpn_offered: hello.alpn.clone(),
+        ja4: (!hello.sslv2).then(|| ja4(&hello)),
         alpn_selected: server.and_then(|s| s.alpn.clone()),
         cipher: server.map(|s| cipher_name(s.cipher)),
-        ja4: (!hello.sslv2).then(|| ja4(hello)),
         key_share_groups: hello.key_share_groups.iter().map(|g| group_name(*g)).collect(),
         hello_retry: handshake.hello_retry,
-        duplicate_extensions: hello.duplicate_extensions.clone(),
+        sni: hello.sni,
+        alpn_offered: hello.alpn,
+        duplicate_extensions: hello.duplicate_extensions,
         ..Default::default()
     }
 }

@@ -140,9 +140,13 @@ impl ClientHello {
                     self.offers_early_data = true;
                 }
                 // Not needed here, but a ClientHello tls-parser rejects stays malformed.
-                _ => {
-                    parse_tls_client_hello_extension(frame).ok()?;
-                }
+                other => match extensions::other_accepted(other, body) {
+                    Some(true) => {}
+                    Some(false) => return None,
+                    None => {
+                        parse_tls_client_hello_extension(frame).ok()?;
+                    }
+                },
             }
         }
         Some(())
@@ -162,7 +166,8 @@ struct Frames<'a> {
 
 /// The whole extension frames of `bytes`, stopping at the first one cut short.
 fn extension_frames(bytes: &[u8]) -> Frames<'_> {
-    let mut frames = Frames::default();
+    // Real ClientHellos send 10 to 20 extensions; more only grow the list.
+    let mut frames = Frames { list: Vec::with_capacity(24), ..Frames::default() };
     let mut rest = bytes;
     while let [t0, t1, l0, l1, tail @ ..] = rest {
         let len = usize::from(u16::from_be_bytes([*l0, *l1]));

@@ -107,13 +107,13 @@ fn push_alpn(out: &mut String, first: Option<&[u8]>) {
 
 /// `aaaa,bbbb,...` in lowercase hex.
 fn hex_list(text: &mut Vec<u8>, values: &[u16]) {
+    text.reserve(values.len() * 5);
     for (i, v) in values.iter().enumerate() {
+        let digits = [12, 8, 4, 0].map(|shift| HEX[usize::from(v >> shift & 0xf)]);
         if i > 0 {
             text.push(b',');
         }
-        for shift in [12, 8, 4, 0] {
-            text.push(HEX[usize::from(v >> shift & 0xf)]);
-        }
+        text.extend_from_slice(&digits);
     }
 }
 

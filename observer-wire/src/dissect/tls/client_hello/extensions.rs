@@ -127,3 +127,26 @@ pub fn signature_algorithms(body: &[u8]) -> Option<Vec<u16>> {
 pub fn early_data(body: &[u8]) -> Option<()> {
     (body.is_empty() || body.len() >= 4).then_some(())
 }
+
+/// Whether tls-parser accepts the body of an extension the classification does not read, for
+/// the types common in real ClientHellos; `None`: ask tls-parser.
+pub fn other_accepted(kind: u16, body: &[u8]) -> Option<bool> {
+    let u8_prefixed = || body.first().is_some_and(|len| usize::from(*len) < body.len());
+    Some(match kind {
+        // tls-parser's GREASE test (both nibbles `a`, the bytes need not match).
+        _ if kind & 0x0f0f == 0x0a0a => true,
+        // status_request, signed_certificate_timestamp, padding, session_ticket: any body.
+        5 | 18 | 21 | 35 => true,
+        // ec_point_formats, psk_key_exchange_modes, renegotiation_info: a u8-prefixed list.
+        11 | 45 | 0xff01 => u8_prefixed(),
+        // encrypt_then_mac, extended_master_secret, post_handshake_auth: empty.
+        22 | 23 | 49 => body.is_empty(),
+        // record_size_limit: a u16.
+        28 => body.len() >= 2,
+        // max_fragment_length, heartbeat, cookie, oid_filters, next_protocol_negotiation,
+        // encrypted_server_name: rare, checked by tls-parser itself.
+        1 | 15 | 44 | 48 | 13172 | 0xffce => return None,
+        // Types tls-parser does not know are accepted as they are.
+        _ => true,
+    })
+}
