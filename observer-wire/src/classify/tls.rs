@@ -11,13 +11,19 @@ use crate::dissect::{
         client_auth::{ClientAuth, Flight13},
         client_hello::ClientHello,
         ja4::ja4,
-        server_hello::ServerHello,
+        server_hello::{ServerHello, ServerHellos},
     },
 };
 
 /// Classify the TLS handshake that starts at these offsets of each direction (0 unless an
 /// in-protocol upgrade preceded it).
-pub fn classify(input: &Input<'_>, client_offset: usize, server_offset: usize, starttls: Option<Protocol>) -> Progress {
+pub fn classify(
+    input: &Input<'_>,
+    client_offset: usize,
+    server_offset: usize,
+    starttls: Option<Protocol>,
+    server_hellos: &mut ServerHellos,
+) -> Progress {
     let client = input.client.get(client_offset..).unwrap_or_default();
     let server = input.server.get(server_offset..).unwrap_or_default();
     let protocol = starttls.unwrap_or(Protocol::Tls);
@@ -29,7 +35,7 @@ pub fn classify(input: &Input<'_>, client_offset: usize, server_offset: usize, s
             tls: Some(Box::new(TlsDetails { starttls, ..Default::default() })),
         })
     };
-    match tls::dissect(client, server) {
+    match tls::dissect(client, server, server_hellos) {
         Err(_) => bare(UnknownReason::Malformed),
         Ok(Parse::NotThis) if starttls.is_some() => bare(UnknownReason::Malformed),
         Ok(Parse::NotThis) => Progress::Done(Classification::unknown(UnknownReason::UnrecognisedProtocol)),

@@ -55,18 +55,14 @@ const MYSQL_SSL_REQUEST_LEN: usize = 32;
 /// a direction can still grow is the caller's to know (`classify` turns a final `Incomplete`
 /// into `unknown` with a reason).
 pub fn detect(client: &[u8], server: &[u8]) -> Parse<Plain> {
-    let answers = [
-        http2(client),
-        http1(client),
-        postgres(client, server),
-        redis(client),
-        mysql(client, server),
-        smtp(client, server),
-        imap(client, server),
-    ];
+    // In this order; the first that recognises its protocol answers, and the later ones (SMTP
+    // and IMAP read every line of both directions) are not run. This runs again for every
+    // segment of an upgraded leg's TLS handshake.
+    let detectors: [fn(&[u8], &[u8]) -> Parse<Plain>; 7] =
+        [|client, _| http2(client), |client, _| http1(client), postgres, |client, _| redis(client), mysql, smtp, imap];
     let mut incomplete = false;
-    for answer in answers {
-        match answer {
+    for detector in detectors {
+        match detector(client, server) {
             Parse::Parsed(p) => return Parse::Parsed(p),
             Parse::Incomplete => incomplete = true,
             Parse::NotThis => {}

@@ -71,3 +71,49 @@ impl ServerHello {
         Ok(hello)
     }
 }
+
+/// Longest ServerHello message kept by [`ServerHellos`]: a hybrid post-quantum key share makes
+/// one over 1 KiB; a longer one is parsed again on every call instead of being copied.
+pub const MAX_KEPT_SERVER_HELLO: usize = 2048;
+
+/// The ServerHellos already parsed on one leg (the HelloRetryRequest and the ServerHello), kept
+/// with their bytes: a leg is dissected again as each segment arrives, and the server's first
+/// message does not change once it is whole. A kept answer is used only for the very same
+/// bytes, so whatever bytes it is given, the answer is the one a fresh parse gives.
+#[derive(Clone, Debug)]
+pub struct ServerHellos {
+    /// At most [`KEPT_SERVER_HELLOS`]; empty (no allocation) on legs that are not TLS.
+    kept: Vec<(Box<[u8]>, Result<ServerHello, TlsError>)>,
+    /// Whether to keep anything (not for a single classification).
+    keep: bool,
+}
+
+impl Default for ServerHellos {
+    fn default() -> Self {
+        Self { kept: Vec::new(), keep: true }
+    }
+}
+
+/// A handshake has a ServerHello, after a HelloRetryRequest two.
+const KEPT_SERVER_HELLOS: usize = 2;
+
+impl ServerHellos {
+    /// For one classification only: nothing is kept.
+    pub fn none() -> Self {
+        Self { kept: Vec::new(), keep: false }
+    }
+
+    /// [`ServerHello::parse`] of `message`, from what is kept if these bytes were parsed before.
+    pub fn parse(&mut self, message: &Message<'_>) -> Result<ServerHello, TlsError> {
+        if let Some((_, parsed)) = self.kept.iter().find(|(bytes, _)| **bytes == *message.bytes) {
+            return parsed.clone();
+        }
+        let parsed = ServerHello::parse(message);
+        if self.keep && message.bytes.len() <= MAX_KEPT_SERVER_HELLO {
+            // A third ServerHello (only hostile bytes have one) replaces the second.
+            self.kept.truncate(KEPT_SERVER_HELLOS - 1);
+            self.kept.push((message.bytes.into(), parsed.clone()));
+        }
+        parsed
+    }
+}
