@@ -162,20 +162,15 @@ fn decision<'a>(input: &Input<'_>, handshake: &'a Handshake<'_>) -> Option<Decis
     })
 }
 
-fn done(mut details: TlsDetails, security: Security, cert: ClientCert, evidence: Evidence) -> Progress {
+fn done(mut details: Box<TlsDetails>, security: Security, cert: ClientCert, evidence: Evidence) -> Progress {
     details.client_cert = Some(cert);
     details.evidence = Some(evidence);
-    Progress::Done(Classification {
-        security,
-        protocol: protocol(&details),
-        reason: None,
-        tls: Some(Box::new(details)),
-    })
+    Progress::Done(Classification { security, protocol: protocol(&details), reason: None, tls: Some(details) })
 }
 
 /// The strong evidence is missing for `reason`: Istio's ALPN still says mTLS (ISTIO_MUTUAL is
 /// only completed with a client certificate); otherwise the leg is unknown, with what was seen.
-fn fallback(mut details: TlsDetails, istio: bool, reason: UnknownReason) -> Progress {
+fn fallback(mut details: Box<TlsDetails>, istio: bool, reason: UnknownReason) -> Progress {
     let (security, cert, evidence) = if istio {
         (Security::Mtls, ClientCert::Presented, Evidence::IstioAlpn)
     } else {
@@ -183,27 +178,22 @@ fn fallback(mut details: TlsDetails, istio: bool, reason: UnknownReason) -> Prog
     };
     details.client_cert = Some(cert);
     details.evidence = Some(evidence);
-    Progress::Done(Classification {
-        security,
-        protocol: protocol(&details),
-        reason: Some(reason),
-        tls: Some(Box::new(details)),
-    })
+    Progress::Done(Classification { security, protocol: protocol(&details), reason: Some(reason), tls: Some(details) })
 }
 
 /// A ClientHello the server never answered with a ServerHello: unknown, whatever it offered.
-fn unanswered(mut details: TlsDetails, reason: UnknownReason) -> Progress {
+fn unanswered(mut details: Box<TlsDetails>, reason: UnknownReason) -> Progress {
     details.client_cert = Some(ClientCert::Unknown);
     details.evidence = Some(Evidence::ClientHello);
     Progress::Done(Classification {
         security: Security::Unknown,
         protocol: protocol(&details),
         reason: Some(reason),
-        tls: Some(Box::new(details)),
+        tls: Some(details),
     })
 }
 
-fn broken(details: TlsDetails, error: &TlsError) -> Progress {
+fn broken(details: Box<TlsDetails>, error: &TlsError) -> Progress {
     let reason = match error {
         TlsError::Alert => UnknownReason::HandshakeFailed,
         _ => UnknownReason::Malformed,
@@ -232,10 +222,11 @@ fn partial_details(hello: &ClientHello) -> TlsDetails {
     }
 }
 
-/// The TLS details the hellos show; the hello's lists move into them.
-fn details(handshake: &Handshake<'_>, hello: ClientHello) -> TlsDetails {
+/// The TLS details the hellos show; the hello's lists move into them. Boxed from the start:
+/// the details are large and are moved until they are part of the answer.
+fn details(handshake: &Handshake<'_>, hello: ClientHello) -> Box<TlsDetails> {
     let server = handshake.server_hello.seen();
-    TlsDetails {
+    Box::new(TlsDetails {
         version: version_name(server.map_or(hello.highest_version(), ServerHello::version)),
         ja4: (!hello.sslv2).then(|| ja4(&hello)),
         alpn_selected: server.and_then(|s| s.alpn.clone()),
@@ -246,7 +237,7 @@ fn details(handshake: &Handshake<'_>, hello: ClientHello) -> TlsDetails {
         alpn_offered: hello.alpn,
         duplicate_extensions: hello.duplicate_extensions,
         ..Default::default()
-    }
+    })
 }
 
 /// "1.3", "1.2", ...: the spelling of the JSON contract.

@@ -50,6 +50,9 @@ const MYSQL_CLIENT_SSL: u32 = 0x0800;
 /// The body of a MySQL SSLRequest: capabilities 4, max packet 4, charset 1, filler 23.
 const MYSQL_SSL_REQUEST_LEN: usize = 32;
 
+/// A detector of one protocol, from the first bytes of (client, server).
+type Detector = fn(&[u8], &[u8]) -> Parse<Plain>;
+
 /// Detect the plaintext protocol of a leg from the first bytes of each direction, or the upgrade
 /// to TLS it makes. `Incomplete` while the bytes could still become a known protocol: whether
 /// a direction can still grow is the caller's to know (`classify` turns a final `Incomplete`
@@ -58,7 +61,7 @@ pub fn detect(client: &[u8], server: &[u8]) -> Parse<Plain> {
     // In this order; the first that recognises its protocol answers, and the later ones (SMTP
     // and IMAP read every line of both directions) are not run. This runs again for every
     // segment of an upgraded leg's TLS handshake.
-    let detectors: [fn(&[u8], &[u8]) -> Parse<Plain>; 7] =
+    let detectors: [Detector; 7] =
         [|client, _| http2(client), |client, _| http1(client), postgres, |client, _| redis(client), mysql, smtp, imap];
     let mut incomplete = false;
     for detector in detectors {

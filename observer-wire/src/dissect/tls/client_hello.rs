@@ -6,7 +6,7 @@
 //! no list can outgrow it, and a list cut at a count would give a wrong fingerprint and a wrong
 //! offered-ALPN list.
 
-mod extensions;
+pub(super) mod extensions;
 
 use tls_parser::parse_tls_client_hello_extension;
 

@@ -82,8 +82,9 @@ impl<T> Stage<T> {
 pub enum HelloBytes<'a> {
     /// The whole handshake message, header included.
     Message(Cow<'a, [u8]>),
-    /// An SSLv2-compatible hello (parsed already: it is small and has no extensions).
-    Sslv2(ClientHello),
+    /// An SSLv2-compatible hello (parsed already: it is small and has no extensions). Boxed:
+    /// it is rare, and the handshake facts are moved on every call.
+    Sslv2(Box<ClientHello>),
 }
 
 impl HelloBytes<'_> {
@@ -91,7 +92,7 @@ impl HelloBytes<'_> {
     pub fn parse(&self) -> Result<ClientHello, TlsError> {
         match self {
             HelloBytes::Message(bytes) => ClientHello::parse(&Message { kind: kind::CLIENT_HELLO, bytes }),
-            HelloBytes::Sslv2(hello) => Ok(hello.clone()),
+            HelloBytes::Sslv2(hello) => Ok(ClientHello::clone(hello)),
         }
     }
 }
@@ -151,7 +152,7 @@ pub fn dissect<'a>(client: &'a [u8], server: &[u8], kept: &mut ServerHellos) -> 
         let Some((hello, len)) = sslv2::parse(client)? else {
             return Ok(Parse::Incomplete);
         };
-        (HelloBytes::Sslv2(hello), records::scan(&client[len..]), true)
+        (HelloBytes::Sslv2(Box::new(hello)), records::scan(&client[len..]), true)
     } else {
         let scanned = records::scan(client);
         let (joined, _) = handshake::join(&scanned.records, 0);
