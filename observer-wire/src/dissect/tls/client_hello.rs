@@ -116,7 +116,7 @@ impl ClientHello {
         self.extensions = frames.list.iter().map(|(kind, _)| *kind).collect();
         self.duplicate_extensions.clone_from(&frames.duplicates);
         for (i, (kind, frame)) in frames.list.iter().enumerate() {
-            if frames.list[..i].iter().any(|(k, _)| k == kind) {
+            if !frames.duplicates.is_empty() && frames.list[..i].iter().any(|(k, _)| k == kind) {
                 continue;
             }
             // The frame is whole: its body follows the 4-byte header.
@@ -168,6 +168,9 @@ struct Frames<'a> {
 fn extension_frames(bytes: &[u8]) -> Frames<'_> {
     // Real ClientHellos send 10 to 20 extensions; more only grow the list.
     let mut frames = Frames { list: Vec::with_capacity(24), ..Frames::default() };
+    // Types seen, by their low bits: the list is searched only on a hit (a repeat, or two
+    // types sharing low bits), not for every extension.
+    let mut seen = [0u64; 16];
     let mut rest = bytes;
     while let [t0, t1, l0, l1, tail @ ..] = rest {
         let len = usize::from(u16::from_be_bytes([*l0, *l1]));
@@ -175,9 +178,14 @@ fn extension_frames(bytes: &[u8]) -> Frames<'_> {
             break;
         }
         let kind = u16::from_be_bytes([*t0, *t1]);
-        if frames.list.iter().any(|(k, _)| *k == kind) && !frames.duplicates.contains(&kind) {
+        let (word, bit) = (usize::from(kind >> 6 & 0xf), 1u64 << (kind & 0x3f));
+        if seen[word] & bit != 0
+            && frames.list.iter().any(|(k, _)| *k == kind)
+            && !frames.duplicates.contains(&kind)
+        {
             frames.duplicates.push(kind);
         }
+        seen[word] |= bit;
         frames.list.push((kind, &rest[..4 + len]));
         frames.whole += 4 + len;
         rest = &tail[len..];
@@ -215,7 +223,12 @@ fn key_share_groups(bytes: &[u8]) -> Option<Vec<u16>> {
 
 /// A name from the wire as text; invalid UTF-8 is replaced, not trusted, and the length capped.
 pub fn name_string(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(&bytes[..bytes.len().min(MAX_NAME_LEN)]).into_owned()
+    let bytes = &bytes[..bytes.len().min(MAX_NAME_LEN)];
+    // Names are ASCII all but always; the replacing conversion is for the rest.
+    match std::str::from_utf8(bytes) {
+        Ok(name) => name.to_owned(),
+        Err(_) => String::from_utf8_lossy(bytes).into_owned(),
+    }
 }
 
 #[cfg(test)]
