@@ -179,10 +179,7 @@ fn extension_frames(bytes: &[u8]) -> Frames<'_> {
         }
         let kind = u16::from_be_bytes([*t0, *t1]);
         let (word, bit) = (usize::from(kind >> 6 & 0xf), 1u64 << (kind & 0x3f));
-        if seen[word] & bit != 0
-            && frames.list.iter().any(|(k, _)| *k == kind)
-            && !frames.duplicates.contains(&kind)
-        {
+        if seen[word] & bit != 0 && frames.list.iter().any(|(k, _)| *k == kind) && !frames.duplicates.contains(&kind) {
             frames.duplicates.push(kind);
         }
         seen[word] |= bit;

@@ -108,12 +108,15 @@ fn push_alpn(out: &mut String, first: Option<&[u8]>) {
 /// `aaaa,bbbb,...` in lowercase hex.
 fn hex_list(text: &mut Vec<u8>, values: &[u16]) {
     text.reserve(values.len() * 5);
-    for (i, v) in values.iter().enumerate() {
-        let digits = [12, 8, 4, 0].map(|shift| HEX[usize::from(v >> shift & 0xf)]);
-        if i > 0 {
-            text.push(b',');
-        }
-        text.extend_from_slice(&digits);
+    for v in values {
+        let [hi, lo] = v.to_be_bytes();
+        let hex = |b: u8| [HEX[usize::from(b >> 4)], HEX[usize::from(b & 0xf)]];
+        let ([a, b], [c, d]) = (hex(hi), hex(lo));
+        text.extend_from_slice(&[a, b, c, d, b',']);
+    }
+    // Each value was written with the comma that separates it from the next.
+    if !values.is_empty() {
+        text.pop();
     }
 }
 
