@@ -1,13 +1,13 @@
 //! Dissect + classify per handshake (budget in docs/ARCHITECTURE.md), over the legs of the real
 //! fixtures. `final`: one call with both directions whole (what a replay of a closed leg costs
-//! at least); `incremental`: one call per captured segment until the answer, as the tracker
-//! does live, which is the real per-handshake cost.
+//! at least); `incremental`: one call per captured segment until the answer, on one
+//! `Classifier` made for the leg, as the tracker does live, which is the real per-handshake cost.
 
 use std::{hint::black_box, path::Path};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use observer_wire::{
-    classify::{Input, Progress, StreamEnd, classify},
+    classify::{Classifier, Input, Progress, StreamEnd, classify},
     legs::{Direction, Reassembly},
     pcap::{LegPieces, leg_pieces},
 };
@@ -73,8 +73,9 @@ fn bench(c: &mut Criterion) {
         let steps = steps(&leg);
         group.bench_function(format!("{name}/incremental"), |b| {
             b.iter(|| {
+                let mut classifier = Classifier::default();
                 for &(cl, sl) in &steps {
-                    black_box(classify(black_box(&input(&client[..cl], &server[..sl], StreamEnd::Open))));
+                    black_box(classifier.classify(black_box(&input(&client[..cl], &server[..sl], StreamEnd::Open))));
                 }
             })
         });

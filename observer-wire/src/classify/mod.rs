@@ -13,6 +13,7 @@ pub use types::*;
 use crate::dissect::{
     Parse,
     plaintext::{self, Plain},
+    tls::server_hello::ServerHellos,
 };
 pub use crate::stream::StreamEnd;
 
@@ -75,21 +76,43 @@ pub enum Progress {
 /// Classify a leg from its sampled bytes.
 ///
 /// When both ends are no longer [`StreamEnd::Open`] the answer is always `Done`, with
-/// `Security::Unknown` and a reason if the bytes did not decide.
+/// `Security::Unknown` and a reason if the bytes did not decide. A leg classified again as its
+/// bytes arrive is better served by a [`Classifier`], which gives the same answers.
 pub fn classify(input: &Input<'_>) -> Progress {
+    classify_with(input, &mut ServerHellos::none())
+}
+
+/// The classification of one leg, called again each time more of its bytes arrive (the way the
+/// tracker calls it, once per segment). What earlier calls parsed and cannot change is kept:
+/// the ServerHello is parsed once, when its message is whole, not again for every segment of
+/// the client's flight after it. A kept result is used only for the very bytes it was made
+/// from, so every answer is the one [`classify`] gives for the same input.
+#[derive(Clone, Debug, Default)]
+pub struct Classifier {
+    server_hellos: ServerHellos,
+}
+
+impl Classifier {
+    /// Classify the leg from its sampled bytes so far (see [`classify`]).
+    pub fn classify(&mut self, input: &Input<'_>) -> Progress {
+        classify_with(input, &mut self.server_hellos)
+    }
+}
+
+fn classify_with(input: &Input<'_>, server_hellos: &mut ServerHellos) -> Progress {
     let ended = input.client_final() && input.server_final();
     if input.client.is_empty() && input.server.is_empty() {
         return if ended { Progress::Done(Classification::unknown(UnknownReason::NoData)) } else { Progress::NeedMore };
     }
     if crate::dissect::tls::looks_like_client(input.client) {
-        return tls::classify(input, 0, 0, None);
+        return tls::classify(input, 0, 0, None, server_hellos);
     }
     match plaintext::detect(input.client, input.server) {
         Parse::Parsed(Plain::Protocol(protocol)) => {
             Progress::Done(Classification { security: Security::Plaintext, protocol, reason: None, tls: None })
         }
         Parse::Parsed(Plain::Upgrade(upgrade)) => {
-            tls::classify(input, upgrade.client_offset, upgrade.server_offset, Some(upgrade.protocol))
+            tls::classify(input, upgrade.client_offset, upgrade.server_offset, Some(upgrade.protocol), server_hellos)
         }
         Parse::Incomplete if ended => {
             // The client's bytes decide a plaintext protocol unless it sent none or all of them.

@@ -197,3 +197,50 @@ fn istio_alpn_without_a_server_hello_is_never_mtls() {
         assert!(tls.alpn_offered.iter().any(|p| p.starts_with("istio")), "{name}");
     }
 }
+
+/// Every leg of every fixture, offered to one [`Classifier`] a byte more of each direction at a
+/// time, answers exactly what a fresh [`classify`] answers for the same bytes, every time.
+#[test]
+fn a_classifier_fed_segment_by_segment_answers_what_classify_answers() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let mut legs = 0;
+    for entry in std::fs::read_dir(&dir).expect("fixtures folder") {
+        let name = entry.expect("fixture entry").file_name().into_string().expect("UTF-8 name");
+        if !(name.ends_with(".pcap") || name.ends_with(".pcapng")) {
+            continue;
+        }
+        for (client, server) in fixture(&name) {
+            let mut classifier = Classifier::default();
+            for n in 0..=client.len().max(server.len()) {
+                let step = input(&client[..n.min(client.len())], &server[..n.min(server.len())], false);
+                assert_eq!(classifier.classify(&step), classify(&step), "{name}: {n} bytes of each direction");
+            }
+            let whole = input(&client, &server, true);
+            assert_eq!(classifier.classify(&whole), classify(&whole), "{name}: the whole leg");
+            legs += 1;
+        }
+    }
+    assert!(legs >= 20, "only {legs} legs in the fixtures");
+}
+
+/// What a classifier keeps is used only for the bytes it came from: offered another leg's
+/// bytes, or a ServerHello changed in place, it answers what a fresh classification answers.
+#[test]
+fn a_classifier_offered_other_bytes_does_not_reuse_what_it_kept() {
+    let legs: Vec<_> = ["tls13-ecdsa-mtls.pcap", "tls12-rsa-mtls.pcap", "tls13-hello-retry.pcap"]
+        .iter()
+        .flat_map(|name| fixture(name))
+        .collect();
+    let mut classifier = Classifier::default();
+    for (client, server) in legs.iter().chain(legs.iter().rev()) {
+        let step = input(client, server, false);
+        assert_eq!(classifier.classify(&step), classify(&step));
+        // The ServerHello's cipher suite (after the 5-byte record header, 4-byte message header,
+        // version, random and session id) changed: parsed again, not taken from what was kept.
+        let mut changed = server.clone();
+        let at = 5 + 4 + 2 + 32 + 1 + usize::from(server[5 + 4 + 2 + 32]);
+        changed[at + 1] ^= 0x01;
+        let step = input(client, &changed, false);
+        assert_eq!(classifier.classify(&step), classify(&step));
+    }
+}

@@ -11,13 +11,19 @@ use crate::dissect::{
         client_auth::{ClientAuth, Flight13},
         client_hello::ClientHello,
         ja4::ja4,
-        server_hello::ServerHello,
+        server_hello::{ServerHello, ServerHellos},
     },
 };
 
 /// Classify the TLS handshake that starts at these offsets of each direction (0 unless an
 /// in-protocol upgrade preceded it).
-pub fn classify(input: &Input<'_>, client_offset: usize, server_offset: usize, starttls: Option<Protocol>) -> Progress {
+pub fn classify(
+    input: &Input<'_>,
+    client_offset: usize,
+    server_offset: usize,
+    starttls: Option<Protocol>,
+    server_hellos: &mut ServerHellos,
+) -> Progress {
     let client = input.client.get(client_offset..).unwrap_or_default();
     let server = input.server.get(server_offset..).unwrap_or_default();
     let protocol = starttls.unwrap_or(Protocol::Tls);
@@ -29,7 +35,7 @@ pub fn classify(input: &Input<'_>, client_offset: usize, server_offset: usize, s
             tls: Some(Box::new(TlsDetails { starttls, ..Default::default() })),
         })
     };
-    match tls::dissect(client, server) {
+    match tls::dissect(client, server, server_hellos) {
         Err(_) => bare(UnknownReason::Malformed),
         Ok(Parse::NotThis) if starttls.is_some() => bare(UnknownReason::Malformed),
         Ok(Parse::NotThis) => Progress::Done(Classification::unknown(UnknownReason::UnrecognisedProtocol)),
@@ -68,11 +74,13 @@ fn decide(input: &Input<'_>, handshake: &Handshake<'_>, starttls: Option<Protoco
             });
         }
     };
-    let mut details = details(handshake, &hello);
-    details.starttls = starttls;
+    // Read before the hello's lists move into the details.
+    let istio = hello.alpn.iter().any(|p| p.starts_with("istio"));
     // Offered 0-RTT data that the server did not accept (no PSK) is sent before the client's
     // flight and looks like it: the flight sizes then prove nothing.
     let early_data_rejected = hello.offers_early_data && handshake.server_hello.seen().is_some_and(|sh| !sh.psk);
+    let mut details = details(handshake, hello);
+    details.starttls = starttls;
     let decision = match decision {
         Decision::Done(_, _, Evidence::Tls13FlightSize) if early_data_rejected => {
             Decision::Fallback(UnknownReason::Inconclusive)
@@ -87,7 +95,7 @@ fn decide(input: &Input<'_>, handshake: &Handshake<'_>, starttls: Option<Protoco
             details.client_spiffe_id = identity.spiffe_id;
             done(details, Security::Mtls, ClientCert::Presented, Evidence::Tls12Certificate)
         }
-        Decision::Fallback(reason) => fallback(details, &hello, reason),
+        Decision::Fallback(reason) => fallback(details, istio, reason),
         Decision::NoServerHello(reason) => unanswered(details, reason),
         Decision::Broken(error) => broken(details, error),
     }
@@ -154,21 +162,15 @@ fn decision<'a>(input: &Input<'_>, handshake: &'a Handshake<'_>) -> Option<Decis
     })
 }
 
-fn done(mut details: TlsDetails, security: Security, cert: ClientCert, evidence: Evidence) -> Progress {
+fn done(mut details: Box<TlsDetails>, security: Security, cert: ClientCert, evidence: Evidence) -> Progress {
     details.client_cert = Some(cert);
     details.evidence = Some(evidence);
-    Progress::Done(Classification {
-        security,
-        protocol: protocol(&details),
-        reason: None,
-        tls: Some(Box::new(details)),
-    })
+    Progress::Done(Classification { security, protocol: protocol(&details), reason: None, tls: Some(details) })
 }
 
 /// The strong evidence is missing for `reason`: Istio's ALPN still says mTLS (ISTIO_MUTUAL is
 /// only completed with a client certificate); otherwise the leg is unknown, with what was seen.
-fn fallback(mut details: TlsDetails, hello: &ClientHello, reason: UnknownReason) -> Progress {
-    let istio = hello.alpn.iter().any(|p| p.starts_with("istio"));
+fn fallback(mut details: Box<TlsDetails>, istio: bool, reason: UnknownReason) -> Progress {
     let (security, cert, evidence) = if istio {
         (Security::Mtls, ClientCert::Presented, Evidence::IstioAlpn)
     } else {
@@ -176,27 +178,22 @@ fn fallback(mut details: TlsDetails, hello: &ClientHello, reason: UnknownReason)
     };
     details.client_cert = Some(cert);
     details.evidence = Some(evidence);
-    Progress::Done(Classification {
-        security,
-        protocol: protocol(&details),
-        reason: Some(reason),
-        tls: Some(Box::new(details)),
-    })
+    Progress::Done(Classification { security, protocol: protocol(&details), reason: Some(reason), tls: Some(details) })
 }
 
 /// A ClientHello the server never answered with a ServerHello: unknown, whatever it offered.
-fn unanswered(mut details: TlsDetails, reason: UnknownReason) -> Progress {
+fn unanswered(mut details: Box<TlsDetails>, reason: UnknownReason) -> Progress {
     details.client_cert = Some(ClientCert::Unknown);
     details.evidence = Some(Evidence::ClientHello);
     Progress::Done(Classification {
         security: Security::Unknown,
         protocol: protocol(&details),
         reason: Some(reason),
-        tls: Some(Box::new(details)),
+        tls: Some(details),
     })
 }
 
-fn broken(details: TlsDetails, error: &TlsError) -> Progress {
+fn broken(details: Box<TlsDetails>, error: &TlsError) -> Progress {
     let reason = match error {
         TlsError::Alert => UnknownReason::HandshakeFailed,
         _ => UnknownReason::Malformed,
@@ -225,21 +222,22 @@ fn partial_details(hello: &ClientHello) -> TlsDetails {
     }
 }
 
-/// The TLS details the hellos show.
-fn details(handshake: &Handshake<'_>, hello: &ClientHello) -> TlsDetails {
+/// The TLS details the hellos show; the hello's lists move into them. Boxed from the start:
+/// the details are large and are moved until they are part of the answer.
+fn details(handshake: &Handshake<'_>, hello: ClientHello) -> Box<TlsDetails> {
     let server = handshake.server_hello.seen();
-    TlsDetails {
+    Box::new(TlsDetails {
         version: version_name(server.map_or(hello.highest_version(), ServerHello::version)),
-        sni: hello.sni.clone(),
-        alpn_offered: hello.alpn.clone(),
+        ja4: (!hello.sslv2).then(|| ja4(&hello)),
         alpn_selected: server.and_then(|s| s.alpn.clone()),
         cipher: server.map(|s| cipher_name(s.cipher)),
-        ja4: (!hello.sslv2).then(|| ja4(hello)),
         key_share_groups: hello.key_share_groups.iter().map(|g| group_name(*g)).collect(),
         hello_retry: handshake.hello_retry,
-        duplicate_extensions: hello.duplicate_extensions.clone(),
+        sni: hello.sni,
+        alpn_offered: hello.alpn,
+        duplicate_extensions: hello.duplicate_extensions,
         ..Default::default()
-    }
+    })
 }
 
 /// "1.3", "1.2", ...: the spelling of the JSON contract.

@@ -50,25 +50,22 @@ const MYSQL_CLIENT_SSL: u32 = 0x0800;
 /// The body of a MySQL SSLRequest: capabilities 4, max packet 4, charset 1, filler 23.
 const MYSQL_SSL_REQUEST_LEN: usize = 32;
 
+/// A detector of one protocol, from the first bytes of (client, server).
+type Detector = fn(&[u8], &[u8]) -> Parse<Plain>;
+
 /// Detect the plaintext protocol of a leg from the first bytes of each direction, or the upgrade
 /// to TLS it makes. `Incomplete` while the bytes could still become a known protocol: whether
 /// a direction can still grow is the caller's to know (`classify` turns a final `Incomplete`
 /// into `unknown` with a reason).
 pub fn detect(client: &[u8], server: &[u8]) -> Parse<Plain> {
-    // In order, stopping at the first that parses (the detectors are pure: asking the later
-    // ones too, as this once did, only cost time on every segment of every leg).
-    let detectors: [&dyn Fn() -> Parse<Plain>; 7] = [
-        &|| http2(client),
-        &|| http1(client),
-        &|| postgres(client, server),
-        &|| redis(client),
-        &|| mysql(client, server),
-        &|| smtp(client, server),
-        &|| imap(client, server),
-    ];
+    // In this order; the first that recognises its protocol answers, and the later ones (SMTP
+    // and IMAP read every line of both directions) are not run. This runs again for every
+    // segment of an upgraded leg's TLS handshake.
+    let detectors: [Detector; 7] =
+        [|client, _| http2(client), |client, _| http1(client), postgres, |client, _| redis(client), mysql, smtp, imap];
     let mut incomplete = false;
     for detector in detectors {
-        match detector() {
+        match detector(client, server) {
             Parse::Parsed(p) => return Parse::Parsed(p),
             Parse::Incomplete => incomplete = true,
             Parse::NotThis => {}

@@ -9,7 +9,7 @@ use std::{
 use super::ids::IdMap;
 
 use super::{Direction, Event, LegId, LegRecord, ObservedAt, Output, Peer, Reassembly, Side};
-use crate::classify::{self, Classification, Input, Progress, StreamEnd, UnknownReason};
+use crate::classify::{Classification, Classifier, Input, Progress, StreamEnd, UnknownReason};
 
 /// Limits and timings of the tracker.
 #[derive(Clone, Debug)]
@@ -68,6 +68,8 @@ struct LegState {
     server_end: StreamEnd,
     closed: bool,
     decided: Option<Classification>,
+    /// What the classification of this leg's bytes so far has parsed.
+    classifier: Classifier,
 }
 
 impl LegState {
@@ -85,15 +87,16 @@ impl LegState {
         }
     }
 
-    fn classify(&self) -> Progress {
-        classify::classify(&Input {
+    fn classify(&mut self) -> Progress {
+        let input = Input {
             client: self.client.bytes(),
             server: self.server.bytes(),
             client_end: self.end(Direction::ClientToServer),
             server_end: self.end(Direction::ServerToClient),
             client_gap: self.client.has_gap(),
             server_gap: self.server.has_gap(),
-        })
+        };
+        self.classifier.classify(&input)
     }
 
     /// Single-sided live legs wait for their peer socket, up to the grace period.
@@ -183,6 +186,7 @@ impl Tracker {
                         server_end: StreamEnd::Open,
                         closed: false,
                         decided: None,
+                        classifier: Classifier::default(),
                     },
                 );
                 if !matches!(observed_at, ObservedAt::Both | ObservedAt::Wire) {
@@ -358,7 +362,7 @@ impl Tracker {
 
 /// The classification of a leg that will get no more bytes: what the bytes decide, else
 /// `if_empty` when it sent nothing, `if_partial` when what it sent did not decide.
-fn final_classification(state: &LegState, if_empty: UnknownReason, if_partial: UnknownReason) -> Classification {
+fn final_classification(state: &mut LegState, if_empty: UnknownReason, if_partial: UnknownReason) -> Classification {
     match state.classify() {
         Progress::Done(classification) => classification,
         Progress::NeedMore if state.client.bytes().is_empty() && state.server.bytes().is_empty() => {

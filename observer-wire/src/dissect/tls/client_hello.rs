@@ -6,12 +6,12 @@
 //! no list can outgrow it, and a list cut at a count would give a wrong fingerprint and a wrong
 //! offered-ALPN list.
 
-use tls_parser::{
-    SNIType, TlsExtension, TlsMessage, TlsMessageHandshake, parse_tls_client_hello_extension,
-    parse_tls_message_handshake,
-};
+pub(super) mod extensions;
+
+use tls_parser::parse_tls_client_hello_extension;
 
 use super::{TlsError, handshake::Message, is_grease};
+use extensions::{fixed_fields, u16_list};
 
 /// Longest SNI or ALPN name kept (a DNS name is at most 253 bytes, an ALPN name 255).
 pub const MAX_NAME_LEN: usize = 255;
@@ -19,7 +19,11 @@ pub const MAX_NAME_LEN: usize = 255;
 /// Extension types that matter here (IANA TLS ExtensionType registry).
 pub mod ext {
     pub const SERVER_NAME: u16 = 0;
+    pub const SUPPORTED_GROUPS: u16 = 10;
+    pub const SIGNATURE_ALGORITHMS: u16 = 13;
     pub const ALPN: u16 = 16;
+    pub const SUPPORTED_VERSIONS: u16 = 43;
+    pub const KEY_SHARE: u16 = 51;
     pub const PRE_SHARED_KEY: u16 = 41;
     pub const EARLY_DATA: u16 = 42;
 }
@@ -59,18 +63,20 @@ impl ClientHello {
     }
 
     /// Parse a whole ClientHello handshake message.
+    ///
+    /// Read by hand rather than through tls-parser's message types: this runs once per TLS leg,
+    /// and building tls-parser's vectors cost more than the rest of the classification. It accepts
+    /// and rejects exactly what tls-parser's `parse_tls_message_handshake` does (the tests compare
+    /// the two on every prefix and every one-byte change of real ClientHellos).
     pub fn parse(message: &Message<'_>) -> Result<Self, TlsError> {
         let malformed = || TlsError::Malformed { kind: message.kind };
-        let ch = match parse_tls_message_handshake(message.bytes) {
-            Ok((_, TlsMessage::Handshake(TlsMessageHandshake::ClientHello(ch)))) => ch,
-            _ => return Err(malformed()),
-        };
+        let fields = fixed_fields(message.bytes).ok_or_else(malformed)?;
         let mut hello = ClientHello {
-            legacy_version: ch.version.0,
-            ciphers: ch.ciphers.iter().map(|c| c.0).collect(),
+            legacy_version: fields.legacy_version,
+            ciphers: u16_list(fields.ciphers),
             ..Default::default()
         };
-        let Some(ext_bytes) = ch.ext else {
+        let Some(ext_bytes) = fields.extensions else {
             return Ok(hello);
         };
         let frames = extension_frames(ext_bytes);
@@ -110,33 +116,37 @@ impl ClientHello {
         self.extensions = frames.list.iter().map(|(kind, _)| *kind).collect();
         self.duplicate_extensions.clone_from(&frames.duplicates);
         for (i, (kind, frame)) in frames.list.iter().enumerate() {
-            if frames.list[..i].iter().any(|(k, _)| k == kind) {
+            if !frames.duplicates.is_empty() && frames.list[..i].iter().any(|(k, _)| k == kind) {
                 continue;
             }
-            let (_, extension) = parse_tls_client_hello_extension(frame).ok()?;
-            match &extension {
-                TlsExtension::SNI(names) => {
-                    self.sni =
-                        names.iter().find(|(kind, _)| *kind == SNIType::HostName).map(|(_, name)| name_string(name));
+            // The frame is whole: its body follows the 4-byte header.
+            let body = frame.get(4..).unwrap_or_default();
+            match *kind {
+                ext::SERVER_NAME => self.sni = extensions::sni(body)?,
+                ext::ALPN => self.alpn = extensions::alpn(body)?,
+                ext::SUPPORTED_VERSIONS => {
+                    self.supported_versions = extensions::supported_versions(body)?;
+                    self.supported_versions.retain(|v| !is_grease(*v));
                 }
-                TlsExtension::ALPN(protocols) => {
-                    self.alpn = protocols.iter().map(|p| name_string(p)).collect();
+                ext::SUPPORTED_GROUPS => {
+                    self.groups = extensions::supported_groups(body)?;
+                    self.groups.retain(|g| !is_grease(*g));
                 }
-                TlsExtension::SupportedVersions(versions) => {
-                    self.supported_versions = versions.iter().map(|v| v.0).filter(|v| !is_grease(*v)).collect();
+                ext::SIGNATURE_ALGORITHMS => self.signature_algorithms = extensions::signature_algorithms(body)?,
+                ext::KEY_SHARE => self.key_share_groups = key_share_groups(body)?,
+                ext::PRE_SHARED_KEY => self.offers_psk = true,
+                ext::EARLY_DATA => {
+                    extensions::early_data(body)?;
+                    self.offers_early_data = true;
                 }
-                TlsExtension::EllipticCurves(groups) => {
-                    self.groups = groups.iter().map(|g| g.0).filter(|g| !is_grease(*g)).collect();
-                }
-                TlsExtension::SignatureAlgorithms(algorithms) => {
-                    self.signature_algorithms.clone_from(algorithms);
-                }
-                TlsExtension::KeyShare(shares) => {
-                    self.key_share_groups = key_share_groups(shares)?;
-                }
-                TlsExtension::PreSharedKey(_) => self.offers_psk = true,
-                TlsExtension::EarlyData(_) => self.offers_early_data = true,
-                _ => {}
+                // Not needed here, but a ClientHello tls-parser rejects stays malformed.
+                other => match extensions::other_accepted(other, body) {
+                    Some(true) => {}
+                    Some(false) => return None,
+                    None => {
+                        parse_tls_client_hello_extension(frame).ok()?;
+                    }
+                },
             }
         }
         Some(())
@@ -156,7 +166,11 @@ struct Frames<'a> {
 
 /// The whole extension frames of `bytes`, stopping at the first one cut short.
 fn extension_frames(bytes: &[u8]) -> Frames<'_> {
-    let mut frames = Frames::default();
+    // Real ClientHellos send 10 to 20 extensions; more only grow the list.
+    let mut frames = Frames { list: Vec::with_capacity(24), ..Frames::default() };
+    // Types seen, by their low bits: the list is searched only on a hit (a repeat, or two
+    // types sharing low bits), not for every extension.
+    let mut seen = [0u64; 16];
     let mut rest = bytes;
     while let [t0, t1, l0, l1, tail @ ..] = rest {
         let len = usize::from(u16::from_be_bytes([*l0, *l1]));
@@ -164,9 +178,11 @@ fn extension_frames(bytes: &[u8]) -> Frames<'_> {
             break;
         }
         let kind = u16::from_be_bytes([*t0, *t1]);
-        if frames.list.iter().any(|(k, _)| *k == kind) && !frames.duplicates.contains(&kind) {
+        let (word, bit) = (usize::from(kind >> 6 & 0xf), 1u64 << (kind & 0x3f));
+        if seen[word] & bit != 0 && frames.list.iter().any(|(k, _)| *k == kind) && !frames.duplicates.contains(&kind) {
             frames.duplicates.push(kind);
         }
+        seen[word] |= bit;
         frames.list.push((kind, &rest[..4 + len]));
         frames.whole += 4 + len;
         rest = &tail[len..];
@@ -204,32 +220,13 @@ fn key_share_groups(bytes: &[u8]) -> Option<Vec<u16>> {
 
 /// A name from the wire as text; invalid UTF-8 is replaced, not trusted, and the length capped.
 pub fn name_string(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(&bytes[..bytes.len().min(MAX_NAME_LEN)]).into_owned()
+    let bytes = &bytes[..bytes.len().min(MAX_NAME_LEN)];
+    // Names are ASCII all but always; the replacing conversion is for the rest.
+    match std::str::from_utf8(bytes) {
+        Ok(name) => name.to_owned(),
+        Err(_) => String::from_utf8_lossy(bytes).into_owned(),
+    }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn key_shares_list_their_groups_without_grease() {
-        // GREASE share with a 1-byte key, X25519MLKEM768 and x25519 with empty keys: 13 bytes.
-        let entries = [0x0a, 0x0a, 0, 1, 0, 0x11, 0xec, 0, 0, 0, 0x1d, 0, 0];
-        let body = [&[0u8, 13][..], &entries[..]].concat();
-        assert_eq!(key_share_groups(&body), Some(vec![0x11ec, 0x001d]));
-        let wrong_length = [&[0u8, 12][..], &entries[..]].concat();
-        assert_eq!(key_share_groups(&wrong_length), None);
-        assert_eq!(key_share_groups(&[0, 3, 0, 0x1d, 0]), None);
-    }
-
-    #[test]
-    fn extension_frames_stop_at_a_cut_and_name_duplicates() {
-        let types = |f: &Frames<'_>| f.list.iter().map(|(k, _)| *k).collect::<Vec<_>>();
-        let frames = extension_frames(&[0, 0, 0, 0, 0, 16, 0, 1, 9]);
-        assert_eq!((types(&frames), frames.whole), (vec![0, 16], 9));
-        assert_eq!(extension_frames(&[0, 0, 0, 5, 1]).whole, 0);
-        assert_eq!(extension_frames(&[0, 0, 0]).whole, 0);
-        let frames = extension_frames(&[0, 0, 0, 0, 0, 16, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
-        assert_eq!((types(&frames), frames.duplicates), (vec![0, 16, 0, 0], vec![0]));
-    }
-}
+mod tests;

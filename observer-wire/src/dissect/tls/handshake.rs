@@ -73,7 +73,8 @@ pub fn join<'a>(records: &[Record<'a>], start: usize) -> (Cow<'a, [u8]>, usize) 
         [] => Cow::Borrowed(&[][..]),
         [one] => Cow::Borrowed(one.body),
         many => {
-            let mut bytes = Vec::new();
+            let total: usize = many.iter().map(|r| r.body.len()).sum();
+            let mut bytes = Vec::with_capacity(total.min(MAX_HANDSHAKE_BYTES));
             for r in many {
                 let room = MAX_HANDSHAKE_BYTES.saturating_sub(bytes.len());
                 bytes.extend_from_slice(&r.body[..r.body.len().min(room)]);
@@ -86,7 +87,8 @@ pub fn join<'a>(records: &[Record<'a>], start: usize) -> (Cow<'a, [u8]>, usize) 
 
 /// Split handshake bytes into messages.
 pub fn split(bytes: &[u8]) -> Result<Messages<'_>, TlsError> {
-    let mut messages = Messages::default();
+    // A flight holds a handful of messages; more only grow the list.
+    let mut messages = Messages { whole: Vec::with_capacity(6), partial: None };
     let mut at = 0;
     while at < bytes.len() {
         let rest = &bytes[at..];

@@ -107,13 +107,16 @@ fn push_alpn(out: &mut String, first: Option<&[u8]>) {
 
 /// `aaaa,bbbb,...` in lowercase hex.
 fn hex_list(text: &mut Vec<u8>, values: &[u16]) {
-    for (i, v) in values.iter().enumerate() {
-        if i > 0 {
-            text.push(b',');
-        }
-        for shift in [12, 8, 4, 0] {
-            text.push(HEX[usize::from(v >> shift & 0xf)]);
-        }
+    text.reserve(values.len() * 5);
+    for v in values {
+        let [hi, lo] = v.to_be_bytes();
+        let hex = |b: u8| [HEX[usize::from(b >> 4)], HEX[usize::from(b & 0xf)]];
+        let ([a, b], [c, d]) = (hex(hi), hex(lo));
+        text.extend_from_slice(&[a, b, c, d, b',']);
+    }
+    // Each value was written with the comma that separates it from the next.
+    if !values.is_empty() {
+        text.pop();
     }
 }
 

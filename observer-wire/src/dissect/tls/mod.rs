@@ -17,7 +17,7 @@ use client_auth::{ClientAuth, FlightSizes, infer_tls13};
 use client_hello::ClientHello;
 use handshake::{Message, kind};
 use records::{Record, Tail, content};
-use server_hello::ServerHello;
+use server_hello::{ServerHello, ServerHellos};
 
 use super::Parse;
 
@@ -82,8 +82,9 @@ impl<T> Stage<T> {
 pub enum HelloBytes<'a> {
     /// The whole handshake message, header included.
     Message(Cow<'a, [u8]>),
-    /// An SSLv2-compatible hello (parsed already: it is small and has no extensions).
-    Sslv2(ClientHello),
+    /// An SSLv2-compatible hello (parsed already: it is small and has no extensions). Boxed:
+    /// it is rare, and the handshake facts are moved on every call.
+    Sslv2(Box<ClientHello>),
 }
 
 impl HelloBytes<'_> {
@@ -91,7 +92,7 @@ impl HelloBytes<'_> {
     pub fn parse(&self) -> Result<ClientHello, TlsError> {
         match self {
             HelloBytes::Message(bytes) => ClientHello::parse(&Message { kind: kind::CLIENT_HELLO, bytes }),
-            HelloBytes::Sslv2(hello) => Ok(hello.clone()),
+            HelloBytes::Sslv2(hello) => Ok(ClientHello::clone(hello)),
         }
     }
 }
@@ -141,7 +142,8 @@ pub fn partial_client_hello(client: &[u8]) -> Option<ClientHello> {
 ///
 /// `NotThis` if the client bytes do not start a TLS handshake, `Incomplete` until the first
 /// ClientHello is whole, an error if it is broken; otherwise what both directions show so far.
-pub fn dissect<'a>(client: &'a [u8], server: &[u8]) -> Result<Parse<Handshake<'a>>, TlsError> {
+/// `kept`: the ServerHellos parsed by earlier calls on the same leg (empty on the first).
+pub fn dissect<'a>(client: &'a [u8], server: &[u8], kept: &mut ServerHellos) -> Result<Parse<Handshake<'a>>, TlsError> {
     if !looks_like_client(client) {
         return Ok(if client.is_empty() { Parse::Incomplete } else { Parse::NotThis });
     }
@@ -150,7 +152,7 @@ pub fn dissect<'a>(client: &'a [u8], server: &[u8]) -> Result<Parse<Handshake<'a
         let Some((hello, len)) = sslv2::parse(client)? else {
             return Ok(Parse::Incomplete);
         };
-        (HelloBytes::Sslv2(hello), records::scan(&client[len..]), true)
+        (HelloBytes::Sslv2(Box::new(hello)), records::scan(&client[len..]), true)
     } else {
         let scanned = records::scan(client);
         let (joined, _) = handshake::join(&scanned.records, 0);
@@ -174,7 +176,7 @@ pub fn dissect<'a>(client: &'a [u8], server: &[u8]) -> Result<Parse<Handshake<'a
         (HelloBytes::Message(bytes), scanned, false)
     };
 
-    let server = read_server(server);
+    let server = read_server(server, kept);
     let mut handshake = Handshake {
         client_hello: hello,
         hello_retry: server.hello_retry,
@@ -199,7 +201,7 @@ struct ServerSide {
 }
 
 /// The server's ServerHello (after a HelloRetryRequest, the second one) and TLS 1.2 extras.
-fn read_server(bytes: &[u8]) -> ServerSide {
+fn read_server(bytes: &[u8], kept: &mut ServerHellos) -> ServerSide {
     let mut side = ServerSide { hello: Stage::Pending, hello_retry: false, certificate_request: false };
     let scanned = records::scan(bytes);
     let (joined, next) = handshake::join(&scanned.records, 0);
@@ -221,7 +223,7 @@ fn read_server(bytes: &[u8]) -> ServerSide {
         };
         return side;
     };
-    let mut hello = match server_hello(first) {
+    let mut hello = match server_hello(first, kept) {
         Ok(h) => h,
         Err(e) => {
             side.hello = Stage::Broken(e);
@@ -233,12 +235,12 @@ fn read_server(bytes: &[u8]) -> ServerSide {
         side.hello_retry = true;
         // The second ServerHello: in the same run, or after a ChangeCipherSpec (compat mode).
         let second = match rest.first() {
-            Some(m) => Some(server_hello(m)),
+            Some(m) => Some(server_hello(m, kept)),
             None => {
                 let after = skip_ccs(&scanned.records, next);
                 let (joined, _) = handshake::join(&scanned.records, after);
                 match handshake::split(&joined) {
-                    Ok(m) => m.whole.first().map(server_hello),
+                    Ok(m) => m.whole.first().map(|m| server_hello(m, kept)),
                     Err(e) => Some(Err(e)),
                 }
             }
@@ -260,11 +262,11 @@ fn read_server(bytes: &[u8]) -> ServerSide {
     side
 }
 
-fn server_hello(message: &Message<'_>) -> Result<ServerHello, TlsError> {
+fn server_hello(message: &Message<'_>, kept: &mut ServerHellos) -> Result<ServerHello, TlsError> {
     if message.kind != kind::SERVER_HELLO {
         return Err(TlsError::UnexpectedMessage { expected: "ServerHello", found: message.kind });
     }
-    ServerHello::parse(message)
+    kept.parse(message)
 }
 
 fn skip_ccs(records: &[Record<'_>], mut at: usize) -> usize {

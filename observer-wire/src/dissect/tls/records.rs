@@ -79,7 +79,8 @@ pub fn plausible_header(bytes: &[u8]) -> bool {
 
 /// Split `bytes` into records.
 pub fn scan(bytes: &[u8]) -> Records<'_> {
-    let mut records = Vec::new();
+    // A handshake sample holds a few records per direction; more only grow the list.
+    let mut records = Vec::with_capacity(8);
     let mut at = 0;
     let tail = loop {
         let rest = &bytes[at..];

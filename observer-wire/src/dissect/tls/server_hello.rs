@@ -1,11 +1,13 @@
 //! The ServerHello (and HelloRetryRequest, a ServerHello with a fixed random): the chosen
 //! version, cipher suite and ALPN, and whether a pre-shared key resumed a session.
 
-use tls_parser::{
-    TlsExtension, TlsMessage, TlsMessageHandshake, parse_tls_message_handshake, parse_tls_server_hello_extensions,
-};
+mod fields;
 
-use super::{TlsError, client_hello::name_string, handshake::Message};
+use super::{
+    TlsError,
+    client_hello::{ext, name_string},
+    handshake::Message,
+};
 
 /// The `random` of a HelloRetryRequest: SHA-256("HelloRetryRequest") (RFC 8446 §4.1.3).
 pub const HELLO_RETRY_RANDOM: [u8; 32] = [
@@ -37,33 +39,33 @@ impl ServerHello {
     }
 
     /// Parse a whole ServerHello handshake message.
+    ///
+    /// Read by hand, accepting and rejecting what tls-parser's `parse_tls_message_handshake`
+    /// does and reading the extensions it would read (the tests compare the two on every cut
+    /// and every one-byte change of the fixtures' ServerHellos): its vector of extensions cost
+    /// more than the rest of reading the server's flight.
     pub fn parse(message: &Message<'_>) -> Result<Self, TlsError> {
-        let malformed = || TlsError::Malformed { kind: message.kind };
-        let sh = match parse_tls_message_handshake(message.bytes) {
-            Ok((_, TlsMessage::Handshake(TlsMessageHandshake::ServerHello(sh)))) => sh,
-            _ => return Err(malformed()),
-        };
+        let fields = fields::fixed_fields(message.bytes).ok_or(TlsError::Malformed { kind: message.kind })?;
         let mut hello = ServerHello {
-            legacy_version: sh.version.0,
-            cipher: sh.cipher.0,
-            hello_retry: sh.random == HELLO_RETRY_RANDOM,
+            legacy_version: fields.legacy_version,
+            cipher: fields.cipher,
+            hello_retry: fields.random == HELLO_RETRY_RANDOM,
             ..Default::default()
         };
-        let Some(ext_bytes) = sh.ext else {
-            return Ok(hello);
-        };
-        let (_, extensions) = parse_tls_server_hello_extensions(ext_bytes).map_err(|_| malformed())?;
-        for extension in &extensions {
-            match extension {
-                TlsExtension::SupportedVersions(versions) => {
-                    hello.selected_version = versions.first().map(|v| v.0);
+        // As in tls-parser, the extensions are read up to the first it does not accept.
+        for (kind, body) in fields::accepted_extensions(fields.extensions.unwrap_or_default()) {
+            match kind {
+                ext::SUPPORTED_VERSIONS => {
+                    hello.selected_version = fields::first_version(body);
                 }
-                TlsExtension::ALPN(protocols) => {
-                    hello.alpn = protocols.first().map(|p| name_string(p));
+                ext::ALPN => {
+                    hello.alpn = fields::first_protocol(body).map(name_string);
                 }
-                TlsExtension::PreSharedKey(_) => hello.psk = true,
-                TlsExtension::KeyShare([g0, g1, ..]) => {
-                    hello.key_share_group = Some(u16::from_be_bytes([*g0, *g1]));
+                ext::PRE_SHARED_KEY => hello.psk = true,
+                ext::KEY_SHARE => {
+                    if let [g0, g1, ..] = body {
+                        hello.key_share_group = Some(u16::from_be_bytes([*g0, *g1]));
+                    }
                 }
                 _ => {}
             }
@@ -71,3 +73,55 @@ impl ServerHello {
         Ok(hello)
     }
 }
+
+/// Longest ServerHello message kept by [`ServerHellos`]: a hybrid post-quantum key share makes
+/// one over 1 KiB; a longer one is parsed again on every call instead of being copied.
+pub const MAX_KEPT_SERVER_HELLO: usize = 2048;
+
+/// The ServerHellos already parsed on one leg (the HelloRetryRequest and the ServerHello), kept
+/// with their bytes: a leg is dissected again as each segment arrives, and the server's first
+/// message does not change once it is whole. A kept answer is used only for the very same
+/// bytes, so whatever bytes it is given, the answer is the one a fresh parse gives.
+#[derive(Clone, Debug)]
+pub struct ServerHellos {
+    /// At most [`KEPT_SERVER_HELLOS`]; empty (no allocation) on legs that are not TLS.
+    kept: Vec<Kept>,
+    /// Whether to keep anything (not for a single classification).
+    keep: bool,
+}
+
+impl Default for ServerHellos {
+    fn default() -> Self {
+        Self { kept: Vec::new(), keep: true }
+    }
+}
+
+/// A ServerHello message's bytes and what parsing them gave.
+type Kept = (Box<[u8]>, Result<ServerHello, TlsError>);
+
+/// A handshake has a ServerHello, after a HelloRetryRequest two.
+const KEPT_SERVER_HELLOS: usize = 2;
+
+impl ServerHellos {
+    /// For one classification only: nothing is kept.
+    pub fn none() -> Self {
+        Self { kept: Vec::new(), keep: false }
+    }
+
+    /// [`ServerHello::parse`] of `message`, from what is kept if these bytes were parsed before.
+    pub fn parse(&mut self, message: &Message<'_>) -> Result<ServerHello, TlsError> {
+        if let Some((_, parsed)) = self.kept.iter().find(|(bytes, _)| **bytes == *message.bytes) {
+            return parsed.clone();
+        }
+        let parsed = ServerHello::parse(message);
+        if self.keep && message.bytes.len() <= MAX_KEPT_SERVER_HELLO {
+            // A third ServerHello (only hostile bytes have one) replaces the second.
+            self.kept.truncate(KEPT_SERVER_HELLOS - 1);
+            self.kept.push((message.bytes.into(), parsed.clone()));
+        }
+        parsed
+    }
+}
+
+#[cfg(test)]
+mod tests;
