@@ -200,7 +200,7 @@ mod tests {
             assert_eq!(conn_id(leg), format!("c:{leg:x}"));
         }
         for ip in ["0.0.0.0", "9.10.99.100", "127.0.0.1", "255.255.255.255", "10.0.200.5"] {
-            let parsed: Ipv4Addr = ip.parse().unwrap();
+            let parsed: Ipv4Addr = ip.parse().expect("test address");
             assert_eq!(dotted(parsed), ip);
         }
         for octet in 0..=255u8 {
