@@ -215,6 +215,41 @@ fn pin_directories_off_bpffs_with_foreign_files_another_layout_or_cgroup_are_ref
     assert!(stderr.contains("has another layout") && stderr.contains("observer unpin"), "{stderr}");
     assert_eq!(layout.files(), ["CONNS"], "the refused start pinned something");
 
+    // A ring buffer of another size (an earlier build pinned 16 MiB) is reused, not refused.
+    let ring = PinDir::new("ring").expect("a pin directory on bpffs");
+    std::fs::create_dir(ring.path()).expect("create the pin directory");
+    let events = ring.path().join("EVENTS");
+    let events = events.to_str().expect("utf-8");
+    let sixteen_mib = (16u32 << 20).to_string();
+    observer_e2e::cmd::run(
+        "bpftool",
+        [
+            "map",
+            "create",
+            events,
+            "type",
+            "ringbuf",
+            "key",
+            "0",
+            "value",
+            "0",
+            "entries",
+            &sixteen_mib,
+            "name",
+            "EVENTS",
+        ],
+    )
+    .expect("pin a ring buffer of another size");
+    let out = observer(&["run", "--pin", ring.arg(), "--duration", "1"]);
+    assert!(
+        out.status.success(),
+        "a pinned ring of another size was refused: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(ring.files().iter().any(|f| f == "EVENTS") && ring.files().len() > 1, "{:?}", ring.files());
+    let out = ring.unpin().expect("observer unpin");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
     // Pins made at one cgroup are not reused by a run attaching at another.
     let elsewhere = PinDir::new("cgroup").expect("a pin directory on bpffs");
     let cgroup = Cgroup::new("pinned").expect("cgroup");

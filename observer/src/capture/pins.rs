@@ -148,9 +148,11 @@ impl PinDir {
                 value_size: def.value_size(),
                 max_entries: def.max_entries(),
             };
-            // A ring buffer has no key or value: only its size counts.
+            // A ring buffer has no key or value, and its records are read by their own length:
+            // one of another size (an earlier build's: 16 MiB before 8) is reused as it is, so
+            // that the upgrade keeps what it holds; its new size takes effect after an unpin.
             let same = if built.map_type == BPF_MAP_TYPE_RINGBUF {
-                pinned.map_type == built.map_type && pinned.max_entries == built.max_entries
+                pinned.map_type == built.map_type
             } else {
                 *pinned == built
             };
