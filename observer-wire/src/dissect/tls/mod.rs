@@ -10,6 +10,8 @@ pub mod ja4;
 pub mod records;
 pub mod server_hello;
 pub mod sslv2;
+#[cfg(test)]
+mod test_streams;
 
 use std::borrow::Cow;
 

@@ -59,29 +59,14 @@ fn reference(message: &Message<'_>) -> Result<ClientHello, TlsError> {
 
 /// The first ClientHello message of every TLS leg of every fixture.
 fn fixture_hellos() -> Vec<Vec<u8>> {
-    use crate::legs::{Direction, Reassembly};
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
     let mut hellos = Vec::new();
-    for entry in std::fs::read_dir(&dir).expect("fixtures folder") {
-        let path = entry.expect("fixture entry").path();
-        if !path.extension().is_some_and(|e| e == "pcap" || e == "pcapng") {
-            continue;
-        }
-        for leg in crate::pcap::leg_pieces(&path).expect("fixture reads") {
-            let mut client = Reassembly::default();
-            for p in leg.pieces.iter().filter(|p| p.direction == Direction::ClientToServer) {
-                client.insert(p.offset, &p.bytes);
-            }
-            // Past an in-protocol upgrade the hello is not at byte 0: look for its record.
-            let bytes = client.bytes();
-            let Some(start) = (0..bytes.len()).find(|&at| bytes[at..].starts_with(&[22, 3])) else { continue };
-            let scanned = records::scan(&bytes[start..]);
-            let (joined, _) = handshake::join(&scanned.records, 0);
-            if let Ok(messages) = handshake::split(&joined)
-                && let Some(first) = messages.whole.first().filter(|m| m.kind == handshake::kind::CLIENT_HELLO)
-            {
-                hellos.push(first.bytes.to_vec());
-            }
+    for stream in super::super::test_streams::fixture_streams(crate::legs::Direction::ClientToServer) {
+        let scanned = records::scan(&stream);
+        let (joined, _) = handshake::join(&scanned.records, 0);
+        if let Ok(messages) = handshake::split(&joined)
+            && let Some(first) = messages.whole.first().filter(|m| m.kind == handshake::kind::CLIENT_HELLO)
+        {
+            hellos.push(first.bytes.to_vec());
         }
     }
     assert!(hellos.len() >= 20, "the fixtures hold many ClientHellos, found {}", hellos.len());

@@ -41,32 +41,17 @@ fn reference(message: &Message<'_>) -> Result<ServerHello, TlsError> {
 /// The ServerHello messages at the start of every fixture leg's server stream (both, after a
 /// HelloRetryRequest in the same run).
 fn fixture_hellos() -> Vec<Vec<u8>> {
-    use crate::legs::{Direction, Reassembly};
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
     let mut hellos = Vec::new();
-    for entry in std::fs::read_dir(&dir).expect("fixtures folder") {
-        let path = entry.expect("fixture entry").path();
-        if !path.extension().is_some_and(|e| e == "pcap" || e == "pcapng") {
-            continue;
-        }
-        for leg in crate::pcap::leg_pieces(&path).expect("fixture reads") {
-            let mut server = Reassembly::default();
-            for p in leg.pieces.iter().filter(|p| p.direction == Direction::ServerToClient) {
-                server.insert(p.offset, &p.bytes);
+    for stream in super::super::test_streams::fixture_streams(crate::legs::Direction::ServerToClient) {
+        let scanned = records::scan(&stream);
+        let mut at = 0;
+        while at < scanned.records.len() {
+            let (joined, next) = handshake::join(&scanned.records, at);
+            if let Ok(messages) = handshake::split(&joined) {
+                let kept = messages.whole.iter().filter(|m| m.kind == handshake::kind::SERVER_HELLO);
+                hellos.extend(kept.map(|m| m.bytes.to_vec()));
             }
-            let bytes = server.bytes();
-            // Past an in-protocol upgrade the hello is not at byte 0: look for its record.
-            let Some(start) = (0..bytes.len()).find(|&at| bytes[at..].starts_with(&[22, 3])) else { continue };
-            let scanned = records::scan(&bytes[start..]);
-            let mut at = 0;
-            while at < scanned.records.len() {
-                let (joined, next) = handshake::join(&scanned.records, at);
-                if let Ok(messages) = handshake::split(&joined) {
-                    let kept = messages.whole.iter().filter(|m| m.kind == handshake::kind::SERVER_HELLO);
-                    hellos.extend(kept.map(|m| m.bytes.to_vec()));
-                }
-                at = next + 1;
-            }
+            at = next + 1;
         }
     }
     assert!(hellos.len() >= 20, "the fixtures hold many ServerHellos, found {}", hellos.len());
