@@ -204,8 +204,9 @@ impl Sockets {
                     return;
                 }
                 entry.closed_at = Some(now);
-                self.closed.push_back((now, close.header.cookie));
+                let cookie = close.header.cookie;
                 let leg = entry.leg;
+                let mut complete = false;
                 if let Some(sockets) = self.legs.get_mut(&leg) {
                     sockets.open = sockets.open.saturating_sub(1);
                     if close.flags & conn_flags::EVICTED != 0 && !sockets.reported && !sockets.evicted {
@@ -219,6 +220,17 @@ impl Sockets {
                     if sockets.open == 0 && !sockets.reported && !sockets.evicted {
                         emit(legs::Event::Close { leg });
                     }
+                    // Both ends joined and both closed: no third socket can join and neither
+                    // sends again, so nothing is left to pair with. Held on, they would only
+                    // make the tables (and every first touch of a new socket) bigger.
+                    complete = sockets.open == 0 && sockets.cookies.len == 2;
+                }
+                if complete {
+                    let [a, b] = self.legs.get(&leg).map_or([0; 2], |l| l.cookies.slots);
+                    self.forget(a);
+                    self.forget(b);
+                } else {
+                    self.closed.push_back((now, cookie));
                 }
             }
         }

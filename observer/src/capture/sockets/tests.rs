@@ -87,6 +87,25 @@ fn the_two_sockets_of_a_loopback_connection_make_one_leg() {
     assert!(out.is_empty(), "the leg stays open while one of its sockets is");
     sockets.on_event(close_event(2), now, &mut |e| out.push(e));
     assert!(matches!(out[..], [legs::Event::Close { leg: 1 }]));
+    // Nothing can join a leg whose two ends both closed: it is not held for the retention.
+    assert_eq!(sockets.len(), 0);
+    assert!(sockets.cookies(1).is_empty());
+}
+
+#[test]
+fn a_closed_socket_without_its_peer_stays_pairable_for_the_retention() {
+    let mut sockets = table();
+    let now = Instant::now();
+    let mut out = Vec::new();
+    let client = open_event(1, 9, role::ACTIVE, "127.0.0.1:40000", "127.0.0.1:8080", b"curl");
+    sockets.on_event(KernelEvent::Open(client), now, &mut |e| out.push(e));
+    sockets.on_event(close_event(1), now, &mut |e| out.push(e));
+    sockets.tick(now + Duration::from_millis(1));
+    assert_eq!(sockets.len(), 1, "its peer's open may still be in flight");
+    let server = paired_open(2, 1, 9, role::PASSIVE, "127.0.0.1:8080", "127.0.0.1:40000", b"python3");
+    out.clear();
+    sockets.on_event(KernelEvent::Open(server), now, &mut |e| out.push(e));
+    assert!(matches!(out[..], [legs::Event::Joined { leg: 1, side: Side::Server, .. }]), "{out:?}");
 }
 
 #[test]
