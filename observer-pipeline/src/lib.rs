@@ -11,6 +11,7 @@
 //! may stop sampling, judges every finished leg against the mesh and builds its record once, in
 //! one step, for every [`Sink`] (the JSON/table printer, metrics, alerts, the edge table).
 
+mod json;
 mod record;
 
 use std::time::Instant;

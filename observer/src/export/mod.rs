@@ -31,11 +31,13 @@ pub struct Printer<W: Write> {
     table: Table,
     out: W,
     error: Option<std::io::Error>,
+    /// One record's JSON line, built whole and written in one call.
+    line: Vec<u8>,
 }
 
 impl<W: Write> Printer<W> {
     pub fn new(format: Format, out: W) -> Self {
-        Self { format, table: Table::default(), out, error: None }
+        Self { format, table: Table::default(), out, error: None, line: Vec::with_capacity(1024) }
     }
 
     /// The first write error a record met as a sink, if any (later records were not written).
@@ -46,8 +48,10 @@ impl<W: Write> Printer<W> {
     pub fn print(&mut self, record: &ConnectionRecord) -> std::io::Result<()> {
         match self.format {
             Format::Json => {
-                serde_json::to_writer(&mut self.out, record)?;
-                self.out.write_all(b"\n")?;
+                self.line.clear();
+                record.write_json(&mut self.line);
+                self.line.push(b'\n');
+                self.out.write_all(&self.line)?;
             }
             Format::Table => self.table.write_row(&mut self.out, record)?,
         }
