@@ -58,8 +58,8 @@ pub struct TrackerStats {
 
 struct LegState {
     opened: Instant,
-    /// This leg's entry in `Tracker::idle_due`.
-    idle_due: Instant,
+    /// This leg's entry in `Tracker::idle_due`, once it has one (see [`Tracker`]).
+    idle_due: Option<Instant>,
     last_event: Instant,
     record: LegRecord,
     client: Reassembly,
@@ -114,7 +114,9 @@ impl LegState {
 /// in time order), handshake deadlines in another FIFO for the same reason (a silent leg is put
 /// back one timeout later, still in order), idle timeouts in an ordered set checked against the
 /// leg's latest event when they come up (a leg that got events since is put back at its new
-/// deadline; a reported leg takes its entry out, so the set holds one entry per leg held).
+/// deadline; a reported leg takes its entry out). A leg enters that set only when its first
+/// handshake deadline passes and it is still held (or at its open, when the idle timeout is the
+/// shorter one): the legs of a busy node are reported within milliseconds and never pay for it.
 pub struct Tracker {
     config: TrackerConfig,
     legs: IdMap<LegState>,
@@ -177,7 +179,7 @@ impl Tracker {
                     leg,
                     LegState {
                         opened: now,
-                        idle_due: now + self.config.idle_timeout,
+                        idle_due: None,
                         last_event: now,
                         record,
                         client: Reassembly::default(),
@@ -193,10 +195,15 @@ impl Tracker {
                     self.grace_due.push_back((now + self.config.pair_grace, leg));
                 }
                 // A timeout too large to add to an instant never comes.
-                if let Some(due) = now.checked_add(self.config.handshake_timeout) {
+                let handshake_due = now.checked_add(self.config.handshake_timeout);
+                if let Some(due) = handshake_due {
                     self.handshake_due.push_back((due, leg));
                 }
-                self.idle_due.insert((now + self.config.idle_timeout, leg));
+                // The idle deadline is scheduled when the handshake deadline passes with the leg
+                // still held (nearly every leg is reported long before), unless it can come first.
+                if handshake_due.is_none() || self.config.idle_timeout <= self.config.handshake_timeout {
+                    self.schedule_idle(leg);
+                }
                 leg
             }
             Event::Joined { leg, side, process, local, remote } => {
@@ -269,7 +276,9 @@ impl Tracker {
 
     fn report(&mut self, leg: LegId, out: &mut Vec<Output>) {
         if let Some(mut state) = self.legs.remove(&leg) {
-            self.idle_due.remove(&(state.idle_due, leg));
+            if let Some(due) = state.idle_due {
+                self.idle_due.remove(&(due, leg));
+            }
             if let Some(classification) = state.decided.take() {
                 state.record.classification = classification;
             }
@@ -299,9 +308,10 @@ impl Tracker {
             }
             self.idle_due.pop_first();
             let Some(state) = self.legs.get_mut(&leg) else { continue };
-            let deadline = state.last_event + idle;
+            // A timeout too large to add to an instant never comes.
+            let Some(deadline) = state.last_event.checked_add(idle) else { continue };
             if deadline > now {
-                state.idle_due = deadline;
+                state.idle_due = Some(deadline);
                 self.idle_due.insert((deadline, leg));
                 continue;
             }
@@ -325,7 +335,11 @@ impl Tracker {
             }
             self.handshake_due.pop_front();
             let Some(state) = self.legs.get_mut(&leg) else { continue };
+            let unscheduled = state.idle_due.is_none();
             if state.decided.is_some() {
+                if unscheduled {
+                    self.schedule_idle(leg);
+                }
                 continue;
             }
             if state.client.bytes().is_empty() && state.server.bytes().is_empty() {
@@ -333,11 +347,24 @@ impl Tracker {
                 if let Some(due) = now.checked_add(timeout) {
                     self.handshake_due.push_back((due, leg));
                 }
+                if unscheduled {
+                    self.schedule_idle(leg);
+                }
                 continue;
             }
             state.decided = Some(Classification::unknown(UnknownReason::HandshakeTimeout));
             self.stats.legs_handshake_expired += 1;
             self.report(leg, out);
+        }
+    }
+
+    /// Puts a held leg's idle deadline (its latest event plus the idle timeout) in `idle_due`.
+    fn schedule_idle(&mut self, leg: LegId) {
+        if let Some(state) = self.legs.get_mut(&leg)
+            && let Some(due) = state.last_event.checked_add(self.config.idle_timeout)
+        {
+            state.idle_due = Some(due);
+            self.idle_due.insert((due, leg));
         }
     }
 

@@ -196,6 +196,37 @@ fn the_idle_timeout_counts_from_the_last_event_and_timers_hold_one_entry_per_leg
 }
 
 #[test]
+fn legs_reported_before_their_handshake_deadline_never_enter_the_idle_set() {
+    // The defaults: the idle timeout (300 s) is longer than the handshake deadline (30 s).
+    let config = TrackerConfig::default();
+    let (idle, handshake) = (config.idle_timeout, config.handshake_timeout);
+    assert!(idle > handshake);
+    let mut tracker = Tracker::new(config);
+    let t0 = Instant::now();
+    let mut out = Vec::new();
+    for leg in 1..=100 {
+        tracker.handle(open(leg, ObservedAt::Wire), t0, &mut out);
+    }
+    for leg in 1..=50 {
+        tracker.handle(data(leg, 0, b"GET / HTTP/1.1\r\n"), t0, &mut out);
+    }
+    assert_eq!(records(&out).len(), 50);
+    assert!(tracker.idle_due.is_empty(), "{} idle entries", tracker.idle_due.len());
+    out.clear();
+    // The silent half outlives its handshake deadline: now it is scheduled, from its last event.
+    tracker.tick(t0 + handshake, &mut out);
+    assert!(out.is_empty());
+    assert_eq!(tracker.idle_due.len(), 50);
+    tracker.tick(t0 + idle - Duration::from_millis(1), &mut out);
+    assert!(out.is_empty(), "not due before its open plus the idle timeout");
+    tracker.tick(t0 + idle, &mut out);
+    assert_eq!(records(&out).len(), 50);
+    assert!(records(&out).iter().all(|r| r.classification.reason == Some(UnknownReason::NoData)));
+    assert_eq!(tracker.stats().legs_idle_expired, 50);
+    assert!(tracker.is_empty() && tracker.idle_due.is_empty() && tracker.handshake_due.len() <= 50);
+}
+
+#[test]
 fn a_decided_one_sided_leg_is_reported_when_its_grace_runs_out() {
     let grace = Duration::from_millis(100);
     let mut tracker = Tracker::new(TrackerConfig { pair_grace: grace, ..TrackerConfig::default() });
