@@ -97,10 +97,32 @@ fn endpoint(peer: Peer, who: EndIdentity) -> EndpointRecord {
 }
 
 /// `2026-11-26T14:00:00.123Z` without a date library: civil-from-days (H. Hinnant's algorithm).
+/// Records come in time order, many per second: the text up to the second is kept per thread
+/// and only the milliseconds are written again until the second changes.
 pub fn rfc3339_millis(time: SystemTime) -> String {
+    thread_local! {
+        static LAST_SECOND: std::cell::RefCell<(u64, String)> = const { std::cell::RefCell::new((u64::MAX, String::new())) };
+    }
     let since = time.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
     let secs = since.as_secs();
     let millis = since.subsec_millis();
+    let mut out = LAST_SECOND.with_borrow_mut(|(second, text)| {
+        if *second != secs {
+            *second = secs;
+            *text = up_to_the_second(secs);
+        }
+        let mut out = String::with_capacity(text.len() + 5);
+        out.push_str(text);
+        out
+    });
+    out.push('.');
+    digits(&mut out, u64::from(millis), 3);
+    out.push('Z');
+    out
+}
+
+/// `2026-11-26T14:00:00`: the date and time of day of `secs` since the epoch, UTC.
+fn up_to_the_second(secs: u64) -> String {
     let days = (secs / 86_400) as i64;
     let rem = secs % 86_400;
     let (hour, minute, second) = (rem / 3600, (rem % 3600) / 60, rem % 60);
@@ -132,9 +154,6 @@ pub fn rfc3339_millis(time: SystemTime) -> String {
     digits(&mut out, minute, 2);
     out.push(':');
     digits(&mut out, second, 2);
-    out.push('.');
-    digits(&mut out, u64::from(millis), 3);
-    out.push('Z');
     out
 }
 
@@ -192,6 +211,10 @@ mod tests {
         assert_eq!(rfc3339_millis(leap), "2000-02-29T00:00:00.000Z");
         let late = SystemTime::UNIX_EPOCH + Duration::from_millis(253_402_300_799_999); // the last of 9999
         assert_eq!(rfc3339_millis(late), "9999-12-31T23:59:59.999Z");
+        // The same second again (the kept text), then the next one.
+        assert_eq!(rfc3339_millis(late - Duration::from_millis(998)), "9999-12-31T23:59:59.001Z");
+        assert_eq!(rfc3339_millis(t), "2026-11-26T14:00:00.123Z");
+        assert_eq!(rfc3339_millis(t + Duration::from_millis(877)), "2026-11-26T14:00:01.000Z");
     }
 
     #[test]

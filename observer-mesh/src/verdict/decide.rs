@@ -198,7 +198,8 @@ fn decide(
         return verdict(&required, Status::Deviation, Some(DeviationKind::PlaintextOnTlsPort), required.reason.clone());
     }
     if let Some((required, (_, note))) = judged.iter().find(|(_, (_, note))| note.is_some()) {
-        let reason = format!("{}; STRICT would refuse this client", required.reason);
+        // Once per plaintext leg to a PERMISSIVE workload: a concatenation, not the formatter.
+        let reason = [required.reason.as_str(), "; STRICT would refuse this client"].concat();
         return verdict(required, Status::Ok, *note, reason);
     }
     let strongest = judged
