@@ -27,6 +27,13 @@ pub use record::{ConnectionRecord, EndpointRecord, rfc3339_millis};
 /// Where records go.
 pub trait Sink {
     fn record(&mut self, record: &ConnectionRecord);
+
+    /// The same, the record given away: the pipeline builds each record once and drops it
+    /// after this call, so a sink that hands records on (to another thread) takes them without
+    /// a copy. By default, [`Sink::record`].
+    fn record_owned(&mut self, record: ConnectionRecord) {
+        self.record(&record);
+    }
 }
 
 impl<F: FnMut(&ConnectionRecord)> Sink for F {
@@ -105,7 +112,7 @@ impl LegSink for Assess<'_> {
     fn leg(&mut self, leg: LegRecord) {
         let assessment = verdict::assess(&leg, self.mesh);
         *self.records += 1;
-        self.sink.record(&ConnectionRecord::from_parts(leg, assessment, self.node));
+        self.sink.record_owned(ConnectionRecord::from_parts(leg, assessment, self.node));
     }
 }
 

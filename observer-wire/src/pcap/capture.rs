@@ -12,8 +12,10 @@ use pcap_parser::{PcapBlockOwned, PcapError, pcapng::Block};
 use super::ReplayError;
 use crate::regular_file::{OpenError, open_regular};
 
-/// The reader's first buffer; it grows (up to `MAX_BUFFER`) when a block does not fit.
-const BUFFER: usize = 1 << 20;
+/// The reader's first buffer; it grows (up to `MAX_BUFFER`) when a block does not fit. Small
+/// enough to stay in the cache between the read that fills it and the parsing (and to page in
+/// once: a fresh buffer is a page fault per 4 KiB), large enough for few reads.
+const BUFFER: usize = 256 << 10;
 /// Largest block accepted: pcapng allows 4 GiB blocks, but no packet is larger than 256 KiB
 /// (the largest snap length tools write) and a bigger block means a damaged file.
 const MAX_BUFFER: usize = 16 << 20;

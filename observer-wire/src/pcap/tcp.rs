@@ -8,7 +8,7 @@
 
 use std::{
     collections::{VecDeque, hash_map::Entry},
-    net::SocketAddr,
+    net::{IpAddr, SocketAddr},
     time::SystemTime,
 };
 
@@ -28,28 +28,55 @@ pub const MAX_CONNECTIONS: usize = 1 << 20;
 /// Sequence distances beyond this are behind the stream start (u32 wrap-around arithmetic).
 const MAX_FORWARD: u32 = 1 << 31;
 
-/// The two endpoints of a connection, in a fixed order.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct FlowKey(SocketAddr, SocketAddr);
+/// One end of a connection as a key: the address's bytes (an IPv4 address in the first four)
+/// and the port. Half the size of a `SocketAddr`, which holds an IPv6 flow label and scope the
+/// decoder never sets: the table of every connection of a capture is paged in as it grows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct End {
+    ip: [u8; 16],
+    port: u16,
+}
 
-impl FlowKey {
-    fn new(a: SocketAddr, b: SocketAddr) -> Self {
-        if a <= b { Self(a, b) } else { Self(b, a) }
+impl End {
+    fn of(addr: SocketAddr) -> Self {
+        let mut ip = [0; 16];
+        match addr.ip() {
+            IpAddr::V4(v4) => ip[..4].copy_from_slice(&v4.octets()),
+            IpAddr::V6(v6) => ip = v6.octets(),
+        }
+        Self { ip, port: addr.port() }
     }
 }
 
-/// Addresses and ports as a few whole words (the derived hash feeds every field and enum tag
-/// apart, and hashing is most of a segment's work). Equal keys hash equal: what is left out
-/// (an IPv6 flow label or scope) only ever tells more keys apart.
+/// The two ends of a connection, in a fixed order, and their address family (an IPv4 end and
+/// the IPv6 address of the same bytes are two ends).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct FlowKey {
+    first: End,
+    second: End,
+    v6: bool,
+}
+
+impl FlowKey {
+    /// The key of a segment from `src` to `dst`, and whether `src` is its first end.
+    fn new(src: SocketAddr, dst: SocketAddr) -> (Self, bool) {
+        let (a, b) = (End::of(src), End::of(dst));
+        let v6 = src.is_ipv6();
+        if a <= b { (Self { first: a, second: b, v6 }, true) } else { (Self { first: b, second: a, v6 }, false) }
+    }
+}
+
+/// Addresses and ports as a few whole words (the derived hash feeds every byte apart, and
+/// hashing is most of a segment's work).
 impl std::hash::Hash for FlowKey {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        for addr in [self.0, self.1] {
-            match addr {
-                SocketAddr::V4(v4) => state.write_u64(u64::from(v4.ip().to_bits()) << 16 | u64::from(v4.port())),
-                SocketAddr::V6(v6) => {
-                    state.write_u128(v6.ip().to_bits());
-                    state.write_u16(v6.port());
-                }
+        for end in [self.first, self.second] {
+            if self.v6 {
+                state.write_u128(u128::from_ne_bytes(end.ip));
+                state.write_u16(end.port);
+            } else {
+                let [a, b, c, d, ..] = end.ip;
+                state.write_u64(u64::from(u32::from_ne_bytes([a, b, c, d])) << 16 | u64::from(end.port));
             }
         }
     }
@@ -57,7 +84,8 @@ impl std::hash::Hash for FlowKey {
 
 struct Connection {
     leg: LegId,
-    client: SocketAddr,
+    /// Whether the client is the key's first end.
+    client_first: bool,
     /// Sequence number of the first payload byte, per direction.
     client_base: Option<u32>,
     server_base: Option<u32>,
@@ -176,13 +204,13 @@ impl Connections {
     }
 
     fn apply<'a>(&mut self, s: &Segment<'a>, time: SystemTime, events: &mut Vec<Event<'a>>) {
-        let key = FlowKey::new(s.src, s.dst);
+        let (key, src_first) = FlowKey::new(s.src, s.dst);
         let syn = s.flags & flags::SYN != 0;
         let ack = s.flags & flags::ACK != 0;
         let reused = syn
             && !ack
             && matches!(self.table.get(&key), Some(c)
-                if c.closed || (c.client == s.src && c.client_base != Some(s.seq.wrapping_add(1))));
+                if c.closed || (c.client_first == src_first && c.client_base != Some(s.seq.wrapping_add(1))));
         if reused && let Some(old) = self.table.remove(&key) {
             self.close(old, events);
             // Its `order` entry is stale now; drop stale entries before they outnumber live ones.
@@ -223,7 +251,7 @@ impl Connections {
                     .entry(key)
                     .insert_entry(Connection {
                         leg,
-                        client,
+                        client_first: (client == s.src) == src_first,
                         client_base,
                         server_base,
                         client_fin: false,
@@ -236,7 +264,7 @@ impl Connections {
         if conn.closed {
             return;
         }
-        let from_client = s.src == conn.client;
+        let from_client = src_first == conn.client_first;
         let direction = if from_client { Direction::ClientToServer } else { Direction::ServerToClient };
         if syn && ack && !from_client && conn.server_base.is_none() {
             conn.server_base = Some(s.seq.wrapping_add(1));
@@ -285,23 +313,29 @@ impl Connections {
     }
 
     fn close(&mut self, conn: Connection, events: &mut Vec<Event<'_>>) {
-        if self.gone.remove(&conn.leg) {
-            self.stopped.remove(&conn.leg);
+        self.close_leg(conn.leg, conn.closed, events);
+    }
+
+    /// Let the connection of `leg` go; `closed`: its close was already delivered.
+    fn close_leg(&mut self, leg: LegId, closed: bool, events: &mut Vec<Event<'_>>) {
+        if self.gone.remove(&leg) {
+            self.stopped.remove(&leg);
             return;
         }
-        self.stopped.remove(&conn.leg);
-        if !conn.closed {
-            events.push(Event::Close { leg: conn.leg });
+        self.stopped.remove(&leg);
+        if !closed {
+            events.push(Event::Close { leg });
         }
     }
 
     /// The capture ended: close every connection still open.
     pub fn finish(&mut self, events: &mut Vec<Event<'_>>) {
         self.order.clear();
-        let mut open: Vec<Connection> = self.table.drain().map(|(_, c)| c).collect();
-        open.sort_by_key(|c| c.leg);
-        for conn in open {
-            self.close(conn, events);
+        // Only what closing needs: the whole connections would be twice the memory to page in.
+        let mut open: Vec<(LegId, bool)> = self.table.drain().map(|(_, c)| (c.leg, c.closed)).collect();
+        open.sort_unstable_by_key(|&(leg, _)| leg);
+        for (leg, closed) in open {
+            self.close_leg(leg, closed, events);
         }
         self.stopped.clear();
         self.gone.clear();

@@ -1,112 +1,134 @@
-//! Standard output written by a thread of its own: `observer replay` hands over full buffers and
-//! goes on classifying while the writes (and a slow reader at the other end of a pipe) take
-//! their time, instead of stopping at every full pipe.
+//! Records printed by a thread of its own: `observer replay` hands over each record as the
+//! pipeline builds it and goes on reading and classifying while the other core serializes the
+//! records (JSON or table rows) and writes them, a slow reader at the other end of a pipe
+//! included, instead of doing both in turn.
 
 use std::{
-    io::{self, Write},
+    io::{self, BufWriter},
+    os::fd::AsFd as _,
     sync::mpsc,
     thread,
 };
 
-/// Bytes handed over at once: few hand-overs, and writes as large as a pipe takes.
-const CHUNK: usize = 256 * 1024;
-/// Chunks waiting for the writer at most: what a slow reader can make a replay hold (4 MiB);
-/// past it the replay waits for the reader, as it would without the thread.
-const IN_FLIGHT: usize = 16;
+use observer_pipeline::{ConnectionRecord, Sink};
 
-/// A [`Write`] to standard output through a writer thread; [`OutputThread::finish`] waits for
-/// everything to be written and returns the first write error.
+use crate::export::{Format, Printer};
+
+/// Records handed over at once: few hand-overs (each may wake the thread).
+const BATCH: usize = 128;
+/// Batches waiting for the thread at most: what a slow reader can make a replay hold (1024
+/// records, a few MiB); past it the replay waits for the reader, as it would without the thread.
+const IN_FLIGHT: usize = 8;
+/// Bytes written to standard output at once: few writes, as large as a pipe takes.
+const CHUNK: usize = 256 * 1024;
+
+/// A [`Sink`] printing records in `format` on standard output from another thread;
+/// [`OutputThread::finish`] waits for everything to be written and returns the first error.
 pub struct OutputThread {
-    buffer: Vec<u8>,
-    chunks: Option<mpsc::SyncSender<Vec<u8>>>,
-    /// Chunks the writer has written, emptied, to be filled again: a fresh 256 KiB buffer is
-    /// fresh pages to fault in, and the allocator hands such sizes back to the kernel on free.
-    written: mpsc::Receiver<Vec<u8>>,
-    writer: Option<thread::JoinHandle<io::Result<()>>>,
+    batch: Vec<ConnectionRecord>,
+    batches: Option<mpsc::SyncSender<Vec<ConnectionRecord>>>,
+    /// Batches printed, records and all, given back to be dropped here and the vectors filled
+    /// again: a record freed by the thread that allocated it goes back to that thread's cache,
+    /// freed by the printing thread it makes every later allocation here take the slow path.
+    printed: mpsc::Receiver<Vec<ConnectionRecord>>,
+    /// The records of a printed batch, one dropped for each record handed in: freed a batch at
+    /// once, they overflow the allocator's per-thread cache and the next large allocation
+    /// stops to consolidate them.
+    spent: Vec<ConnectionRecord>,
+    printer: Option<thread::JoinHandle<io::Result<()>>>,
 }
 
 impl OutputThread {
-    /// Start the writer thread.
-    pub fn start() -> io::Result<Self> {
-        let (chunks, received) = mpsc::sync_channel::<Vec<u8>>(IN_FLIGHT);
-        // Unbounded, but it never holds more than the chunks in existence (`IN_FLIGHT` + 2).
-        let (give_back, written) = mpsc::channel();
-        let writer = thread::Builder::new().name("output".to_owned()).spawn(move || {
-            let mut out = io::stdout().lock();
-            for mut chunk in received {
-                out.write_all(&chunk)?;
-                chunk.clear();
-                let _ = give_back.send(chunk);
+    /// Start the printing thread.
+    pub fn start(format: Format) -> io::Result<Self> {
+        // Written through a descriptor of its own: standard output's line buffer would split
+        // every chunk at its last newline into two writes.
+        let stdout = std::fs::File::from(io::stdout().as_fd().try_clone_to_owned()?);
+        let (batches, received) = mpsc::sync_channel::<Vec<ConnectionRecord>>(IN_FLIGHT);
+        // Unbounded, but it never holds more than the batches in existence (`IN_FLIGHT` + 3):
+        // one is taken back at every hand-over, and a new one made only when none came back.
+        let (give_back, printed) = mpsc::channel();
+        let printer = thread::Builder::new().name("output".to_owned()).spawn(move || {
+            let mut printer = Printer::new(format, BufWriter::with_capacity(CHUNK, stdout));
+            for batch in received {
+                for record in &batch {
+                    printer.print(record)?;
+                }
+                let _ = give_back.send(batch);
             }
-            out.flush()
+            printer.flush()
         })?;
-        Ok(Self { buffer: Vec::with_capacity(CHUNK), chunks: Some(chunks), written, writer: Some(writer) })
+        Ok(Self {
+            batch: Vec::with_capacity(BATCH),
+            batches: Some(batches),
+            printed,
+            spent: Vec::new(),
+            printer: Some(printer),
+        })
     }
 
-    /// Hand the buffered bytes to the writer; when it has stopped, its error.
-    fn hand_over(&mut self) -> io::Result<()> {
-        if self.buffer.is_empty() {
-            return Ok(());
+    /// Hand the batch to the thread. When the thread has stopped (a write error) the records
+    /// are dropped: the error comes out of [`OutputThread::finish`].
+    fn hand_over(&mut self) {
+        if self.batch.is_empty() {
+            return;
         }
-        let next = self.written.try_recv().unwrap_or_else(|_| Vec::with_capacity(CHUNK));
-        let chunk = std::mem::replace(&mut self.buffer, next);
-        match &self.chunks {
-            Some(chunks) if chunks.send(chunk).is_ok() => Ok(()),
-            // The writer hung up: it met an error (returned here) or was already finished.
-            _ => self.join(),
+        // The spent batch's vector, once its records are all dropped (a batch's worth of records
+        // ago: always, but for the first batches and a printing thread that fell behind).
+        self.spent.clear();
+        let next = match std::mem::take(&mut self.spent) {
+            emptied if emptied.capacity() >= BATCH => emptied,
+            _ => Vec::with_capacity(BATCH),
+        };
+        let batch = std::mem::replace(&mut self.batch, next);
+        if let Some(batches) = &self.batches
+            && batches.send(batch).is_err()
+        {
+            self.batches = None;
+        }
+        if let Ok(printed) = self.printed.try_recv() {
+            self.spent = printed;
         }
     }
 
-    /// Wait for the writer to end; its error, or a closed-stream error when it ended before.
+    /// Hand over what is left, wait until the thread has written everything, and return the
+    /// first error it met.
+    pub fn finish(mut self) -> io::Result<()> {
+        self.hand_over();
+        self.join()
+    }
+
     fn join(&mut self) -> io::Result<()> {
-        self.chunks = None;
-        match self.writer.take() {
-            Some(writer) => match writer.join() {
+        self.batches = None;
+        match self.printer.take() {
+            Some(printer) => match printer.join() {
                 Ok(result) => result,
                 Err(_) => Err(io::Error::other("the output thread panicked")),
             },
             None => Err(io::Error::new(io::ErrorKind::BrokenPipe, "output already finished")),
         }
     }
-
-    /// Write what is buffered, wait until the writer has written everything, and return the
-    /// first error it met.
-    pub fn finish(mut self) -> io::Result<()> {
-        self.hand_over()?;
-        self.join()
-    }
 }
 
-impl Write for OutputThread {
-    // The serializer writes a record a few bytes at a time: these stay inlined appends.
-    #[inline]
-    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
-        self.write_all(bytes)?;
-        Ok(bytes.len())
+impl Sink for OutputThread {
+    fn record(&mut self, record: &ConnectionRecord) {
+        self.record_owned(record.clone());
     }
 
-    #[inline]
-    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
-        // Handed over before it would outgrow its capacity (a reallocation, and a copy).
-        if self.buffer.len() + bytes.len() > CHUNK {
-            self.hand_over()?;
+    fn record_owned(&mut self, record: ConnectionRecord) {
+        drop(self.spent.pop());
+        self.batch.push(record);
+        if self.batch.len() >= BATCH {
+            self.hand_over();
         }
-        self.buffer.extend_from_slice(bytes);
-        Ok(())
-    }
-
-    /// Hands the buffered bytes to the writer thread without waiting for them to be written
-    /// ([`OutputThread::finish`] waits).
-    fn flush(&mut self) -> io::Result<()> {
-        self.hand_over()
     }
 }
 
 impl Drop for OutputThread {
     /// Unfinished (an error path): what was handed over is still written before the thread ends.
     fn drop(&mut self) {
-        if self.writer.is_some() {
-            let _ = self.hand_over();
+        if self.printer.is_some() {
+            self.hand_over();
             let _ = self.join();
         }
     }
@@ -114,14 +136,41 @@ impl Drop for OutputThread {
 
 #[cfg(test)]
 mod tests {
+    use std::time::SystemTime;
+
+    use observer_wire::{
+        classify::{Classification, Protocol, Security},
+        legs::{LegRecord, ObservedAt, Peer},
+    };
+
     use super::*;
 
+    fn record() -> ConnectionRecord {
+        let peer = |addr: &str| Peer { addr: addr.parse().expect("address"), process: None };
+        let leg = LegRecord {
+            leg: 1,
+            time: SystemTime::UNIX_EPOCH,
+            client: peer("10.0.0.1:40000"),
+            server: peer("10.0.0.2:443"),
+            observed_at: ObservedAt::Wire,
+            classification: Classification {
+                security: Security::Plaintext,
+                protocol: Protocol::Unknown,
+                reason: None,
+                tls: None,
+            },
+        };
+        ConnectionRecord::unassessed(&leg, "node")
+    }
+
     #[test]
-    fn bytes_written_after_the_writer_stopped_return_an_error_not_a_hang() {
-        let mut output = OutputThread::start().expect("thread");
-        output.join().expect("a writer with nothing to write ends cleanly");
-        output.write_all(&vec![b'x'; CHUNK]).expect("a chunk is buffered");
-        output.write_all(b"x").expect_err("the full chunk has no writer any more");
+    fn records_handed_over_after_the_thread_stopped_are_an_error_not_a_hang() {
+        let mut output = OutputThread::start(Format::Json).expect("thread");
+        output.join().expect("a thread with nothing to print ends cleanly");
+        // More than the channel holds: a send that waited for the stopped thread would hang.
+        for _ in 0..BATCH * (IN_FLIGHT + 2) {
+            output.record_owned(record());
+        }
         assert_eq!(output.finish().expect_err("finished twice").kind(), io::ErrorKind::BrokenPipe);
     }
 }

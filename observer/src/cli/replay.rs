@@ -7,7 +7,7 @@ use anyhow::Context as _;
 use observer_pipeline::Pipeline;
 use observer_wire::{classify::UnknownReason, legs::TrackerConfig, pcap::CaptureSource};
 
-use crate::export::{Format, Printer};
+use crate::export::Format;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -30,24 +30,20 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let policy = args.policy.load_once()?;
     let mesh = policy.store.current();
-    let mut output = super::output_thread::OutputThread::start().context("starting the output thread")?;
-    let mut printer = Printer::new(args.output, &mut output);
+    let mut output = super::output_thread::OutputThread::start(args.output).context("starting the output thread")?;
     let max_legs = args.max_legs.max(1);
     let mut pipeline = Pipeline::new(TrackerConfig { max_legs, ..TrackerConfig::default() }, super::node_name());
     let mut source = CaptureSource::new(max_legs);
     let mut failed = 0;
     for path in &args.files {
-        if let Err(error) = source.file(path, &mut pipeline.bind(&mesh, &mut printer)) {
+        if let Err(error) = source.file(path, &mut pipeline.bind(&mesh, &mut output)) {
             tracing::error!("{error}");
             failed += 1;
         }
     }
     pipeline.finish(UnknownReason::CaptureEnded);
-    pipeline.deliver(&mesh, &mut (), &mut printer);
-    let flushed = printer.flush();
-    drop(printer);
-    let written = flushed.and_then(|()| output.finish());
-    if let Err(e) = written
+    pipeline.deliver(&mesh, &mut (), &mut output);
+    if let Err(e) = output.finish()
         && e.kind() != std::io::ErrorKind::BrokenPipe
     {
         return Err(anyhow::Error::new(e).context("writing records"));
