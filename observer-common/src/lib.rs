@@ -8,13 +8,11 @@
 /// Length of `task_struct::comm`.
 pub const COMM_LEN: usize = 16;
 
-/// Bytes of payload one sample record carries. A segment longer than this is split into
-/// several records. 1 KiB keeps a reservation small while a typical ClientHello (300 to 600 bytes
-/// classic, ~1.8 KB with a post-quantum key share) needs one or two records.
-pub const SAMPLE_CHUNK: usize = 1024;
-
-/// Records one packet may produce: a segment carries at most `SAMPLE_BUDGET` sampled bytes.
-pub const MAX_CHUNKS_PER_PACKET: usize = SAMPLE_BUDGET as usize / SAMPLE_CHUNK;
+/// Most bytes of payload one sample record carries: the whole budget, since a segment carries
+/// at most `SAMPLE_BUDGET` sampled bytes. Each packet's sample is one record (one ring reserve
+/// and one copy), of the smallest size class that holds it: `SMALL_SAMPLE`, `MEDIUM_SAMPLE`,
+/// `LARGE_SAMPLE` or this.
+pub const SAMPLE_CHUNK: usize = SAMPLE_BUDGET as usize;
 
 /// Bytes sampled per socket and direction, counted from the first payload byte (the TCP
 /// sequence number after the handshake). 4 KiB holds a 2 KiB ClientHello, the ChangeCipherSpec and
@@ -213,7 +211,8 @@ pub struct EventHeader {
     pub _pad: u32,
     /// Socket cookie: the connection identity (never the 5-tuple: docs/ARCHITECTURE.md, "Invariants").
     pub cookie: u64,
-    /// `bpf_ktime_get_ns` (CLOCK_MONOTONIC).
+    /// `bpf_ktime_get_ns` (CLOCK_MONOTONIC) in open and close records; 0 in sample records (not
+    /// read: the daemon does not use it, and a clock read per sampled packet costs).
     pub ktime_ns: u64,
 }
 
@@ -241,18 +240,23 @@ pub struct OpenEvent {
     pub peer_cookie: u64,
 }
 
-/// Bytes copied from one segment (or part of one, see `SAMPLE_CHUNK`), in a record of the
-/// smallest size class that holds them: `SmallSampleEvent` (`SMALL_SAMPLE` bytes) or
-/// `SampleEvent`. The fields before `data` are the same in both; a record carries `len` bytes.
+/// Bytes copied from one segment, in a record of the smallest size class that holds them
+/// (`SMALL_SAMPLE`, `MEDIUM_SAMPLE`, `LARGE_SAMPLE` or `SAMPLE_CHUNK` bytes of `data`). The
+/// fields before `data` are the same in all; a record carries `len` bytes.
 pub type SampleEvent = SampleRecord<SAMPLE_CHUNK>;
 
 /// The small size class of a sample record.
 pub type SmallSampleEvent = SampleRecord<SMALL_SAMPLE>;
 
 /// Most bytes of a small sample record. Most first segments of plaintext protocols (an HTTP
-/// request or response head, a PostgreSQL startup) fit; a full-size record would spend a KiB
-/// of ring buffer on each of them.
+/// request or response head, a PostgreSQL startup) fit; a larger record would spend a KiB or
+/// more of ring buffer on each of them. (The reserve size must be a constant for the verifier:
+/// hence classes, not exactly sized records.)
 pub const SMALL_SAMPLE: usize = 256;
+/// Most bytes of a medium sample record: a classic ClientHello (300 to 600 bytes) fits.
+pub const MEDIUM_SAMPLE: usize = 1024;
+/// Most bytes of a large sample record: a ClientHello with a post-quantum key share (~1.8 KB) fits.
+pub const LARGE_SAMPLE: usize = 2048;
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -289,8 +293,8 @@ const _: () = assert!(core::mem::size_of::<OpenEvent>() == 24 + 8 + 40 + 8 + 32 
 const _: () = assert!(core::mem::size_of::<SampleEvent>() == 24 + 16 + SAMPLE_CHUNK);
 const _: () = assert!(core::mem::size_of::<SmallSampleEvent>() == 24 + 16 + SMALL_SAMPLE);
 const _: () = assert!(core::mem::offset_of!(SmallSampleEvent, data) == core::mem::offset_of!(SampleEvent, data));
+const _: () = assert!(SMALL_SAMPLE < MEDIUM_SAMPLE && MEDIUM_SAMPLE < LARGE_SAMPLE && LARGE_SAMPLE < SAMPLE_CHUNK);
 const _: () = assert!(core::mem::size_of::<CloseEvent>() == 32);
-const _: () = assert!((SAMPLE_BUDGET as usize).is_multiple_of(SAMPLE_CHUNK));
 
 #[cfg(feature = "user")]
 mod pod {
@@ -309,10 +313,5 @@ mod tests {
     #[test]
     fn drop_names_cover_every_counter() {
         assert_eq!(drop_reason::NAMES.len(), drop_reason::COUNT as usize);
-    }
-
-    #[test]
-    fn budget_fits_the_chunk_loop() {
-        assert_eq!(MAX_CHUNKS_PER_PACKET * SAMPLE_CHUNK, SAMPLE_BUDGET as usize);
     }
 }

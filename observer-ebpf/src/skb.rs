@@ -13,13 +13,13 @@ use core::{ffi::c_void, ptr::addr_of_mut};
 use aya_ebpf::{
     EbpfContext as _,
     bindings::{BPF_SK_STORAGE_GET_F_CREATE, bpf_sock},
-    helpers::{bpf_get_socket_cookie, bpf_ktime_get_ns, bpf_sk_storage_get, bpf_skb_load_bytes},
+    helpers::{bpf_get_socket_cookie, bpf_sk_storage_get, bpf_skb_load_bytes},
     macros::cgroup_skb,
     programs::SkBuffContext,
 };
 use observer_common::{
-    DONE_HITS_TO_CACHE, MAX_CHUNKS_PER_PACKET, SAMPLE_BUDGET, SAMPLE_CHUNK, SMALL_SAMPLE, SampleRecord, conn_flags,
-    direction, drop_reason, event_kind,
+    DONE_HITS_TO_CACHE, LARGE_SAMPLE, MEDIUM_SAMPLE, SAMPLE_BUDGET, SAMPLE_CHUNK, SMALL_SAMPLE, SampleRecord,
+    conn_flags, direction, drop_reason, event_kind,
 };
 
 use crate::maps::{CONNS, DONE, EVENTS, count_drop, submit_flags};
@@ -116,7 +116,7 @@ fn sample(ctx: &SkBuffContext, dir: u32) {
         return;
     }
     let wanted = core::cmp::min(segment_len, SAMPLE_BUDGET - offset);
-    copy_chunks(ctx, cookie, dir, offset, payload_offset, wanted, segment_len);
+    copy_sample(ctx, cookie, dir, offset, payload_offset, wanted, segment_len);
     if offset + wanted >= SAMPLE_BUDGET {
         state.flags |= done_bit;
         remember_done(sk, cached, state.flags & conn_flags::ALL_DONE);
@@ -219,8 +219,10 @@ fn tcp_payload_loaded(ctx: &SkBuffContext) -> Result<(u32, u32), u32> {
     Ok((ip_len + u32::from(data_offset >> 4) * 4, u32::from_be(seq)))
 }
 
+/// One record of the smallest size class that holds the `wanted` (1..=`SAMPLE_BUDGET`) bytes: a
+/// segment never carries more sampled bytes than the budget, so one reserve and one copy per packet.
 #[inline(always)]
-fn copy_chunks(
+fn copy_sample(
     ctx: &SkBuffContext,
     cookie: u64,
     dir: u32,
@@ -229,62 +231,49 @@ fn copy_chunks(
     wanted: u32,
     segment_len: u32,
 ) {
-    // SAFETY: helper without arguments.
-    let now = unsafe { bpf_ktime_get_ns() };
-    // Once a packet: its few records cannot move the ring far past the wakeup threshold.
+    // Once a packet: its one record cannot move the ring far past the wakeup threshold.
     let flags = submit_flags();
-    for i in 0..MAX_CHUNKS_PER_PACKET as u32 {
-        let done = i * SAMPLE_CHUNK as u32;
-        if done >= wanted {
-            break;
-        }
-        // Bounded as [1, SAMPLE_CHUNK] in a form the verifier follows (docs/KERNEL.md, "Verifier").
-        let mut len = wanted - done - 1;
-        if len > SAMPLE_CHUNK as u32 - 1 {
-            len = SAMPLE_CHUNK as u32 - 1;
-        }
-        let len = len + 1;
-        let loaded = if len <= SMALL_SAMPLE as u32 {
-            record::<SMALL_SAMPLE>(ctx, cookie, dir, now, offset + done, payload_offset + done, len, segment_len, flags)
-        } else {
-            record::<SAMPLE_CHUNK>(ctx, cookie, dir, now, offset + done, payload_offset + done, len, segment_len, flags)
-        };
-        if !loaded {
-            return;
-        }
+    if wanted <= SMALL_SAMPLE as u32 {
+        record::<SMALL_SAMPLE>(ctx, cookie, dir, offset, payload_offset, wanted, segment_len, flags);
+    } else if wanted <= MEDIUM_SAMPLE as u32 {
+        record::<MEDIUM_SAMPLE>(ctx, cookie, dir, offset, payload_offset, wanted, segment_len, flags);
+    } else if wanted <= LARGE_SAMPLE as u32 {
+        record::<LARGE_SAMPLE>(ctx, cookie, dir, offset, payload_offset, wanted, segment_len, flags);
+    } else {
+        record::<SAMPLE_CHUNK>(ctx, cookie, dir, offset, payload_offset, wanted, segment_len, flags);
     }
 }
 
-/// One sample record of the size class `N` holding `len` (1..=`SAMPLE_CHUNK`) bytes from
-/// `from` in the packet. False if it could not be made (counted).
+/// One sample record of the size class `N` holding `len` (1..=`N`) bytes from `from` in the
+/// packet. A record that cannot be made is counted.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn record<const N: usize>(
     ctx: &SkBuffContext,
     cookie: u64,
     dir: u32,
-    now: u64,
     offset: u32,
     from: u32,
     len: u32,
     segment_len: u32,
     flags: u64,
-) -> bool {
+) {
     // Bounded again as [1, N], in the form the verifier follows, for this class's buffer. The
     // caller's class test already implies the bound, so the compiler would drop a plain clamp
     // and leave the verifier a length it cannot bound: the cap is read through a volatile load,
-    // which the compiler cannot see through and the verifier sees as the constant it is.
-    let cap = N as u32 - 1;
+    // which the compiler cannot see through and the verifier sees as the constant it is (64
+    // bits wide: the verifier keeps the value of an 8-byte stack slot, not of a 4-byte one).
+    let cap = N as u64 - 1;
     // SAFETY: a read of a local.
     let cap = unsafe { core::ptr::read_volatile(&cap) };
-    let mut len = len - 1;
+    let mut len = u64::from(len) - 1;
     if len > cap {
         len = cap;
     }
-    let len = len + 1;
+    let len = (len + 1) as u32;
     let Some(mut entry) = EVENTS.reserve::<SampleRecord<N>>(0) else {
         count_drop(drop_reason::SAMPLE_RESERVE);
-        return false;
+        return;
     };
     let event = entry.as_mut_ptr();
     // SAFETY: `event` points at a reserved, writable record; fields are written in place
@@ -293,7 +282,8 @@ fn record<const N: usize>(
         addr_of_mut!((*event).header.kind).write(event_kind::SAMPLE);
         addr_of_mut!((*event).header._pad).write(0);
         addr_of_mut!((*event).header.cookie).write(cookie);
-        addr_of_mut!((*event).header.ktime_ns).write(now);
+        // No clock read per packet: the daemon times a connection by its open and close events.
+        addr_of_mut!((*event).header.ktime_ns).write(0);
         addr_of_mut!((*event).direction).write(dir);
         addr_of_mut!((*event).offset).write(offset);
         addr_of_mut!((*event).len).write(len);
@@ -303,8 +293,7 @@ fn record<const N: usize>(
     if loaded < 0 {
         count_drop(drop_reason::LOAD_BYTES);
         entry.discard(0);
-        return false;
+        return;
     }
     entry.submit(flags);
-    true
 }

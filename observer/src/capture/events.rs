@@ -79,7 +79,7 @@ pub fn comm(raw: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests {
-    use observer_common::{Owner, SMALL_SAMPLE, SmallSampleEvent, role};
+    use observer_common::{LARGE_SAMPLE, Owner, SMALL_SAMPLE, SampleRecord, SmallSampleEvent, role};
 
     use super::*;
 
@@ -156,6 +156,29 @@ mod tests {
         // A small record claiming more than it holds is short, never read past its end.
         small.len = SMALL_SAMPLE as u32 + 1;
         assert!(matches!(decode(&as_bytes(&small)), Err(DecodeError::Short { .. })));
+    }
+
+    #[test]
+    fn a_whole_segment_sample_is_one_record() {
+        // A 1200-byte segment (a loopback HTTP response, a ServerHello flight) comes in one
+        // record of the 2 KiB class, not split at 1 KiB.
+        let mut large = SampleRecord::<LARGE_SAMPLE> {
+            header: header(event_kind::SAMPLE),
+            direction: 1,
+            offset: 0,
+            len: 1200,
+            segment_len: 1200,
+            data: [b'r'; LARGE_SAMPLE],
+        };
+        let bytes = as_bytes(&large);
+        let decoded = decode(&bytes).expect("decodes");
+        let KernelEvent::Sample { data, segment_len, .. } = decoded else { panic!("not a sample") };
+        assert_eq!((data.len(), segment_len), (1200, 1200));
+        // A claim past the largest class is refused even when the bytes are there.
+        large.len = SAMPLE_CHUNK as u32 + 1;
+        let mut bytes = as_bytes(&large);
+        bytes.resize(24 + 16 + SAMPLE_CHUNK + 1, 0);
+        assert_eq!(decode(&bytes), Err(DecodeError::SampleLength(SAMPLE_CHUNK as u32 + 1)));
     }
 
     #[test]
