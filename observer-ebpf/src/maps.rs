@@ -27,14 +27,9 @@ pub static CONNS: LruHashMap<u64, ConnState> = LruHashMap::with_max_entries(MAX_
 #[btf_map]
 pub static DONE: SkStorage<u32> = SkStorage::new();
 
-/// Owner of every TCP socket created since load (taken at creation), kept with the socket: a
-/// socket-local storage map, read at ESTABLISHED through the sock_ops context's socket and freed
-/// with the socket. In a hash keyed by cookie the same owner cost an insert at creation, a
-/// lookup and a delete (a few hundred nanoseconds each, mostly cache misses on a cold table);
-/// the socket's own storage is one allocation and a lookup on memory the callback touches anyway.
-/// Pinned, so a socket created before a restart and established after it keeps its owner.
-#[btf_map]
-pub static OWNERS: SkStorage<Owner> = SkStorage::new();
+/// Owner of every TCP socket created since load, by socket cookie (taken at creation).
+#[map(name = "OWNERS")]
+pub static OWNERS: LruHashMap<u64, Owner> = LruHashMap::with_max_entries(MAX_CONNECTIONS, 0);
 
 /// Owner of the socket bound to a port in a network namespace; accepted sockets inherit it.
 #[map(name = "LISTENERS")]

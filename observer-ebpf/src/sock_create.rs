@@ -1,20 +1,21 @@
 //! cgroup/sock_create and cgroup/post_bind{4,6}: record who owns each TCP socket.
 //!
 //! Socket creation and bind run in the calling process, so pid, uid and comm are the owner's.
-//! A new socket keeps its owner in its own storage (`OWNERS`), read when it connects.
 //! Accepted sockets are created by the kernel in softirq context and never pass through here:
 //! they inherit the owner recorded when their listener was bound (`LISTENERS`).
 
 use aya_ebpf::{
     EbpfContext as _,
-    bindings::BPF_SK_STORAGE_GET_F_CREATE,
-    helpers::{bpf_get_netns_cookie, bpf_sk_storage_get},
+    helpers::{bpf_get_netns_cookie, bpf_get_socket_cookie},
     macros::cgroup_sock,
     programs::SockContext,
 };
 use observer_common::ListenerKey;
 
-use crate::{maps::LISTENERS, owner};
+use crate::{
+    maps::{LISTENERS, OWNERS},
+    owner,
+};
 
 const SOCK_STREAM: u32 = 1;
 const IPPROTO_TCP: u32 = 6;
@@ -30,17 +31,10 @@ fn is_tcp(ctx: &SockContext) -> bool {
 #[cgroup_sock(sock_create)]
 pub fn observer_sock_create(ctx: SockContext) -> i32 {
     if is_tcp(&ctx) {
-        let mut current = owner::current();
-        // SAFETY: the cgroup sock context is the socket the helper takes here; the new storage
-        // is initialised from `current`. Without memory for it the socket's owner is unknown.
-        let _ = unsafe {
-            bpf_sk_storage_get(
-                owner::map(),
-                ctx.as_ptr(),
-                core::ptr::from_mut(&mut current).cast(),
-                u64::from(BPF_SK_STORAGE_GET_F_CREATE),
-            )
-        };
+        // SAFETY: the helper accepts the cgroup sock context.
+        let cookie = unsafe { bpf_get_socket_cookie(ctx.as_ptr()) };
+        // A full LRU map evicts the oldest entry; an insert cannot fail for want of space.
+        let _ = OWNERS.insert(cookie, owner::current(), 0);
     }
     ALLOW
 }

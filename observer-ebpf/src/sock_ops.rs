@@ -18,7 +18,7 @@ use observer_common::{
 };
 
 use crate::{
-    maps::{CONNS, EVENTS, LISTENERS, PEERS, count_drop, submit_flags},
+    maps::{CONNS, EVENTS, LISTENERS, OWNERS, PEERS, count_drop, submit_flags},
     owner,
 };
 
@@ -60,8 +60,8 @@ fn on_established(ctx: &SockOpsContext, role: u32) {
     let _ = ctx.set_cb_flags((ctx.cb_flags() | BPF_SOCK_OPS_STATE_CB_FLAG) as i32);
 
     let owner = if role == role::ACTIVE {
-        // SAFETY: a context field; the kernel gives the callback's full socket (or null).
-        owner::of(unsafe { (*ctx.ops).__bindgen_anon_2.sk })
+        // SAFETY: map values are plain data.
+        unsafe { OWNERS.get(cookie) }.copied()
     } else {
         let key = ListenerKey { netns_cookie, port: local_port as u32, _pad: 0 };
         // SAFETY: as above.
@@ -237,6 +237,7 @@ fn on_close(ctx: &SockOpsContext) {
         forget_waiting_peer(ctx, cookie, flags);
     }
     let _ = CONNS.remove(cookie);
+    let _ = OWNERS.remove(cookie);
     let Some(mut entry) = EVENTS.reserve::<CloseEvent>(0) else {
         count_drop(drop_reason::CLOSE_RESERVE);
         return;
