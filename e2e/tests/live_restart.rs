@@ -250,22 +250,6 @@ fn pin_directories_off_bpffs_with_foreign_files_another_layout_or_cgroup_are_ref
     let out = ring.unpin().expect("observer unpin");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 
-    // The owners of an earlier build (an LRU hash by cookie, now socket-local storage): refused
-    // with what to do, and `observer unpin` removes them.
-    let owners = PinDir::new("owners").expect("a pin directory on bpffs");
-    std::fs::create_dir(owners.path()).expect("create the pin directory");
-    let map = owners.path().join("OWNERS");
-    let args = ["type", "lru_hash", "key", "8", "value", "40", "entries", "64", "name", "OWNERS"];
-    observer_e2e::cmd::run("bpftool", ["map", "create", map.to_str().expect("utf-8")].into_iter().chain(args))
-        .expect("pin an earlier build's OWNERS");
-    let out = observer(&["run", "--pin", owners.arg(), "--duration", "1"]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "an earlier build's OWNERS was reused: {stderr}");
-    assert!(stderr.contains("OWNERS has another layout") && stderr.contains("observer unpin"), "{stderr}");
-    let out = owners.unpin().expect("observer unpin");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(!owners.path().exists(), "unpin left {:?}", owners.files());
-
     // Pins made at one cgroup are not reused by a run attaching at another.
     let elsewhere = PinDir::new("cgroup").expect("a pin directory on bpffs");
     let cgroup = Cgroup::new("pinned").expect("cgroup");
