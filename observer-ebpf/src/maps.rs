@@ -27,7 +27,9 @@ pub static CONNS: LruHashMap<u64, ConnState> = LruHashMap::with_max_entries(MAX_
 #[btf_map]
 pub static DONE: SkStorage<u32> = SkStorage::new();
 
-/// Owner of every TCP socket created since load, by socket cookie (taken at creation).
+/// Owner of every TCP socket created since load, by socket cookie (taken at creation), until it
+/// connects: sock_ops reads and removes it at ACTIVE_ESTABLISHED. An LRU map, so that the
+/// entries of sockets that never connect (listeners, failed connects) age out.
 #[map(name = "OWNERS")]
 pub static OWNERS: LruHashMap<u64, Owner> = LruHashMap::with_max_entries(MAX_CONNECTIONS, 0);
 

@@ -61,7 +61,13 @@ fn on_established(ctx: &SockOpsContext, role: u32) {
 
     let owner = if role == role::ACTIVE {
         // SAFETY: map values are plain data.
-        unsafe { OWNERS.get(cookie) }.copied()
+        let owner = unsafe { OWNERS.get(cookie) }.copied();
+        // Read once, here, and removed now: the close then has no `OWNERS` delete to do, which
+        // for the accepted sockets (half of the closes) found nothing, having had no entry.
+        if owner.is_some() {
+            let _ = OWNERS.remove(cookie);
+        }
+        owner
     } else {
         let key = ListenerKey { netns_cookie, port: local_port as u32, _pad: 0 };
         // SAFETY: as above.
@@ -237,7 +243,6 @@ fn on_close(ctx: &SockOpsContext) {
         forget_waiting_peer(ctx, cookie, flags);
     }
     let _ = CONNS.remove(cookie);
-    let _ = OWNERS.remove(cookie);
     let Some(mut entry) = EVENTS.reserve::<CloseEvent>(0) else {
         count_drop(drop_reason::CLOSE_RESERVE);
         return;
