@@ -12,9 +12,9 @@ use super::{
 /// size) are sorted on the heap. JA4 counts stop at 99, its hashes cover every entry.
 const STACK_ENTRIES: usize = 128;
 
-/// Bytes of hashed text gathered on the stack before they are fed to the hash: a real
-/// ClientHello's lists are a few hundred bytes of text, hashed in one go.
-const TEXT_CHUNK: usize = 512;
+/// Bytes of hashed text gathered on the stack before they are fed to the hash: two SHA-256
+/// blocks, small enough that the buffer is cheap to set up.
+const TEXT_CHUNK: usize = 128;
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
@@ -106,12 +106,11 @@ where
         lists.extensions.filter(|e| !is_grease(*e) && *e != ext::SERVER_NAME && *e != ext::ALPN),
     );
     extensions.sort_unstable();
-    let mut text = HashedText::default();
     if !extensions.is_empty() {
         text.hex_list(extensions.iter().copied());
         let mut signature_algorithms = lists.signature_algorithms.peekable();
         if signature_algorithms.peek().is_some() {
-            text.push(b"_");
+            text.push([b'_']);
             text.hex_list(signature_algorithms);
         }
     }
@@ -176,15 +175,17 @@ impl Default for HashedText {
 }
 
 impl HashedText {
-    fn push(&mut self, bytes: &[u8]) {
-        if self.len + bytes.len() > TEXT_CHUNK {
+    /// A few bytes (a fixed number: the copy is then a move, not a call).
+    fn push<const N: usize>(&mut self, bytes: [u8; N]) {
+        if self.len + N > TEXT_CHUNK {
             self.hash.update(&self.chunk[..self.len]);
             self.len = 0;
         }
-        // Callers push at most a few bytes at a time.
-        self.chunk[self.len..self.len + bytes.len()].copy_from_slice(bytes);
-        self.len += bytes.len();
-        self.total += bytes.len();
+        if let Some(room) = self.chunk.get_mut(self.len..self.len + N) {
+            room.copy_from_slice(&bytes);
+        }
+        self.len += N;
+        self.total += N;
     }
 
     /// `aaaa,bbbb,...` in lowercase hex.
@@ -194,21 +195,23 @@ impl HashedText {
             let hex = |b: u8| [HEX[usize::from(b >> 4)], HEX[usize::from(b & 0xf)]];
             let ([a, b], [c, d]) = (hex(hi), hex(lo));
             if i == 0 {
-                self.push(&[a, b, c, d]);
+                self.push([a, b, c, d]);
             } else {
-                self.push(&[b',', a, b, c, d]);
+                self.push([b',', a, b, c, d]);
             }
         }
     }
 
-    /// The first 12 hex digits of the SHA-256 of the text, or twelve zeros for no text.
-    fn finish(mut self, out: &mut String) {
+    /// The first 12 hex digits of the SHA-256 of the text, or twelve zeros for no text; then
+    /// the text is empty again.
+    fn finish(&mut self, out: &mut String) {
         if self.total == 0 {
             out.push_str("000000000000");
             return;
         }
         self.hash.update(&self.chunk[..self.len]);
-        let digest = self.hash.finalize();
+        (self.len, self.total) = (0, 0);
+        let digest = self.hash.finalize_reset();
         for byte in &digest[..6] {
             out.push(char::from(HEX[usize::from(byte >> 4)]));
             out.push(char::from(HEX[usize::from(byte & 0xf)]));
