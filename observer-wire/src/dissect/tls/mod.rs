@@ -9,6 +9,7 @@ pub mod handshake;
 pub mod ja4;
 pub mod records;
 pub mod server_hello;
+pub mod small_list;
 pub mod sslv2;
 #[cfg(test)]
 mod test_streams;
@@ -149,15 +150,16 @@ pub fn dissect<'a>(client: &'a [u8], server: &[u8], kept: &mut ServerHellos) -> 
     if !looks_like_client(client) {
         return Ok(if client.is_empty() { Parse::Incomplete } else { Parse::NotThis });
     }
-    // The client's records, and its ClientHello with the handshake messages after it.
-    let (hello, client_records, v2) = if sslv2::looks_like(client) {
+    // The client's records, and its ClientHello with the handshake messages after it (joined
+    // once: the TLS 1.2 client flight reads the same run).
+    let (hello, client_records, client_run, v2) = if sslv2::looks_like(client) {
         let Some((hello, len)) = sslv2::parse(client)? else {
             return Ok(Parse::Incomplete);
         };
-        (HelloBytes::Sslv2(Box::new(hello)), records::scan(&client[len..]), true)
+        (HelloBytes::Sslv2(Box::new(hello)), records::scan(&client[len..]), None, true)
     } else {
         let scanned = records::scan(client);
-        let (joined, _) = handshake::join(&scanned.records, 0);
+        let (joined, next) = handshake::join(&scanned.records, 0);
         let messages = handshake::split(&joined)?;
         let Some(first) = messages.whole.first() else {
             return match scanned.tail {
@@ -175,7 +177,7 @@ pub fn dissect<'a>(client: &'a [u8], server: &[u8], kept: &mut ServerHellos) -> 
             }
             Cow::Owned(_) => Cow::Owned(first.bytes.to_vec()),
         };
-        (HelloBytes::Message(bytes), scanned, false)
+        (HelloBytes::Message(bytes), scanned, Some((joined, next)), false)
     };
 
     let server = read_server(server, kept);
@@ -190,7 +192,8 @@ pub fn dissect<'a>(client: &'a [u8], server: &[u8], kept: &mut ServerHellos) -> 
         handshake.client_auth = if sh.version() >= TLS13 {
             client_flight_tls13(&client_records.records, handshake.hello_retry, sh.cipher)
         } else {
-            client_flight_tls12(&client_records.records, usize::from(!v2))
+            let (joined, next) = client_run.unwrap_or_else(|| handshake::join(&client_records.records, 0));
+            client_flight_tls12(&client_records.records, &joined, next, usize::from(!v2))
         };
     }
     Ok(Parse::Parsed(handshake))
@@ -278,10 +281,10 @@ fn skip_ccs(records: &[Record<'_>], mut at: usize) -> usize {
     at
 }
 
-/// TLS 1.2 and older: the first client message after the ClientHello (`skip` messages).
-fn client_flight_tls12(records: &[Record<'_>], skip: usize) -> Stage<ClientAuth> {
-    let (joined, next) = handshake::join(records, 0);
-    let messages = match handshake::split(&joined) {
+/// TLS 1.2 and older: the first client message after the ClientHello (`skip` messages);
+/// `joined`, `next`: the client's first run of handshake records ([`handshake::join`]).
+fn client_flight_tls12(records: &[Record<'_>], joined: &[u8], next: usize, skip: usize) -> Stage<ClientAuth> {
+    let messages = match handshake::split(joined) {
         Ok(m) => m,
         Err(e) => return Stage::Broken(e),
     };
@@ -334,13 +337,17 @@ fn client_flight_tls13(records: &[Record<'_>], hello_retry: bool, cipher: u16) -
         }
     }
     at = skip_ccs(records, at);
-    let lengths: Vec<usize> = records
-        .get(at..)
-        .unwrap_or_default()
-        .iter()
-        .take_while(|r| r.content_type == content::APPLICATION_DATA)
-        .map(|r| r.len)
-        .collect();
+    // The inference looks at the first `MAX_FLIGHT_RECORDS` records only.
+    let mut window = [0usize; client_auth::MAX_FLIGHT_RECORDS];
+    let mut n = 0;
+    for (slot, r) in window
+        .iter_mut()
+        .zip(records.get(at..).unwrap_or_default().iter().take_while(|r| r.content_type == content::APPLICATION_DATA))
+    {
+        *slot = r.len;
+        n += 1;
+    }
+    let lengths = &window[..n];
     if lengths.is_empty()
         && let Some(r) = records.get(at)
     {
@@ -353,7 +360,7 @@ fn client_flight_tls13(records: &[Record<'_>], hello_retry: bool, cipher: u16) -
     let Some(sizes) = FlightSizes::for_cipher(cipher) else {
         return Stage::Seen(ClientAuth::Tls13(client_auth::Flight13::Undecidable));
     };
-    match infer_tls13(&lengths, sizes) {
+    match infer_tls13(lengths, sizes) {
         Parse::Parsed(flight) => Stage::Seen(ClientAuth::Tls13(flight)),
         Parse::Incomplete | Parse::NotThis => Stage::Pending,
     }
