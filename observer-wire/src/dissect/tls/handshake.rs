@@ -92,12 +92,19 @@ pub fn join<'a>(records: &[Record<'a>], start: usize) -> (Cow<'a, [u8]>, usize) 
 /// Split handshake bytes into messages.
 pub fn split(bytes: &[u8]) -> Result<Messages<'_>, TlsError> {
     let mut messages = Messages::default();
+    split_into(bytes, &mut messages)?;
+    Ok(messages)
+}
+
+/// [`split`] into `out` (empty): the messages are written where the caller keeps them, not
+/// moved there.
+pub fn split_into<'a>(bytes: &'a [u8], out: &mut Messages<'a>) -> Result<(), TlsError> {
     let mut at = 0;
     while at < bytes.len() {
         let rest = &bytes[at..];
         let kind = rest[0];
         if rest.len() < MESSAGE_HEADER_LEN {
-            messages.partial = Some(PartialMessage { kind, len: 0, body: &[] });
+            out.partial = Some(PartialMessage { kind, len: 0, body: &[] });
             break;
         }
         let len = usize::from(rest[1]) << 16 | usize::from(rest[2]) << 8 | usize::from(rest[3]);
@@ -106,13 +113,13 @@ pub fn split(bytes: &[u8]) -> Result<Messages<'_>, TlsError> {
         }
         let body = &rest[MESSAGE_HEADER_LEN..];
         if body.len() < len {
-            messages.partial = Some(PartialMessage { kind, len, body });
+            out.partial = Some(PartialMessage { kind, len, body });
             break;
         }
-        messages.whole.push(Message { kind, bytes: &rest[..MESSAGE_HEADER_LEN + len] });
+        out.whole.push(Message { kind, bytes: &rest[..MESSAGE_HEADER_LEN + len] });
         at += MESSAGE_HEADER_LEN + len;
     }
-    Ok(messages)
+    Ok(())
 }
 
 #[cfg(test)]

@@ -46,9 +46,10 @@ impl Record<'_> {
 }
 
 /// How the scanned bytes end.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum Tail {
     /// On a record boundary.
+    #[default]
     Boundary,
     /// Inside a record header.
     PartialHeader,
@@ -62,7 +63,7 @@ pub enum Tail {
 pub const INLINE_RECORDS: usize = 8;
 
 /// The records of one direction.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Records<'a> {
     pub records: SmallList<Record<'a>, INLINE_RECORDS>,
     pub tail: Tail,
@@ -82,9 +83,17 @@ pub fn plausible_header(bytes: &[u8]) -> bool {
 
 /// Split `bytes` into records.
 pub fn scan(bytes: &[u8]) -> Records<'_> {
-    let mut records = SmallList::default();
+    let mut records = Records::default();
+    scan_into(bytes, &mut records);
+    records
+}
+
+/// [`scan`] into `out` (empty): the records are written where the caller keeps them, not
+/// moved there.
+pub fn scan_into<'a>(bytes: &'a [u8], out: &mut Records<'a>) {
+    let records = &mut out.records;
     let mut at = 0;
-    let tail = loop {
+    out.tail = loop {
         let rest = &bytes[at..];
         if rest.is_empty() {
             break Tail::Boundary;
@@ -115,7 +124,6 @@ pub fn scan(bytes: &[u8]) -> Records<'_> {
         }
         at += RECORD_HEADER_LEN + len;
     };
-    Records { records, tail }
 }
 
 #[cfg(test)]
