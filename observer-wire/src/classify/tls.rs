@@ -6,11 +6,11 @@ use super::{Classification, ClientCert, Evidence, Input, Progress, Protocol, Sec
 use crate::dissect::{
     Parse,
     tls::{
-        self, Handshake, Stage, TLS13, TlsError,
+        self, Handshake, HelloBytes, Stage, TLS13, TlsError,
         certificate::ClientCertificate,
         client_auth::{ClientAuth, Flight13},
-        client_hello::ClientHello,
-        ja4::ja4,
+        client_hello::{ClientHello, HelloView, name_string},
+        ja4::{ja4, ja4_of},
         server_hello::{ServerHello, ServerHellos},
     },
 };
@@ -63,23 +63,18 @@ fn decide(input: &Input<'_>, handshake: &Handshake<'_>, starttls: Option<Protoco
         return Progress::NeedMore;
     };
     // The ClientHello is parsed, and the details (JA4 among them) built, for the final answer only.
-    let hello = match handshake.client_hello.parse() {
-        Ok(hello) => hello,
-        Err(_) => {
-            return Progress::Done(Classification {
-                security: Security::Unknown,
-                protocol: starttls.unwrap_or(Protocol::Tls),
-                reason: Some(UnknownReason::Malformed),
-                tls: Some(Box::new(TlsDetails { starttls, ..Default::default() })),
-            });
-        }
+    let Some(offer) = offer(handshake) else {
+        return Progress::Done(Classification {
+            security: Security::Unknown,
+            protocol: starttls.unwrap_or(Protocol::Tls),
+            reason: Some(UnknownReason::Malformed),
+            tls: Some(Box::new(TlsDetails { starttls, ..Default::default() })),
+        });
     };
-    // Read before the hello's lists move into the details.
-    let istio = hello.alpn.iter().any(|p| p.starts_with("istio"));
+    let Offer { istio, early_data, mut details } = offer;
     // Offered 0-RTT data that the server did not accept (no PSK) is sent before the client's
     // flight and looks like it: the flight sizes then prove nothing.
-    let early_data_rejected = hello.offers_early_data && handshake.server_hello.seen().is_some_and(|sh| !sh.psk);
-    let mut details = details(handshake, hello);
+    let early_data_rejected = early_data && handshake.server_hello.seen().is_some_and(|sh| !sh.psk);
     details.starttls = starttls;
     let decision = match decision {
         Decision::Done(_, _, Evidence::Tls13FlightSize) if early_data_rejected => {
@@ -222,22 +217,72 @@ fn partial_details(hello: &ClientHello) -> TlsDetails {
     }
 }
 
-/// The TLS details the hellos show; the hello's lists move into them. Boxed from the start:
-/// the details are large and are moved until they are part of the answer.
-fn details(handshake: &Handshake<'_>, hello: ClientHello) -> Box<TlsDetails> {
+/// What the first ClientHello offered: the facts the decision reads, and the TLS details the
+/// hellos show.
+struct Offer {
+    /// An Istio ALPN is offered.
+    istio: bool,
+    /// 0-RTT early data is offered.
+    early_data: bool,
+    details: Box<TlsDetails>,
+}
+
+/// The offer of the handshake's first ClientHello; `None` if it is malformed.
+fn offer(handshake: &Handshake<'_>) -> Option<Offer> {
+    Some(match &handshake.client_hello {
+        HelloBytes::Message(bytes) => {
+            let hello = HelloView::parse(bytes)?;
+            Offer {
+                istio: hello.alpn().any(|p| p.starts_with(b"istio")),
+                early_data: hello.offers_early_data,
+                details: details_of(handshake, hello),
+            }
+        }
+        HelloBytes::Sslv2(hello) => {
+            let hello = ClientHello::clone(hello);
+            Offer {
+                istio: hello.alpn.iter().any(|p| p.starts_with("istio")),
+                early_data: hello.offers_early_data,
+                details: details(handshake, hello),
+            }
+        }
+    })
+}
+
+/// The details the ServerHello shows. Boxed from the start: the details are large and are
+/// moved until they are part of the answer.
+fn server_details(handshake: &Handshake<'_>, client_version: u16) -> Box<TlsDetails> {
     let server = handshake.server_hello.seen();
     Box::new(TlsDetails {
-        version: version_name(server.map_or(hello.highest_version(), ServerHello::version)),
-        ja4: (!hello.sslv2).then(|| ja4(&hello)),
+        version: version_name(server.map_or(client_version, ServerHello::version)),
         alpn_selected: server.and_then(|s| s.alpn.clone()),
         cipher: server.map(|s| cipher_name(s.cipher)),
-        key_share_groups: hello.key_share_groups.iter().map(|g| group_name(*g)).collect(),
         hello_retry: handshake.hello_retry,
-        sni: hello.sni,
-        alpn_offered: hello.alpn,
-        duplicate_extensions: hello.duplicate_extensions,
         ..Default::default()
     })
+}
+
+/// The TLS details the hellos show; the hello's lists move into them.
+fn details(handshake: &Handshake<'_>, hello: ClientHello) -> Box<TlsDetails> {
+    let mut details = server_details(handshake, hello.highest_version());
+    details.ja4 = (!hello.sslv2).then(|| ja4(&hello));
+    details.key_share_groups = hello.key_share_groups.iter().map(|g| group_name(*g)).collect();
+    details.sni = hello.sni;
+    details.alpn_offered = hello.alpn;
+    details.duplicate_extensions = hello.duplicate_extensions;
+    details
+}
+
+/// The TLS details the hellos show, from a ClientHello read in place: the same as [`details`]
+/// of its owned reading, without its intermediate lists.
+fn details_of(handshake: &Handshake<'_>, hello: HelloView<'_>) -> Box<TlsDetails> {
+    let mut details = server_details(handshake, hello.highest_version());
+    details.ja4 = Some(ja4_of(&hello));
+    details.key_share_groups = hello.key_share_groups().map(group_name).collect();
+    details.sni = hello.sni().map(name_string);
+    details.alpn_offered = hello.alpn().map(name_string).collect();
+    details.duplicate_extensions = hello.duplicate_extensions;
+    details
 }
 
 /// "1.3", "1.2", ...: the spelling of the JSON contract.

@@ -1,5 +1,5 @@
 //! The ClientHello: versions, SNI, ALPN, cipher suites, groups and key shares, and the raw
-//! extension order JA4 needs. Parsed with tls-parser; the key_share list is walked here. A
+//! extension order JA4 needs, read by hand ([`HelloView`]). A
 //! ClientHello cut short still yields what its whole extensions say ([`ClientHello::parse_partial`]).
 //!
 //! Lists are kept whole: a ClientHello is at most `MAX_HANDSHAKE_BYTES` (16 KiB) of sample, so
@@ -7,11 +7,12 @@
 //! offered-ALPN list.
 
 pub(super) mod extensions;
+mod view;
 
-use tls_parser::parse_tls_client_hello_extension;
-
-use super::{TlsError, handshake::Message, is_grease};
-use extensions::{fixed_fields, u16_list};
+#[cfg(test)]
+use super::is_grease;
+use super::{TlsError, handshake::Message};
+pub use view::HelloView;
 
 /// Longest SNI or ALPN name kept (a DNS name is at most 253 bytes, an ALPN name 255).
 pub const MAX_NAME_LEN: usize = 255;
@@ -64,96 +65,25 @@ impl ClientHello {
 
     /// Parse a whole ClientHello handshake message.
     ///
-    /// Read by hand rather than through tls-parser's message types: this runs once per TLS leg,
-    /// and building tls-parser's vectors cost more than the rest of the classification. It accepts
-    /// and rejects exactly what tls-parser's `parse_tls_message_handshake` does (the tests compare
-    /// the two on every prefix and every one-byte change of real ClientHellos).
+    /// Read by hand rather than through tls-parser's message types ([`HelloView`]): this runs
+    /// once per TLS leg, and building tls-parser's vectors cost more than the rest of the
+    /// classification. It accepts and rejects exactly what tls-parser's
+    /// `parse_tls_message_handshake` does (the tests compare the two on every prefix and every
+    /// one-byte change of real ClientHellos).
     pub fn parse(message: &Message<'_>) -> Result<Self, TlsError> {
-        let malformed = || TlsError::Malformed { kind: message.kind };
-        let fields = fixed_fields(message.bytes).ok_or_else(malformed)?;
-        let mut hello = ClientHello {
-            legacy_version: fields.legacy_version,
-            ciphers: u16_list(fields.ciphers),
-            ..Default::default()
-        };
-        let Some(ext_bytes) = fields.extensions else {
-            return Ok(hello);
-        };
-        let frames = extension_frames(ext_bytes);
-        if frames.whole != ext_bytes.len() {
-            return Err(malformed());
-        }
-        hello.apply_extensions(&frames).ok_or_else(malformed)?;
-        Ok(hello)
+        HelloView::parse(message.bytes).map(|view| view.to_hello()).ok_or(TlsError::Malformed { kind: message.kind })
     }
 
     /// What the body of a ClientHello cut short holds (`body`: the bytes after the message
     /// header): the fixed fields if they arrived, then every extension that arrived whole. `None`
     /// when not even the cipher suites arrived, or the bytes that did break the format.
     pub fn parse_partial(body: &[u8]) -> Option<Self> {
-        let mut hello =
-            ClientHello { legacy_version: u16::from_be_bytes([*body.first()?, *body.get(1)?]), ..Default::default() };
-        let session_len = usize::from(*body.get(34)?);
-        let at = 35 + session_len;
-        let cipher_len = usize::from(u16::from_be_bytes([*body.get(at)?, *body.get(at + 1)?]));
-        let ciphers = body.get(at + 2..at + 2 + cipher_len)?;
-        hello.ciphers = ciphers.chunks_exact(2).map(|c| u16::from_be_bytes([c[0], c[1]])).collect();
-        let at = at + 2 + cipher_len;
-        let at = at + 1 + usize::from(*body.get(at)?);
-        let Some(len) = body.get(at..at + 2) else {
-            return Some(hello);
-        };
-        let declared = usize::from(u16::from_be_bytes([len[0], len[1]]));
-        let present = body.get(at + 2..).unwrap_or_default();
-        let ext_bytes = &present[..present.len().min(declared)];
-        hello.apply_extensions(&extension_frames(ext_bytes))?;
-        Some(hello)
-    }
-
-    /// Reads the extension frames; `None` if one is malformed. Of an extension sent twice, the
-    /// first counts.
-    fn apply_extensions(&mut self, frames: &Frames<'_>) -> Option<()> {
-        self.extensions = frames.list.iter().map(|(kind, _)| *kind).collect();
-        self.duplicate_extensions.clone_from(&frames.duplicates);
-        for (i, (kind, frame)) in frames.list.iter().enumerate() {
-            if !frames.duplicates.is_empty() && frames.list[..i].iter().any(|(k, _)| k == kind) {
-                continue;
-            }
-            // The frame is whole: its body follows the 4-byte header.
-            let body = frame.get(4..).unwrap_or_default();
-            match *kind {
-                ext::SERVER_NAME => self.sni = extensions::sni(body)?,
-                ext::ALPN => self.alpn = extensions::alpn(body)?,
-                ext::SUPPORTED_VERSIONS => {
-                    self.supported_versions = extensions::supported_versions(body)?;
-                    self.supported_versions.retain(|v| !is_grease(*v));
-                }
-                ext::SUPPORTED_GROUPS => {
-                    self.groups = extensions::supported_groups(body)?;
-                    self.groups.retain(|g| !is_grease(*g));
-                }
-                ext::SIGNATURE_ALGORITHMS => self.signature_algorithms = extensions::signature_algorithms(body)?,
-                ext::KEY_SHARE => self.key_share_groups = key_share_groups(body)?,
-                ext::PRE_SHARED_KEY => self.offers_psk = true,
-                ext::EARLY_DATA => {
-                    extensions::early_data(body)?;
-                    self.offers_early_data = true;
-                }
-                // Not needed here, but a ClientHello tls-parser rejects stays malformed.
-                other => match extensions::other_accepted(other, body) {
-                    Some(true) => {}
-                    Some(false) => return None,
-                    None => {
-                        parse_tls_client_hello_extension(frame).ok()?;
-                    }
-                },
-            }
-        }
-        Some(())
+        HelloView::partial(body).map(|view| view.to_hello())
     }
 }
 
-/// The extension frames at the start of an extensions block.
+/// The extension frames at the start of an extensions block (the tests' reference reading).
+#[cfg(test)]
 #[derive(Debug, Default, PartialEq, Eq)]
 struct Frames<'a> {
     /// Type and whole frame (header included) of each, in the order sent (GREASE included).
@@ -165,6 +95,7 @@ struct Frames<'a> {
 }
 
 /// The whole extension frames of `bytes`, stopping at the first one cut short.
+#[cfg(test)]
 fn extension_frames(bytes: &[u8]) -> Frames<'_> {
     // Real ClientHellos send 10 to 20 extensions; more only grow the list.
     let mut frames = Frames { list: Vec::with_capacity(24), ..Frames::default() };
@@ -190,32 +121,10 @@ fn extension_frames(bytes: &[u8]) -> Frames<'_> {
     frames
 }
 
-/// Groups of a ClientHello key_share extension body (RFC 8446 §4.2.8): a u16 list length, then
-/// (group u16, key length u16, key) entries.
+/// Groups of a ClientHello key_share extension body, GREASE removed; `None` if malformed.
+#[cfg(test)]
 fn key_share_groups(bytes: &[u8]) -> Option<Vec<u16>> {
-    let [l0, l1, list @ ..] = bytes else {
-        return None;
-    };
-    let mut rest: &[u8] = list;
-    if usize::from(u16::from_be_bytes([*l0, *l1])) != rest.len() {
-        return None;
-    }
-    let mut groups = Vec::new();
-    while !rest.is_empty() {
-        let [g0, g1, k0, k1, tail @ ..] = rest else {
-            return None;
-        };
-        let len = usize::from(u16::from_be_bytes([*k0, *k1]));
-        let group = u16::from_be_bytes([*g0, *g1]);
-        if tail.len() < len {
-            return None;
-        }
-        if !is_grease(group) {
-            groups.push(group);
-        }
-        rest = &tail[len..];
-    }
-    Some(groups)
+    extensions::key_shares(bytes).map(|list| extensions::key_share_groups(list).filter(|g| !is_grease(*g)).collect())
 }
 
 /// A name from the wire as text; invalid UTF-8 is replaced, not trusted, and the length capped.

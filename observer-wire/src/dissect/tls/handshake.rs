@@ -6,6 +6,7 @@ use std::borrow::Cow;
 use super::{
     TlsError,
     records::{Record, content},
+    small_list::SmallList,
 };
 
 /// Bytes of a handshake message header: type and 24-bit length.
@@ -29,7 +30,7 @@ pub mod kind {
 }
 
 /// One handshake message; `bytes` includes its header.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Message<'a> {
     pub kind: u8,
     pub bytes: &'a [u8],
@@ -52,10 +53,13 @@ pub struct PartialMessage<'a> {
     pub body: &'a [u8],
 }
 
+/// Messages of a run held without a heap list: a flight has a handful.
+pub const INLINE_MESSAGES: usize = 8;
+
 /// The messages of a run of handshake records.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Messages<'a> {
-    pub whole: Vec<Message<'a>>,
+    pub whole: SmallList<Message<'a>, INLINE_MESSAGES>,
     /// The last message, cut short (or only its header's first bytes: then `kind` is its type
     /// and `len` 0 if not even the length was present).
     pub partial: Option<PartialMessage<'a>>,
@@ -87,14 +91,20 @@ pub fn join<'a>(records: &[Record<'a>], start: usize) -> (Cow<'a, [u8]>, usize) 
 
 /// Split handshake bytes into messages.
 pub fn split(bytes: &[u8]) -> Result<Messages<'_>, TlsError> {
-    // A flight holds a handful of messages; more only grow the list.
-    let mut messages = Messages { whole: Vec::with_capacity(6), partial: None };
+    let mut messages = Messages::default();
+    split_into(bytes, &mut messages)?;
+    Ok(messages)
+}
+
+/// [`split`] into `out` (empty): the messages are written where the caller keeps them, not
+/// moved there.
+pub fn split_into<'a>(bytes: &'a [u8], out: &mut Messages<'a>) -> Result<(), TlsError> {
     let mut at = 0;
     while at < bytes.len() {
         let rest = &bytes[at..];
         let kind = rest[0];
         if rest.len() < MESSAGE_HEADER_LEN {
-            messages.partial = Some(PartialMessage { kind, len: 0, body: &[] });
+            out.partial = Some(PartialMessage { kind, len: 0, body: &[] });
             break;
         }
         let len = usize::from(rest[1]) << 16 | usize::from(rest[2]) << 8 | usize::from(rest[3]);
@@ -103,13 +113,13 @@ pub fn split(bytes: &[u8]) -> Result<Messages<'_>, TlsError> {
         }
         let body = &rest[MESSAGE_HEADER_LEN..];
         if body.len() < len {
-            messages.partial = Some(PartialMessage { kind, len, body });
+            out.partial = Some(PartialMessage { kind, len, body });
             break;
         }
-        messages.whole.push(Message { kind, bytes: &rest[..MESSAGE_HEADER_LEN + len] });
+        out.whole.push(Message { kind, bytes: &rest[..MESSAGE_HEADER_LEN + len] });
         at += MESSAGE_HEADER_LEN + len;
     }
-    Ok(messages)
+    Ok(())
 }
 
 #[cfg(test)]

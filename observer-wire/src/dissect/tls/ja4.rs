@@ -3,24 +3,78 @@
 
 use sha2::{Digest, Sha256};
 
-use super::{client_hello::ClientHello, client_hello::ext, is_grease};
+use super::{
+    client_hello::{ClientHello, HelloView, ext, name_string},
+    is_grease,
+};
 
 /// List entries sorted on the stack; longer lists (rare, and bounded by the ClientHello's
 /// size) are sorted on the heap. JA4 counts stop at 99, its hashes cover every entry.
 const STACK_ENTRIES: usize = 128;
 
+/// Bytes of hashed text gathered on the stack before they are fed to the hash: two SHA-256
+/// blocks, small enough that the buffer is cheap to set up.
+const TEXT_CHUNK: usize = 128;
+
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
-/// The JA4 fingerprint of a ClientHello. Computed once per leg, when the classification is
-/// final; written without `fmt` so it stays within the per-handshake budget.
+/// The JA4 fingerprint of a ClientHello.
 pub fn ja4(hello: &ClientHello) -> String {
+    fingerprint(Lists {
+        version: hello.highest_version(),
+        sni: hello.sni.is_some(),
+        alpn: hello.alpn.first().map(String::as_bytes),
+        ciphers: hello.ciphers.iter().copied(),
+        extensions: hello.extensions.iter().copied(),
+        signature_algorithms: hello.signature_algorithms.iter().copied(),
+    })
+}
+
+/// The JA4 fingerprint of a ClientHello read in place: the same as [`ja4`] of its owned
+/// reading, without building its lists.
+pub fn ja4_of(hello: &HelloView<'_>) -> String {
+    // The first ALPN name as the owned reading holds it: the raw bytes unless they are not
+    // UTF-8 (then replaced, which changes its first and last bytes).
+    let first = hello.alpn().next();
+    let replaced = first.filter(|name| std::str::from_utf8(name).is_err()).map(name_string);
+    fingerprint(Lists {
+        version: hello.highest_version(),
+        sni: hello.sni().is_some(),
+        alpn: replaced.as_deref().map(str::as_bytes).or(first),
+        ciphers: hello.ciphers(),
+        extensions: hello.extension_types(),
+        signature_algorithms: hello.signature_algorithms(),
+    })
+}
+
+/// What JA4 reads from a ClientHello.
+struct Lists<'a, C, E, S> {
+    /// Highest version offered.
+    version: u16,
+    sni: bool,
+    /// The first ALPN name.
+    alpn: Option<&'a [u8]>,
+    /// As sent, GREASE included.
+    ciphers: C,
+    /// Types in the order sent, GREASE included.
+    extensions: E,
+    signature_algorithms: S,
+}
+
+/// Computed once per leg, when the classification is final; written without `fmt` and without
+/// allocating more than the answer, so it stays within the per-handshake budget.
+fn fingerprint<C, E, S>(lists: Lists<'_, C, E, S>) -> String
+where
+    C: Iterator<Item = u16> + Clone,
+    E: Iterator<Item = u16> + Clone,
+    S: Iterator<Item = u16> + Clone,
+{
     let mut cipher_stack = [0u16; STACK_ENTRIES];
     let mut cipher_heap = Vec::new();
-    let ciphers =
-        collect(&mut cipher_stack, &mut cipher_heap, hello.ciphers.iter().copied().filter(|c| !is_grease(*c)));
+    let ciphers = collect(&mut cipher_stack, &mut cipher_heap, lists.ciphers.filter(|c| !is_grease(*c)));
     let n_ciphers = ciphers.len();
-    let n_extensions = hello.extensions.iter().filter(|e| !is_grease(**e)).count();
-    let version = match hello.highest_version() {
+    let n_extensions = lists.extensions.clone().filter(|e| !is_grease(*e)).count();
+    let version = match lists.version {
         0x0304 => "13",
         0x0303 => "12",
         0x0302 => "11",
@@ -32,16 +86,16 @@ pub fn ja4(hello: &ClientHello) -> String {
     let mut out = String::with_capacity(36);
     out.push('t');
     out.push_str(version);
-    out.push(if hello.sni.is_some() { 'd' } else { 'i' });
+    out.push(if lists.sni { 'd' } else { 'i' });
     push_count(&mut out, n_ciphers);
     push_count(&mut out, n_extensions);
-    push_alpn(&mut out, hello.alpn.first().map(String::as_bytes));
+    push_alpn(&mut out, lists.alpn);
     out.push('_');
 
     ciphers.sort_unstable();
-    let mut text = Vec::with_capacity(5 * (n_ciphers.max(hello.extensions.len()) + hello.signature_algorithms.len()));
-    hex_list(&mut text, ciphers);
-    push_hash(&mut out, &text);
+    let mut text = HashedText::default();
+    text.hex_list(ciphers.iter().copied());
+    text.finish(&mut out);
     out.push('_');
 
     let mut extension_stack = [0u16; STACK_ENTRIES];
@@ -49,18 +103,18 @@ pub fn ja4(hello: &ClientHello) -> String {
     let extensions = collect(
         &mut extension_stack,
         &mut extension_heap,
-        hello.extensions.iter().copied().filter(|e| !is_grease(*e) && *e != ext::SERVER_NAME && *e != ext::ALPN),
+        lists.extensions.filter(|e| !is_grease(*e) && *e != ext::SERVER_NAME && *e != ext::ALPN),
     );
     extensions.sort_unstable();
-    text.clear();
     if !extensions.is_empty() {
-        hex_list(&mut text, extensions);
-        if !hello.signature_algorithms.is_empty() {
-            text.push(b'_');
-            hex_list(&mut text, &hello.signature_algorithms);
+        text.hex_list(extensions.iter().copied());
+        let mut signature_algorithms = lists.signature_algorithms.peekable();
+        if signature_algorithms.peek().is_some() {
+            text.push([b'_']);
+            text.hex_list(signature_algorithms);
         }
     }
-    push_hash(&mut out, &text);
+    text.finish(&mut out);
     out
 }
 
@@ -105,31 +159,63 @@ fn push_alpn(out: &mut String, first: Option<&[u8]>) {
     }
 }
 
-/// `aaaa,bbbb,...` in lowercase hex.
-fn hex_list(text: &mut Vec<u8>, values: &[u16]) {
-    text.reserve(values.len() * 5);
-    for v in values {
-        let [hi, lo] = v.to_be_bytes();
-        let hex = |b: u8| [HEX[usize::from(b >> 4)], HEX[usize::from(b & 0xf)]];
-        let ([a, b], [c, d]) = (hex(hi), hex(lo));
-        text.extend_from_slice(&[a, b, c, d, b',']);
-    }
-    // Each value was written with the comma that separates it from the next.
-    if !values.is_empty() {
-        text.pop();
+/// Text being hashed: gathered on the stack in chunks, fed to SHA-256 chunk by chunk.
+struct HashedText {
+    hash: Sha256,
+    chunk: [u8; TEXT_CHUNK],
+    len: usize,
+    /// Bytes written in all.
+    total: usize,
+}
+
+impl Default for HashedText {
+    fn default() -> Self {
+        Self { hash: Sha256::new(), chunk: [0; TEXT_CHUNK], len: 0, total: 0 }
     }
 }
 
-/// The first 12 hex digits of SHA-256, or twelve zeros for an empty list.
-fn push_hash(out: &mut String, text: &[u8]) {
-    if text.is_empty() {
-        out.push_str("000000000000");
-        return;
+impl HashedText {
+    /// A few bytes (a fixed number: the copy is then a move, not a call).
+    fn push<const N: usize>(&mut self, bytes: [u8; N]) {
+        if self.len + N > TEXT_CHUNK {
+            self.hash.update(&self.chunk[..self.len]);
+            self.len = 0;
+        }
+        if let Some(room) = self.chunk.get_mut(self.len..self.len + N) {
+            room.copy_from_slice(&bytes);
+        }
+        self.len += N;
+        self.total += N;
     }
-    let digest = Sha256::digest(text);
-    for byte in &digest[..6] {
-        out.push(char::from(HEX[usize::from(byte >> 4)]));
-        out.push(char::from(HEX[usize::from(byte & 0xf)]));
+
+    /// `aaaa,bbbb,...` in lowercase hex.
+    fn hex_list(&mut self, values: impl Iterator<Item = u16>) {
+        for (i, v) in values.enumerate() {
+            let [hi, lo] = v.to_be_bytes();
+            let hex = |b: u8| [HEX[usize::from(b >> 4)], HEX[usize::from(b & 0xf)]];
+            let ([a, b], [c, d]) = (hex(hi), hex(lo));
+            if i == 0 {
+                self.push([a, b, c, d]);
+            } else {
+                self.push([b',', a, b, c, d]);
+            }
+        }
+    }
+
+    /// The first 12 hex digits of the SHA-256 of the text, or twelve zeros for no text; then
+    /// the text is empty again.
+    fn finish(&mut self, out: &mut String) {
+        if self.total == 0 {
+            out.push_str("000000000000");
+            return;
+        }
+        self.hash.update(&self.chunk[..self.len]);
+        (self.len, self.total) = (0, 0);
+        let digest = self.hash.finalize_reset();
+        for byte in &digest[..6] {
+            out.push(char::from(HEX[usize::from(byte >> 4)]));
+            out.push(char::from(HEX[usize::from(byte & 0xf)]));
+        }
     }
 }
 

@@ -9,6 +9,7 @@ pub mod handshake;
 pub mod ja4;
 pub mod records;
 pub mod server_hello;
+pub mod small_list;
 pub mod sslv2;
 #[cfg(test)]
 mod test_streams;
@@ -17,8 +18,8 @@ use std::borrow::Cow;
 
 use client_auth::{ClientAuth, FlightSizes, infer_tls13};
 use client_hello::ClientHello;
-use handshake::{Message, kind};
-use records::{Record, Tail, content};
+use handshake::{Message, Messages, kind};
+use records::{Record, Records, Tail, content};
 use server_hello::{ServerHello, ServerHellos};
 
 use super::Parse;
@@ -149,18 +150,24 @@ pub fn dissect<'a>(client: &'a [u8], server: &[u8], kept: &mut ServerHellos) -> 
     if !looks_like_client(client) {
         return Ok(if client.is_empty() { Parse::Incomplete } else { Parse::NotThis });
     }
-    // The client's records, and its ClientHello with the handshake messages after it.
-    let (hello, client_records, v2) = if sslv2::looks_like(client) {
+    // The client's records, and its first run of handshake records joined (once: the TLS 1.2
+    // client flight reads the same run). Filled in place: the lists are not moved.
+    let mut client_records = Records::default();
+    let v2 = sslv2::looks_like(client);
+    let (hello, joined, next) = if v2 {
         let Some((hello, len)) = sslv2::parse(client)? else {
             return Ok(Parse::Incomplete);
         };
-        (HelloBytes::Sslv2(Box::new(hello)), records::scan(&client[len..]), true)
+        records::scan_into(&client[len..], &mut client_records);
+        let (joined, next) = handshake::join(&client_records.records, 0);
+        (HelloBytes::Sslv2(Box::new(hello)), joined, next)
     } else {
-        let scanned = records::scan(client);
-        let (joined, _) = handshake::join(&scanned.records, 0);
-        let messages = handshake::split(&joined)?;
+        records::scan_into(client, &mut client_records);
+        let (joined, next) = handshake::join(&client_records.records, 0);
+        let mut messages = Messages::default();
+        handshake::split_into(&joined, &mut messages)?;
         let Some(first) = messages.whole.first() else {
-            return match scanned.tail {
+            return match client_records.tail {
                 Tail::Invalid(e) => Err(e),
                 _ => Ok(Parse::Incomplete),
             };
@@ -175,7 +182,7 @@ pub fn dissect<'a>(client: &'a [u8], server: &[u8], kept: &mut ServerHellos) -> 
             }
             Cow::Owned(_) => Cow::Owned(first.bytes.to_vec()),
         };
-        (HelloBytes::Message(bytes), scanned, false)
+        (HelloBytes::Message(bytes), joined, next)
     };
 
     let server = read_server(server, kept);
@@ -190,7 +197,7 @@ pub fn dissect<'a>(client: &'a [u8], server: &[u8], kept: &mut ServerHellos) -> 
         handshake.client_auth = if sh.version() >= TLS13 {
             client_flight_tls13(&client_records.records, handshake.hello_retry, sh.cipher)
         } else {
-            client_flight_tls12(&client_records.records, usize::from(!v2))
+            client_flight_tls12(&client_records.records, &joined, next, usize::from(!v2))
         };
     }
     Ok(Parse::Parsed(handshake))
@@ -205,15 +212,14 @@ struct ServerSide {
 /// The server's ServerHello (after a HelloRetryRequest, the second one) and TLS 1.2 extras.
 fn read_server(bytes: &[u8], kept: &mut ServerHellos) -> ServerSide {
     let mut side = ServerSide { hello: Stage::Pending, hello_retry: false, certificate_request: false };
-    let scanned = records::scan(bytes);
+    let mut scanned = Records::default();
+    records::scan_into(bytes, &mut scanned);
     let (joined, next) = handshake::join(&scanned.records, 0);
-    let messages = match handshake::split(&joined) {
-        Ok(m) => m,
-        Err(e) => {
-            side.hello = Stage::Broken(e);
-            return side;
-        }
-    };
+    let mut messages = Messages::default();
+    if let Err(e) = handshake::split_into(&joined, &mut messages) {
+        side.hello = Stage::Broken(e);
+        return side;
+    }
     let Some(first) = messages.whole.first() else {
         side.hello = match (scanned.records.first(), scanned.tail) {
             (Some(r), _) if r.content_type == content::ALERT => Stage::Broken(TlsError::Alert),
@@ -278,13 +284,13 @@ fn skip_ccs(records: &[Record<'_>], mut at: usize) -> usize {
     at
 }
 
-/// TLS 1.2 and older: the first client message after the ClientHello (`skip` messages).
-fn client_flight_tls12(records: &[Record<'_>], skip: usize) -> Stage<ClientAuth> {
-    let (joined, next) = handshake::join(records, 0);
-    let messages = match handshake::split(&joined) {
-        Ok(m) => m,
-        Err(e) => return Stage::Broken(e),
-    };
+/// TLS 1.2 and older: the first client message after the ClientHello (`skip` messages);
+/// `joined`, `next`: the client's first run of handshake records ([`handshake::join`]).
+fn client_flight_tls12(records: &[Record<'_>], joined: &[u8], next: usize, skip: usize) -> Stage<ClientAuth> {
+    let mut messages = Messages::default();
+    if let Err(e) = handshake::split_into(joined, &mut messages) {
+        return Stage::Broken(e);
+    }
     let (kind, body) = match (messages.whole.get(skip), messages.partial) {
         (Some(m), _) => (m.kind, m.body()),
         (None, Some(p)) if messages.whole.len() >= skip => (p.kind, p.body),
@@ -334,13 +340,17 @@ fn client_flight_tls13(records: &[Record<'_>], hello_retry: bool, cipher: u16) -
         }
     }
     at = skip_ccs(records, at);
-    let lengths: Vec<usize> = records
-        .get(at..)
-        .unwrap_or_default()
-        .iter()
-        .take_while(|r| r.content_type == content::APPLICATION_DATA)
-        .map(|r| r.len)
-        .collect();
+    // The inference looks at the first `MAX_FLIGHT_RECORDS` records only.
+    let mut window = [0usize; client_auth::MAX_FLIGHT_RECORDS];
+    let mut n = 0;
+    for (slot, r) in window
+        .iter_mut()
+        .zip(records.get(at..).unwrap_or_default().iter().take_while(|r| r.content_type == content::APPLICATION_DATA))
+    {
+        *slot = r.len;
+        n += 1;
+    }
+    let lengths = &window[..n];
     if lengths.is_empty()
         && let Some(r) = records.get(at)
     {
@@ -353,7 +363,7 @@ fn client_flight_tls13(records: &[Record<'_>], hello_retry: bool, cipher: u16) -
     let Some(sizes) = FlightSizes::for_cipher(cipher) else {
         return Stage::Seen(ClientAuth::Tls13(client_auth::Flight13::Undecidable));
     };
-    match infer_tls13(&lengths, sizes) {
+    match infer_tls13(lengths, sizes) {
         Parse::Parsed(flight) => Stage::Seen(ClientAuth::Tls13(flight)),
         Parse::Incomplete | Parse::NotThis => Stage::Pending,
     }

@@ -3,7 +3,7 @@
 //! The last record may be cut short (the sample or the capture ends inside it): its header still
 //! tells its length, which is all the TLS 1.3 client-authentication inference needs.
 
-use super::TlsError;
+use super::{TlsError, small_list::SmallList};
 
 /// Bytes of a record header: content type, version, length.
 pub const RECORD_HEADER_LEN: usize = 5;
@@ -26,7 +26,7 @@ pub mod content {
 }
 
 /// One record, possibly cut short at the end of the bytes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Record<'a> {
     pub content_type: u8,
     pub version: u16,
@@ -46,9 +46,10 @@ impl Record<'_> {
 }
 
 /// How the scanned bytes end.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum Tail {
     /// On a record boundary.
+    #[default]
     Boundary,
     /// Inside a record header.
     PartialHeader,
@@ -58,10 +59,13 @@ pub enum Tail {
     Invalid(TlsError),
 }
 
+/// Records of a direction held without a heap list: a handshake direction has a few.
+pub const INLINE_RECORDS: usize = 8;
+
 /// The records of one direction.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Records<'a> {
-    pub records: Vec<Record<'a>>,
+    pub records: SmallList<Record<'a>, INLINE_RECORDS>,
     pub tail: Tail,
 }
 
@@ -79,10 +83,17 @@ pub fn plausible_header(bytes: &[u8]) -> bool {
 
 /// Split `bytes` into records.
 pub fn scan(bytes: &[u8]) -> Records<'_> {
-    // A handshake sample holds a few records per direction; more only grow the list.
-    let mut records = Vec::with_capacity(8);
+    let mut records = Records::default();
+    scan_into(bytes, &mut records);
+    records
+}
+
+/// [`scan`] into `out` (empty): the records are written where the caller keeps them, not
+/// moved there.
+pub fn scan_into<'a>(bytes: &'a [u8], out: &mut Records<'a>) {
+    let records = &mut out.records;
     let mut at = 0;
-    let tail = loop {
+    out.tail = loop {
         let rest = &bytes[at..];
         if rest.is_empty() {
             break Tail::Boundary;
@@ -113,7 +124,6 @@ pub fn scan(bytes: &[u8]) -> Records<'_> {
         }
         at += RECORD_HEADER_LEN + len;
     };
-    Records { records, tail }
 }
 
 #[cfg(test)]

@@ -4,8 +4,6 @@
 //! must not depend on which parser read it); `None` is a rejection. Like tls-parser, a reader
 //! ignores bytes after the list it reads.
 
-use super::name_string;
-
 /// The fixed fields of a ClientHello message (`message`: header included).
 pub struct Fields<'a> {
     pub legacy_version: u16,
@@ -16,6 +14,7 @@ pub struct Fields<'a> {
 }
 
 /// A cursor over untrusted bytes.
+#[derive(Clone)]
 struct Reader<'a>(&'a [u8]);
 
 impl<'a> Reader<'a> {
@@ -70,14 +69,14 @@ pub fn fixed_fields(message: &[u8]) -> Option<Fields<'_>> {
     Some(Fields { legacy_version, ciphers, extensions })
 }
 
-/// Big-endian u16 values of `bytes` (a trailing odd byte is not one).
-pub fn u16_list(bytes: &[u8]) -> Vec<u16> {
-    bytes.chunks_exact(2).map(|c| u16::from_be_bytes([c[0], c[1]])).collect()
+/// Big-endian u16 values of `bytes`, without a vector (a trailing odd byte is not one).
+pub fn u16s(bytes: &[u8]) -> impl Iterator<Item = u16> + Clone + '_ {
+    bytes.chunks_exact(2).map(|c| u16::from_be_bytes([c[0], c[1]]))
 }
 
 /// server_name (RFC 6066 §3): the first host_name entry. An empty body is allowed (no name);
 /// entries are read until one is cut.
-pub fn sni(body: &[u8]) -> Option<Option<String>> {
+pub fn sni(body: &[u8]) -> Option<Option<&[u8]>> {
     if body.is_empty() {
         return Some(None);
     }
@@ -85,42 +84,76 @@ pub fn sni(body: &[u8]) -> Option<Option<String>> {
     while let Some(kind) = list.u8() {
         let Some(name) = list.u16_prefixed() else { break };
         if kind == 0 {
-            return Some(Some(name_string(name)));
+            return Some(Some(name));
         }
     }
     Some(None)
 }
 
-/// application_layer_protocol_negotiation: the names, read until one is cut.
-pub fn alpn(body: &[u8]) -> Option<Vec<String>> {
-    let mut list = Reader(Reader(body).u16_prefixed()?);
-    let mut names = Vec::new();
-    while let Some(len) = list.u8() {
-        let Some(name) = list.take(usize::from(len)) else { break };
-        names.push(name_string(name));
-    }
-    Some(names)
+/// application_layer_protocol_negotiation: the protocol name list (read with [`alpn_names`]).
+pub fn alpn(body: &[u8]) -> Option<&[u8]> {
+    Reader(body).u16_prefixed()
+}
+
+/// The names of an ALPN protocol name list, read until one is cut.
+pub fn alpn_names(list: &[u8]) -> impl Iterator<Item = &[u8]> + Clone {
+    let mut list = Reader(list);
+    std::iter::from_fn(move || {
+        let len = list.u8()?;
+        list.take(usize::from(len))
+    })
 }
 
 /// supported_versions as tls-parser reads it: a 2-byte body is one version, otherwise a length
-/// byte (not checked) and an even number of bytes of versions.
-pub fn supported_versions(body: &[u8]) -> Option<Vec<u16>> {
+/// byte (not checked) and an even number of bytes of versions. The version bytes.
+pub fn supported_versions(body: &[u8]) -> Option<&[u8]> {
     if body.len() == 2 {
-        return Some(u16_list(body));
+        return Some(body);
     }
     let versions = body.get(1..)?;
-    (versions.len() % 2 == 0).then(|| u16_list(versions))
+    (versions.len() % 2 == 0).then_some(versions)
 }
 
 /// supported_groups: a u16-prefixed list of an even number of bytes.
-pub fn supported_groups(body: &[u8]) -> Option<Vec<u16>> {
+pub fn supported_groups(body: &[u8]) -> Option<&[u8]> {
     let groups = Reader(body).u16_prefixed()?;
-    (groups.len() % 2 == 0).then(|| u16_list(groups))
+    (groups.len() % 2 == 0).then_some(groups)
 }
 
 /// signature_algorithms: a u16-prefixed list (a trailing odd byte is ignored).
-pub fn signature_algorithms(body: &[u8]) -> Option<Vec<u16>> {
-    Reader(body).u16_prefixed().map(u16_list)
+pub fn signature_algorithms(body: &[u8]) -> Option<&[u8]> {
+    Reader(body).u16_prefixed()
+}
+
+/// A ClientHello key_share extension body (RFC 8446 §4.2.8): a u16 list length, then (group
+/// u16, key length u16, key) entries, every one whole. The entries' bytes (read with
+/// [`key_share_groups`]).
+pub fn key_shares(bytes: &[u8]) -> Option<&[u8]> {
+    let [l0, l1, list @ ..] = bytes else {
+        return None;
+    };
+    if usize::from(u16::from_be_bytes([*l0, *l1])) != list.len() {
+        return None;
+    }
+    let mut rest = list;
+    while !rest.is_empty() {
+        let [_, _, k0, k1, tail @ ..] = rest else {
+            return None;
+        };
+        rest = tail.get(usize::from(u16::from_be_bytes([*k0, *k1]))..)?;
+    }
+    Some(list)
+}
+
+/// The groups of key share entries [`key_shares`] accepted, GREASE included.
+pub fn key_share_groups(mut entries: &[u8]) -> impl Iterator<Item = u16> + '_ {
+    std::iter::from_fn(move || {
+        let [g0, g1, k0, k1, tail @ ..] = entries else {
+            return None;
+        };
+        entries = tail.get(usize::from(u16::from_be_bytes([*k0, *k1]))..).unwrap_or_default();
+        Some(u16::from_be_bytes([*g0, *g1]))
+    })
 }
 
 /// early_data: empty, or (in a NewSessionTicket's form) at least a u32.

@@ -5,7 +5,7 @@
 use tls_parser::{SNIType, TlsExtension, TlsMessage, TlsMessageHandshake, parse_tls_message_handshake};
 
 use super::*;
-use crate::dissect::tls::{handshake, records};
+use crate::dissect::tls::{handshake, ja4, records};
 
 /// The ClientHello as tls-parser reads it (the implementation before the hand-written one).
 fn reference(message: &Message<'_>) -> Result<ClientHello, TlsError> {
@@ -75,7 +75,13 @@ fn fixture_hellos() -> Vec<Vec<u8>> {
 
 fn same(bytes: &[u8]) {
     let message = Message { kind: handshake::kind::CLIENT_HELLO, bytes };
-    assert_eq!(ClientHello::parse(&message), reference(&message), "ClientHello {bytes:02x?}");
+    let parsed = ClientHello::parse(&message);
+    assert_eq!(parsed, reference(&message), "ClientHello {bytes:02x?}");
+    // The fingerprint read in place is the fingerprint of the owned reading.
+    if let Ok(hello) = parsed {
+        let view = HelloView::parse(bytes).expect("parsed once, parses again");
+        assert_eq!(ja4::ja4_of(&view), ja4::ja4(&hello), "JA4 of ClientHello {bytes:02x?}");
+    }
 }
 
 #[test]
