@@ -342,6 +342,20 @@ impl BpfObjects {
         }
         Ok(found)
     }
+
+    /// What is still loaded once the kernel had up to 5 s to free it: it frees a map in
+    /// deferred work after its last reference (a program being freed) drops, so a check right
+    /// after the observer exits can still see maps nothing holds any more.
+    pub fn left_after_exit(&self) -> anyhow::Result<Vec<String>> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            let left = self.still_loaded()?;
+            if left.is_empty() || std::time::Instant::now() >= deadline {
+                return Ok(left);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
 }
 
 /// Loaded BPF programs whose name starts with `observer` (the kernel keeps 15 characters:

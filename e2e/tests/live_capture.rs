@@ -259,13 +259,7 @@ fn assert_detaches_on_exit(how: &str, stop: impl FnOnce(ObserverProcess) -> Obse
             run.stderr
         );
     }
-    // The kernel frees a map in deferred work after its last reference drops: poll a while.
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    let mut leaked = held.still_loaded().expect("bpftool");
-    while !leaked.is_empty() && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(100));
-        leaked = held.still_loaded().expect("bpftool");
-    }
+    let leaked = held.left_after_exit().expect("bpftool");
     assert!(leaked.is_empty(), "{how}: still in the kernel after exit: {leaked:?}\nobserver stderr:\n{}", run.stderr);
 }
 
@@ -324,12 +318,7 @@ fn the_baseline_option_attaches_two_empty_programs_that_go_at_exit() {
     let run = observer.finish(Duration::from_secs(30)).expect("observer exits after --duration");
     run.expect_clean_exit().expect("clean exit");
     assert!(run.stderr.contains("baseline attached"), "{}", run.stderr);
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    let mut leaked = held.still_loaded().expect("bpftool");
-    while !leaked.is_empty() && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(100));
-        leaked = held.still_loaded().expect("bpftool");
-    }
+    let leaked = held.left_after_exit().expect("bpftool");
     assert!(leaked.is_empty(), "still in the kernel after exit: {leaked:?}\nobserver stderr:\n{}", run.stderr);
 
     // With --pin the usual links are pinned and stay; the baseline's are never pinned and go.

@@ -91,7 +91,7 @@ fn once_attached_every_thread_holds_only_the_documented_capabilities_and_capture
     want.client_port = curl.local.map(|l| l.port());
     run.assert_connections("capture after dropping capabilities", &[want]);
     // Detaching at exit needs no capability either: closing the links does it.
-    assert_eq!(objects.still_loaded().expect("bpftool"), Vec::<String>::new(), "left in the kernel");
+    assert_eq!(objects.left_after_exit().expect("bpftool"), Vec::<String>::new(), "left in the kernel");
 }
 
 #[test]

@@ -120,7 +120,7 @@ fn a_daemon_killed_and_restarted_on_its_pins_reports_what_was_opened_while_it_wa
     // daemon's programs (swapped out of the links) are gone.
     let running = links_running(&objects.progs).expect("bpftool link list");
     assert_eq!(running.len(), LINKS, "links running the second daemon's programs: {running:?}");
-    let old = wait_gone(&BpfObjects { progs: first_progs, ..BpfObjects::default() });
+    let old = BpfObjects { progs: first_progs, ..BpfObjects::default() }.left_after_exit().expect("bpftool");
     assert!(old.is_empty(), "the first daemon's programs outlived the restart: {old:?}");
 
     // The held connection's bytes and closes reach a daemon that never saw it open.
@@ -148,7 +148,7 @@ fn a_daemon_killed_and_restarted_on_its_pins_reports_what_was_opened_while_it_wa
     assert_eq!(stdout.matches("removed map ").count(), 6, "{stdout}");
     assert!(!pins.path().exists(), "unpin left {}: {:?}", pins.path().display(), pins.files());
     let links = relinked.iter().map(|l| l.id).collect();
-    let left = wait_gone(&BpfObjects { links, ..objects });
+    let left = BpfObjects { links, ..objects }.left_after_exit().expect("bpftool");
     assert!(left.is_empty(), "still in the kernel after unpin: {left:?}");
     let again = pins.unpin().expect("observer unpin again");
     assert!(again.status.success() && String::from_utf8_lossy(&again.stdout).contains("nothing pinned"));
@@ -283,16 +283,4 @@ fn wait_port(client: &Child) -> u16 {
 
 fn observer(args: &[&str]) -> std::process::Output {
     std::process::Command::new(observer_e2e::observer::binary()).args(args).output().expect("run observer")
-}
-
-/// Polls until none of `objects` is loaded (the kernel frees them in deferred work) or 5 s.
-fn wait_gone(objects: &BpfObjects) -> Vec<String> {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let left = objects.still_loaded().expect("bpftool");
-        if left.is_empty() || Instant::now() >= deadline {
-            return left;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
