@@ -206,7 +206,7 @@ impl Sockets {
                 entry.closed_at = Some(now);
                 let cookie = close.header.cookie;
                 let leg = entry.leg;
-                let mut complete = false;
+                let mut complete = None;
                 if let Some(sockets) = self.legs.get_mut(&leg) {
                     sockets.open = sockets.open.saturating_sub(1);
                     if close.flags & conn_flags::EVICTED != 0 && !sockets.reported && !sockets.evicted {
@@ -223,10 +223,9 @@ impl Sockets {
                     // Both ends joined and both closed: no third socket can join and neither
                     // sends again, so nothing is left to pair with. Held on, they would only
                     // make the tables (and every first touch of a new socket) bigger.
-                    complete = sockets.open == 0 && sockets.cookies.len == 2;
+                    complete = (sockets.open == 0 && sockets.cookies.len == 2).then_some(sockets.cookies.slots);
                 }
-                if complete {
-                    let [a, b] = self.legs.get(&leg).map_or([0; 2], |l| l.cookies.slots);
+                if let Some([a, b]) = complete {
                     self.forget(a);
                     self.forget(b);
                 } else {
