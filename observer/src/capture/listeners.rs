@@ -3,7 +3,9 @@
 //! The kernel side learns a listener's owner when it binds; a server that bound before the
 //! programs were attached would leave its accepted sockets without an owner. At start-up this
 //! walks /proc once: every process's socket inodes, every network namespace's listening sockets
-//! (`/proc/PID/net/tcp{,6}`), and each namespace's cookie (`SO_NETNS_COOKIE` on a socket made
+//! (`/proc/PID/net/tcp{,6}`, read once per namespace: a node's host table can hold tens of
+//! thousands of TIME_WAIT rows, and every process of the namespace shows the same one), and each
+//! namespace's cookie (`SO_NETNS_COOKIE` on a socket made
 //! inside it), and fills the same `LISTENERS` map the kernel fills at bind time.
 
 use std::{
@@ -33,6 +35,8 @@ pub fn scan(cgroup_root: &Path) -> Vec<Listener> {
     let mut cookies: HashMap<u64, Option<u64>> = HashMap::new();
     let mut found = Vec::new();
     let mut seen: HashSet<(u64, u32)> = HashSet::new();
+    // (port, inode) of each namespace's listening sockets, by the namespace's inode.
+    let mut listening: HashMap<u64, Vec<(u32, u64)>> = HashMap::new();
     let Ok(proc_dir) = fs::read_dir("/proc") else { return found };
     for entry in proc_dir.flatten() {
         let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
@@ -45,7 +49,8 @@ pub fn scan(cgroup_root: &Path) -> Vec<Listener> {
         else {
             continue;
         };
-        let ports = listening_ports(pid, &inodes);
+        let rows = listening.entry(netns_inode).or_insert_with(|| listen_rows(pid));
+        let ports: Vec<u32> = rows.iter().filter(|(_, inode)| inodes.contains(inode)).map(|&(port, _)| port).collect();
         if ports.is_empty() {
             continue;
         }
@@ -72,26 +77,27 @@ fn socket_inodes(pid: u32) -> HashSet<u64> {
         .collect()
 }
 
-/// Local ports of the listening TCP sockets among `inodes`, from the process's namespace view.
-fn listening_ports(pid: u32, inodes: &HashSet<u64>) -> Vec<u32> {
-    let mut ports = Vec::new();
+/// (local port, inode) of the listening TCP sockets in a process's network namespace.
+fn listen_rows(pid: u32) -> Vec<(u32, u64)> {
+    let mut rows = Vec::new();
     for file in ["tcp", "tcp6"] {
         let Ok(table) = fs::read_to_string(format!("/proc/{pid}/net/{file}")) else { continue };
-        ports.extend(parse_listeners(&table).filter(|(_, inode)| inodes.contains(inode)).map(|(port, _)| port));
+        rows.extend(parse_listeners(&table));
     }
-    ports
+    rows
 }
 
 /// (local port, inode) of each LISTEN row of a /proc/net/tcp{,6} table.
 fn parse_listeners(table: &str) -> impl Iterator<Item = (u32, u64)> + '_ {
     table.lines().skip(1).filter_map(|line| {
-        let fields: Vec<&str> = line.split_whitespace().collect();
         // sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode
-        if fields.len() < 10 || fields[3] != TCP_LISTEN {
+        let mut fields = line.split_whitespace();
+        let local = fields.nth(1)?;
+        if fields.nth(1)? != TCP_LISTEN {
             return None;
         }
-        let port = u32::from_str_radix(fields[1].rsplit(':').next()?, 16).ok()?;
-        let inode = fields[9].parse().ok()?;
+        let port = u32::from_str_radix(local.rsplit(':').next()?, 16).ok()?;
+        let inode = fields.nth(5)?.parse().ok()?;
         Some((port, inode))
     })
 }
