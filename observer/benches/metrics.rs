@@ -54,7 +54,7 @@ fn records() -> Vec<ConnectionRecord> {
             if i % 4 == 1 {
                 r.verdict.status = Status::Deviation;
                 r.verdict.kind = Some(DeviationKind::UnexpectedPlaintext);
-                r.verdict.policy = Some("PeerAuthentication/prod/strict".to_owned());
+                r.verdict.policy = Some("PeerAuthentication/prod/strict".into());
             } else {
                 r.verdict.status = Status::Ok;
             }

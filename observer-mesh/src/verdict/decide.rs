@@ -3,6 +3,8 @@
 //! telling result. Under a PERMISSIVE server, plaintext (or TLS without a client certificate)
 //! is `ok` with kind `would_break_under_strict`: the STRICT-readiness list, not an alert.
 
+use std::borrow::Cow;
+
 use observer_wire::{
     classify::{Classification, ClientCert, Security},
     legs::LegRecord,
@@ -55,8 +57,8 @@ fn strength(security: RequiredSecurity) -> u8 {
     }
 }
 
-fn verdict(required: &Requirement, status: Status, kind: Option<DeviationKind>, reason: String) -> Verdict {
-    let policy = required.policy.as_ref().map_or_else(|| "default".to_owned(), ToString::to_string);
+fn verdict(required: &Requirement, status: Status, kind: Option<DeviationKind>, reason: Cow<'static, str>) -> Verdict {
+    let policy = required.policy.as_ref().map_or(Cow::Borrowed("default"), |p| Cow::Owned(p.to_string()));
     Verdict { status, expected: Some(required.security), kind, policy: Some(policy), reason: Some(reason) }
 }
 
@@ -156,12 +158,12 @@ fn decide(
             strongest,
             Status::Unevaluated,
             None,
-            format!("security not decided ({why}); {}", strongest.reason),
+            format!("security not decided ({why}); {}", strongest.reason).into(),
         );
     }
-    let judged: Vec<_> = all.iter().map(|r| (r, judge(r, observed))).collect();
-    if let Some((required, (kind, _))) = judged.iter().find(|(_, (kind, _))| kind.is_some()) {
-        return verdict(required, Status::Deviation, *kind, required.reason.clone());
+    // `judge` is cheap and pure: asked again below rather than kept in a list per leg.
+    if let Some((required, kind)) = all.iter().find_map(|r| Some((r, judge(r, observed).0?))) {
+        return verdict(required, Status::Deviation, Some(kind), required.reason.clone());
     }
     let tls = matches!(observed.security, Security::Tls | Security::Mtls);
     // TLS the application sends to a port its Service declares HTTP: the sidecar parses it as HTTP.
@@ -181,7 +183,7 @@ fn decide(
             ..Requirement::new(RequiredSecurity::Tls, min_tls_policy.as_ref(), "")
         };
         let reason = format!("TLS {version} is below TLS 1.{min_tls}");
-        return verdict(&required, Status::Deviation, Some(DeviationKind::WeakTlsVersion), reason);
+        return verdict(&required, Status::Deviation, Some(DeviationKind::WeakTlsVersion), reason.into());
     }
     // Plaintext to a well-known TLS port, unless a policy object explicitly expects or allows it.
     let explicit_plaintext_ok =
@@ -197,15 +199,11 @@ fn decide(
         };
         return verdict(&required, Status::Deviation, Some(DeviationKind::PlaintextOnTlsPort), required.reason.clone());
     }
-    if let Some((required, (_, note))) = judged.iter().find(|(_, (_, note))| note.is_some()) {
+    if let Some((required, note)) = all.iter().find_map(|r| Some((r, judge(r, observed).1?))) {
         // Once per plaintext leg to a PERMISSIVE workload: a concatenation, not the formatter.
-        let reason = [required.reason.as_str(), "; STRICT would refuse this client"].concat();
-        return verdict(required, Status::Ok, *note, reason);
+        let reason = [&*required.reason, "; STRICT would refuse this client"].concat();
+        return verdict(required, Status::Ok, Some(note), reason.into());
     }
-    let strongest = judged
-        .iter()
-        .map(|(r, _)| *r)
-        .max_by_key(|r| (strength(r.security), std::cmp::Reverse(r.source)))
-        .unwrap_or(&default);
+    let strongest = all.iter().max_by_key(|r| (strength(r.security), std::cmp::Reverse(r.source))).unwrap_or(&default);
     verdict(strongest, Status::Ok, None, strongest.reason.clone())
 }

@@ -18,6 +18,8 @@ pub use leg_kind::{
     PROXY_COMMS, PROXY_UID, identify_leg, is_gateway,
 };
 pub use requirements::{Destination, Requirement, Requirements, Source, parse_istio_sni, resolve_destination};
+use std::borrow::Cow;
+
 use serde::Serialize;
 
 pub use crate::policy::RequiredSecurity;
@@ -72,9 +74,10 @@ pub struct Verdict {
     pub expected: Option<RequiredSecurity>,
     pub kind: Option<DeviationKind>,
     /// The policy object that set the requirement, as `Kind/namespace/name`, or `default` for
-    /// the observer's embedded default.
-    pub policy: Option<String>,
-    pub reason: Option<String>,
+    /// the observer's embedded default. Fixed texts are borrowed: most legs' verdicts allocate
+    /// nothing.
+    pub policy: Option<Cow<'static, str>>,
+    pub reason: Option<Cow<'static, str>>,
 }
 
 impl Verdict {

@@ -4,7 +4,10 @@
 //! addresses and SNI and from the policy, never from the security observed: [`super::decide`]
 //! holds the requirements against the observation.
 
-use std::net::{IpAddr, SocketAddr};
+use std::{
+    borrow::Cow,
+    net::{IpAddr, SocketAddr},
+};
 
 use super::{LegKind, RequiredSecurity};
 use crate::{
@@ -28,7 +31,7 @@ pub struct Requirement {
     pub security: RequiredSecurity,
     /// The object that set it; `None` for the observer's embedded default.
     pub policy: Option<ObjectRef>,
-    pub reason: String,
+    pub reason: Cow<'static, str>,
     /// A PERMISSIVE server: plaintext is accepted today, refused under STRICT.
     pub permissive: bool,
     pub source: Source,
@@ -37,7 +40,11 @@ pub struct Requirement {
 }
 
 impl Requirement {
-    pub(crate) fn new(security: RequiredSecurity, policy: Option<&ObjectRef>, reason: impl Into<String>) -> Self {
+    pub(crate) fn new(
+        security: RequiredSecurity,
+        policy: Option<&ObjectRef>,
+        reason: impl Into<Cow<'static, str>>,
+    ) -> Self {
         Self {
             security,
             policy: policy.cloned(),
@@ -259,7 +266,7 @@ pub fn requirements<'a>(leg: &LegAddress<'_>, mesh: &'a Mesh) -> (Requirements, 
         LegKind::LocalOutbound => {
             let mut requirement = client_requirement(client_pod, &dest, mesh);
             // The application's own choice; only the origination mistakes are checked.
-            requirement.reason = format!("local outbound: the application's choice ({})", requirement.reason);
+            requirement.reason = format!("local outbound: the application's choice ({})", requirement.reason).into();
             requirement.security =
                 if requirement.originates_custom_tls { RequiredSecurity::Plaintext } else { RequiredSecurity::Any };
             required.istio.push(requirement);

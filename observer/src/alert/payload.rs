@@ -42,7 +42,7 @@ impl AlertKey {
             server_namespace,
             server_workload,
             server_port: r.server.port,
-            policy: r.verdict.policy.clone().unwrap_or_else(|| "none".to_owned()),
+            policy: r.verdict.policy.as_deref().unwrap_or("none").to_owned(),
         })
     }
 
@@ -96,7 +96,7 @@ impl Example {
             protocol: spelling(&r.protocol).to_owned(),
             evidence: r.tls.as_ref().and_then(|t| t.evidence.as_ref()).map(|e| spelling(e).to_owned()),
             expected: spelling(&r.verdict.expected).to_owned(),
-            reason: r.verdict.reason.clone(),
+            reason: r.verdict.reason.as_deref().map(str::to_owned),
         }
     }
 }

@@ -84,7 +84,7 @@ fn the_policy_that_judged_a_leg_and_its_requirement_are_labels() {
     judged.verdict.status = Status::Ok;
     judged.verdict.expected = Some(RequiredSecurity::Any);
     judged.verdict.kind = Some(DeviationKind::WouldBreakUnderStrict);
-    judged.verdict.policy = Some("PeerAuthentication/prod/api".to_owned());
+    judged.verdict.policy = Some("PeerAuthentication/prod/api".into());
     metrics.record(&judged);
     let text = telemetry.scrape();
     let line = text.lines().find(|l| l.starts_with("observer_connections_total{")).expect(&text);

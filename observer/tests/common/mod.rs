@@ -63,7 +63,7 @@ pub fn exposition() -> String {
     let mut record = ConnectionRecord::unassessed(&leg, "n");
     record.verdict.status = Status::Deviation;
     record.verdict.kind = Some(DeviationKind::UnexpectedPlaintext);
-    record.verdict.policy = Some("PeerAuthentication/prod/strict".to_owned());
+    record.verdict.policy = Some("PeerAuthentication/prod/strict".into());
     let owner = |name: &str| {
         Some(std::sync::Arc::new(Owner { namespace: "prod".into(), kind: "Deployment".into(), name: name.into() }))
     };

@@ -61,7 +61,7 @@ pub(super) fn assessed(
     c: Classification,
 ) -> (LegKind, Status, Option<DeviationKind>, Option<String>, Option<RequiredSecurity>) {
     let a = assess(&record(client, server, c), s);
-    (a.leg, a.verdict.status, a.verdict.kind, a.verdict.policy, a.verdict.expected)
+    (a.leg, a.verdict.status, a.verdict.kind, a.verdict.policy.as_deref().map(str::to_owned), a.verdict.expected)
 }
 
 #[test]
