@@ -46,15 +46,18 @@ impl ProgramRuns {
 }
 
 impl Observer {
-    /// Starts `observer run` with `extra` arguments and waits until it has attached.
+    /// Starts `observer run` with `extra` arguments and waits until it has attached. The binary
+    /// is this workspace's release build, or `OBSERVER_BENCH_BIN` when set (to time an older
+    /// build copied aside against the current one, alternating runs).
     pub fn start(extra: &[&str]) -> Result<Self> {
-        let mut child = Command::new(cmd::observer_bin())
+        let binary = std::env::var_os("OBSERVER_BENCH_BIN").map_or_else(cmd::observer_bin, Into::into);
+        let mut child = Command::new(&binary)
             .args(["run", "--output", "json", "--metrics-addr", METRICS_ADDR])
             .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
-            .context("starting the observer")?;
+            .with_context(|| format!("starting the observer {}", binary.display()))?;
         let stderr = child.stderr.take().context("observer stderr")?;
         let mut lines = BufReader::new(stderr).lines();
         loop {
