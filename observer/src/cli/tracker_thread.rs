@@ -26,7 +26,7 @@ use super::output_thread::OutputThread;
 const BATCH_STEPS: usize = 1024;
 /// Payload bytes a batch holds before it is handed over (one frame's may take it past this).
 const BATCH_BYTES: usize = 128 << 10;
-/// Batches waiting for the thread at most (a few MiB of payload); past it the reading thread
+/// Batches waiting for the thread at most (about 1 MiB of payload); past it the reading thread
 /// waits for the pipeline.
 const IN_FLIGHT: usize = 8;
 
