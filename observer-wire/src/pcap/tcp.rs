@@ -28,28 +28,29 @@ pub const MAX_CONNECTIONS: usize = 1 << 20;
 /// Sequence distances beyond this are behind the stream start (u32 wrap-around arithmetic).
 const MAX_FORWARD: u32 = 1 << 31;
 
-/// One end of a connection as a key: the address's bytes (an IPv4 address in the first four)
-/// and the port. Half the size of a `SocketAddr`, which holds an IPv6 flow label and scope the
-/// decoder never sets: the table of every connection of a capture is paged in as it grows.
+/// One end of a connection as a key: the address as a number (an IPv4 address in the low 32
+/// bits) and the port. Half the size of a `SocketAddr`, which holds an IPv6 flow label and scope
+/// the decoder never sets: the table of every connection of a capture is paged in as it grows.
+/// Ordered and hashed as whole words: a byte array's order is a `memcmp` call, and its derived
+/// hash feeds every byte apart (hashing and ordering the two ends are most of a segment's work).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 struct End {
-    ip: [u8; 16],
+    ip: u128,
     port: u16,
 }
 
 impl End {
     fn of(addr: SocketAddr) -> Self {
-        let mut ip = [0; 16];
-        match addr.ip() {
-            IpAddr::V4(v4) => ip[..4].copy_from_slice(&v4.octets()),
-            IpAddr::V6(v6) => ip = v6.octets(),
-        }
+        let ip = match addr.ip() {
+            IpAddr::V4(v4) => u128::from(u32::from(v4)),
+            IpAddr::V6(v6) => u128::from(v6),
+        };
         Self { ip, port: addr.port() }
     }
 }
 
 /// The two ends of a connection, in a fixed order, and their address family (an IPv4 end and
-/// the IPv6 address of the same bytes are two ends).
+/// the IPv6 address of the same number are two ends).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct FlowKey {
     first: End,
@@ -66,18 +67,17 @@ impl FlowKey {
     }
 }
 
-/// Addresses and ports as a few whole words (the derived hash feeds every byte apart, and
-/// hashing is most of a segment's work).
 impl std::hash::Hash for FlowKey {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        for end in [self.first, self.second] {
-            if self.v6 {
-                state.write_u128(u128::from_ne_bytes(end.ip));
+        if self.v6 {
+            for end in [self.first, self.second] {
+                state.write_u128(end.ip);
                 state.write_u16(end.port);
-            } else {
-                let [a, b, c, d, ..] = end.ip;
-                state.write_u64(u64::from(u32::from_ne_bytes([a, b, c, d])) << 16 | u64::from(end.port));
             }
+        } else {
+            // An IPv4 end's address and port in one word each.
+            state.write_u64((self.first.ip as u64) << 16 | u64::from(self.first.port));
+            state.write_u64((self.second.ip as u64) << 16 | u64::from(self.second.port));
         }
     }
 }

@@ -9,6 +9,7 @@ pub mod policy;
 mod prometheus;
 mod replay;
 mod run;
+mod tracker_thread;
 mod unpin;
 
 use std::process::ExitCode;

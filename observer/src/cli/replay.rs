@@ -5,8 +5,9 @@ use std::{path::PathBuf, process::ExitCode};
 use anyhow::Context as _;
 
 use observer_pipeline::Pipeline;
-use observer_wire::{classify::UnknownReason, legs::TrackerConfig, pcap::CaptureSource};
+use observer_wire::{legs::TrackerConfig, pcap::CaptureSource};
 
+use super::tracker_thread::TrackerThread;
 use crate::export::Format;
 
 #[derive(clap::Args, Debug)]
@@ -30,25 +31,27 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let policy = args.policy.load_once()?;
     let mesh = policy.store.current();
-    let mut output = super::output_thread::OutputThread::start(args.output).context("starting the output thread")?;
+    let output = super::output_thread::OutputThread::start(args.output).context("starting the output thread")?;
     let max_legs = args.max_legs.max(1);
-    let mut pipeline = Pipeline::new(TrackerConfig { max_legs, ..TrackerConfig::default() }, super::node_name());
+    let pipeline = Pipeline::new(TrackerConfig { max_legs, ..TrackerConfig::default() }, super::node_name());
     let mut source = CaptureSource::new(max_legs);
     let mut failed = 0;
-    for path in &args.files {
-        if let Err(error) = source.file(path, &mut pipeline.bind(&mesh, &mut output)) {
-            tracing::error!("{error}");
-            failed += 1;
+    let finished = std::thread::scope(|scope| {
+        let mut legs = TrackerThread::start(scope, pipeline, &mesh, output).context("starting the pipeline thread")?;
+        for path in &args.files {
+            if let Err(error) = source.file(path, &mut legs) {
+                tracing::error!("{error}");
+                failed += 1;
+            }
         }
-    }
-    pipeline.finish(UnknownReason::CaptureEnded);
-    pipeline.deliver(&mesh, &mut (), &mut output);
-    if let Err(e) = output.finish()
+        legs.finish().context("replaying")
+    })?;
+    if let Err(e) = finished.output
         && e.kind() != std::io::ErrorKind::BrokenPipe
     {
         return Err(anyhow::Error::new(e).context("writing records"));
     }
-    let (stats, tracker) = (source.stats(), pipeline.stats());
+    let (stats, tracker) = (source.stats(), finished.tracker);
     tracing::info!(
         files = stats.files,
         frames = stats.frames,
