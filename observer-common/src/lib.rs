@@ -279,8 +279,7 @@ pub struct SampleRecord<const N: usize> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CloseEvent {
     pub header: EventHeader,
-    /// `conn_flags::EVICTED` when the socket's `CONNS` entry was gone at its close, else 0 (the
-    /// close deletes the entry without reading it first).
+    /// `ConnState::flags` at close: which directions had finished sampling.
     pub flags: u32,
     pub _pad: u32,
 }

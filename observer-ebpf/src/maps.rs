@@ -38,10 +38,8 @@ pub static OWNERS: LruHashMap<u64, Owner> = LruHashMap::with_max_entries(MAX_CON
 pub static LISTENERS: LruHashMap<ListenerKey, Owner> = LruHashMap::with_max_entries(16_384, 0);
 
 /// The first socket of a connection whose other end may be on this node, until the second one
-/// arrives: when both sockets are here, each byte is sampled once, at the sender's egress,
-/// instead of again at the receiver's ingress. The close does not remove a waiting socket's
-/// entry: it is overwritten by the next socket with its key or ages out, and never pairs, since
-/// pairing checks that the waiting socket is still tracked and waiting in `CONNS`.
+/// arrives (or it closes): when both sockets are here, each byte is sampled once, at the
+/// sender's egress, instead of again at the receiver's ingress.
 #[map(name = "PEERS")]
 pub static PEERS: LruHashMap<PeerKey, WaitingPeer> = LruHashMap::with_max_entries(MAX_CONNECTIONS, 0);
 

@@ -173,19 +173,16 @@ fn bytes(words: &[u32; 4]) -> [u8; 16] {
 
 /// Pairs a socket with the other end of its connection when that is on this node too: then the
 /// sender's egress already samples every byte, and both sockets stop sampling their ingress.
-/// Otherwise the socket waits in `PEERS` (until its peer comes, or its entry is overwritten or
-/// ages out). Returns the socket's initial `conn_flags` and the cookie of the peer it paired with
-/// (0: none), which the open event carries so that userspace joins the two sockets without a
-/// table of its own.
-///
-/// A `PEERS` entry is only a hint: it pairs only with a socket still tracked in `CONNS` and still
-/// waiting (its `WAITING_AS_*` bit, cleared when it pairs). A closed socket's entry is therefore
-/// harmless and the close does not look for it; cookies are never reused.
+/// Otherwise the socket waits in `PEERS` (until its peer comes or it closes). Returns the
+/// socket's initial `conn_flags` and the cookie of the peer it paired with (0: none), which the
+/// open event carries so that userspace joins the two sockets without a table of its own.
 ///
 /// The client comes first (it is established when the SYN-ACK arrives, the server only at the
 /// ACK that follows), so it tries a `BPF_NOEXIST` insert, one map operation, and looks the key
-/// up only when an entry is there (a server that came first with TCP Fast Open, or a stale one).
-/// The server looks up first: on this node its client is usually waiting.
+/// up only when an entry is there (a server that came first with TCP Fast Open, or an entry the
+/// LRU table kept for a socket whose close callback never ran). A waiting entry pairs only with a
+/// socket still tracked in `CONNS` and still waiting (its `WAITING_AS_*` bit, cleared when it
+/// pairs). The server looks up first: on this node its client is usually waiting.
 #[inline(always)]
 fn pair_with_local_peer(cookie: u64, role: u32, key: &PeerKey) -> (u32, u64) {
     let waiting = WaitingPeer { cookie, role, _pad: 0 };
@@ -230,19 +227,35 @@ fn copy_words(dst: &mut [u32; 4], words: &[u32; 4]) {
     }
 }
 
-/// The end of a socket: its `CONNS` entry goes, and the close event says whether it was still
-/// there. One map operation: the delete's result tells an evicted entry, and a `PEERS` entry the
-/// socket may have left is not looked for (see [`pair_with_local_peer`]).
+/// A socket that closes unpaired leaves `PEERS`, so that a later socket reusing its address
+/// cannot pair with it.
+#[inline(always)]
+fn forget_waiting_peer(ctx: &SockOpsContext, cookie: u64, flags: u32) {
+    // SAFETY: the helper accepts the sock_ops context.
+    let netns_cookie = unsafe { bpf_get_netns_cookie(ctx.as_ptr()) };
+    let key = Ends::read(ctx).peer_key(netns_cookie, flags & conn_flags::WAITING_AS_CLIENT != 0);
+    // SAFETY: map values are plain data.
+    if unsafe { PEERS.get(key) }.is_some_and(|w| w.cookie == cookie) {
+        let _ = PEERS.remove(key);
+    }
+}
+
 fn on_close(ctx: &SockOpsContext) {
     // SAFETY: the helper accepts the sock_ops context.
     let cookie = unsafe { bpf_get_socket_cookie(ctx.as_ptr()) };
-    let flags = if CONNS.remove(cookie).is_ok() {
-        0
-    } else {
+    // SAFETY: map values are plain data.
+    let flags = match unsafe { CONNS.get(cookie) } {
+        Some(state) => state.flags,
         // Only sockets that had an entry asked for this callback: the full table evicted it.
-        count_drop(drop_reason::CONN_EVICTED);
-        conn_flags::EVICTED
+        None => {
+            count_drop(drop_reason::CONN_EVICTED);
+            conn_flags::EVICTED
+        }
     };
+    if flags & (conn_flags::WAITING_AS_CLIENT | conn_flags::WAITING_AS_SERVER) != 0 {
+        forget_waiting_peer(ctx, cookie, flags);
+    }
+    let _ = CONNS.remove(cookie);
     let Some(mut entry) = EVENTS.reserve::<CloseEvent>(0) else {
         count_drop(drop_reason::CLOSE_RESERVE);
         return;
