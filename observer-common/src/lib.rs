@@ -86,7 +86,8 @@ pub mod conn_flags {
     pub const INGRESS_DONE: u32 = 2;
     /// Both directions; userspace sets this when the classification no longer needs bytes.
     pub const ALL_DONE: u32 = EGRESS_DONE | INGRESS_DONE;
-    /// This socket waits in `PEERS` for its peer, keyed by its local address (a client).
+    /// This socket waits in `PEERS` for its peer, keyed by its local address (a client). A
+    /// `PEERS` entry pairs only with a socket that still has this bit or the next one.
     pub const WAITING_AS_CLIENT: u32 = 4;
     /// This socket waits in `PEERS` for its peer, keyed by its remote address (a server).
     pub const WAITING_AS_SERVER: u32 = 8;

@@ -6,7 +6,7 @@
 use aya_ebpf::{
     EbpfContext as _,
     bindings::{
-        BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB, BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB, BPF_SOCK_OPS_STATE_CB,
+        BPF_NOEXIST, BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB, BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB, BPF_SOCK_OPS_STATE_CB,
         BPF_SOCK_OPS_STATE_CB_FLAG,
     },
     helpers::{bpf_get_netns_cookie, bpf_get_socket_cookie, bpf_ktime_get_ns},
@@ -176,29 +176,42 @@ fn bytes(words: &[u32; 4]) -> [u8; 16] {
 /// Otherwise the socket waits in `PEERS` (until its peer comes or it closes). Returns the
 /// socket's initial `conn_flags` and the cookie of the peer it paired with (0: none), which the
 /// open event carries so that userspace joins the two sockets without a table of its own.
+///
+/// The client comes first (it is established when the SYN-ACK arrives, the server only at the
+/// ACK that follows), so it tries a `BPF_NOEXIST` insert, one map operation, and looks the key
+/// up only when an entry is there (a server that came first with TCP Fast Open, or an entry the
+/// LRU table kept for a socket whose close callback never ran). A waiting entry pairs only with a
+/// socket still tracked in `CONNS` and still waiting (its `WAITING_AS_*` bit, cleared when it
+/// pairs). The server looks up first: on this node its client is usually waiting.
 #[inline(always)]
 fn pair_with_local_peer(cookie: u64, role: u32, key: &PeerKey) -> (u32, u64) {
+    let waiting = WaitingPeer { cookie, role, _pad: 0 };
+    let waiting_flag = if role == role::ACTIVE { conn_flags::WAITING_AS_CLIENT } else { conn_flags::WAITING_AS_SERVER };
+    if role == role::ACTIVE && PEERS.insert(key, waiting, u64::from(BPF_NOEXIST)).is_ok() {
+        return (waiting_flag, 0);
+    }
     // SAFETY: map values are plain data.
-    if let Some(waiting) = unsafe { PEERS.get(key) }.copied()
-        && waiting.role != role
-        && waiting.cookie != cookie
-        && let Some(peer) = CONNS.get_ptr_mut(waiting.cookie)
+    if let Some(found) = unsafe { PEERS.get(key) }.copied()
+        && found.role != role
+        && found.cookie != cookie
+        && let Some(peer) = CONNS.get_ptr_mut(found.cookie)
+        // SAFETY: a pointer into the map value, valid while the program runs.
+        && unsafe { (*peer).flags } & (conn_flags::WAITING_AS_CLIENT | conn_flags::WAITING_AS_SERVER) != 0
     {
-        // SAFETY: a pointer into the map value, valid while the program runs; a racing update
-        // of the flags at worst samples the peer's ingress once more (userspace drops the copy).
+        // SAFETY: as above; a racing update of the flags at worst samples the peer's ingress once
+        // more (userspace drops the copy).
         unsafe {
             (*peer).flags = ((*peer).flags | conn_flags::INGRESS_DONE)
                 & !(conn_flags::WAITING_AS_CLIENT | conn_flags::WAITING_AS_SERVER);
         }
         let _ = PEERS.remove(key);
-        return (conn_flags::INGRESS_DONE, waiting.cookie);
+        return (conn_flags::INGRESS_DONE, found.cookie);
     }
-    let waiting = WaitingPeer { cookie, role, _pad: 0 };
     if PEERS.insert(key, waiting, 0).is_err() {
         // Not paired: both sockets sample and are reported as two legs, one seen from each end.
         return (0, 0);
     }
-    (if role == role::ACTIVE { conn_flags::WAITING_AS_CLIENT } else { conn_flags::WAITING_AS_SERVER }, 0)
+    (waiting_flag, 0)
 }
 
 /// Copy an IPv6 address out of the context one word at a time: the verifier refuses a load
