@@ -8,7 +8,7 @@ use std::{
 
 use super::ids::IdMap;
 
-use super::{Direction, Event, LegId, LegRecord, ObservedAt, Output, Peer, Reassembly, Side};
+use super::{Direction, Event, LegId, LegRecord, MAX_STREAM_BYTES, ObservedAt, Output, Peer, Reassembly, Side};
 use crate::classify::{Classification, Classifier, Input, Progress, StreamEnd, UnknownReason};
 
 /// Limits and timings of the tracker.
@@ -91,6 +91,34 @@ impl LegState {
         let input = Input {
             client: self.client.bytes(),
             server: self.server.bytes(),
+            client_end: self.end(Direction::ClientToServer),
+            server_end: self.end(Direction::ServerToClient),
+            client_gap: self.client.has_gap(),
+            server_gap: self.server.has_gap(),
+        };
+        self.classifier.classify(&input)
+    }
+
+    /// Whether `direction` holds nothing yet: its first piece from offset 0 is then exactly what
+    /// the stream would hold after taking it.
+    fn untouched(&self, direction: Direction) -> bool {
+        let stream = match direction {
+            Direction::ClientToServer => &self.client,
+            Direction::ServerToClient => &self.server,
+        };
+        stream.bytes().is_empty() && !stream.has_gap() && !stream.overflowed()
+    }
+
+    /// Classifies as if `first`, the first piece of an [`untouched`](Self::untouched)
+    /// `direction`, were already held: the same input the stream would give after taking it.
+    fn classify_first(&mut self, direction: Direction, first: &[u8]) -> Progress {
+        let (client, server) = match direction {
+            Direction::ClientToServer => (first, self.server.bytes()),
+            Direction::ServerToClient => (self.client.bytes(), first),
+        };
+        let input = Input {
+            client,
+            server,
             client_end: self.end(Direction::ClientToServer),
             server_end: self.end(Direction::ServerToClient),
             client_gap: self.client.has_gap(),
@@ -225,15 +253,39 @@ impl Tracker {
             }
             Event::Data { leg, direction, offset, bytes } => {
                 let Some(state) = self.state(leg) else { return };
-                let stream = match direction {
-                    Direction::ClientToServer => &mut state.client,
-                    Direction::ServerToClient => &mut state.server,
-                };
-                let before = (stream.bytes().len(), stream.has_gap(), stream.overflowed());
-                stream.insert(offset, bytes);
-                changed = before != (stream.bytes().len(), stream.has_gap(), stream.overflowed());
-                self.stats.duplicate_data += u64::from(!changed);
-                leg
+                // A direction's first piece is classified where it lies (the ring buffer, the
+                // capture's buffer): most legs decide on it, and then their bytes are never copied.
+                if offset == 0
+                    && state.decided.is_none()
+                    && !bytes.is_empty()
+                    && bytes.len() <= MAX_STREAM_BYTES
+                    && state.untouched(direction)
+                {
+                    let progress = state.classify_first(direction, bytes);
+                    if let Progress::Done(classification) = progress {
+                        state.decided = Some(classification);
+                        out.push(Output::StopSampling(leg));
+                    } else {
+                        let stream = match direction {
+                            Direction::ClientToServer => &mut state.client,
+                            Direction::ServerToClient => &mut state.server,
+                        };
+                        stream.insert(offset, bytes);
+                    }
+                    // Classified already, on the input the stream now gives.
+                    changed = false;
+                    leg
+                } else {
+                    let stream = match direction {
+                        Direction::ClientToServer => &mut state.client,
+                        Direction::ServerToClient => &mut state.server,
+                    };
+                    let before = (stream.bytes().len(), stream.has_gap(), stream.overflowed());
+                    stream.insert(offset, bytes);
+                    changed = before != (stream.bytes().len(), stream.has_gap(), stream.overflowed());
+                    self.stats.duplicate_data += u64::from(!changed);
+                    leg
+                }
             }
             Event::DirectionEnd { leg, direction, end } => {
                 let Some(state) = self.state(leg) else { return };

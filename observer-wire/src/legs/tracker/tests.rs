@@ -303,3 +303,35 @@ fn the_handshake_deadline_spares_silent_and_decided_legs_and_costs_what_falls_du
     never.handle(open(9, ObservedAt::Wire), t0, &mut out);
     assert!(never.handshake_due.is_empty());
 }
+
+#[test]
+fn a_first_piece_is_classified_where_it_lies_and_the_rest_builds_on_it() {
+    let now = Instant::now();
+    let classified = |pieces: &[(u64, &[u8])]| {
+        let mut tracker = Tracker::new(TrackerConfig::default());
+        let mut out = Vec::new();
+        tracker.handle(open(3, ObservedAt::Wire), now, &mut out);
+        for &(offset, bytes) in pieces {
+            tracker.handle(data(3, offset, bytes), now, &mut out);
+        }
+        tracker.handle(Event::Close { leg: 3 }, now, &mut out);
+        let record = records(&out).first().map(|r| r.classification.clone());
+        (record.expect("one record"), tracker.stats().duplicate_data)
+    };
+    for whole in
+        [&b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"[..], &[0x16, 0x03, 0x01, 0x00, 0x05, 0x01, 0x00, 0x00, 0x01, 0x03]]
+    {
+        let (expected, _) = classified(&[(0, whole)]);
+        for cut in 1..whole.len() {
+            let (head, rest) = whole.split_at(cut);
+            let at = cut as u64;
+            assert_eq!(classified(&[(0, head), (at, rest)]).0, expected, "cut at {cut}");
+            // A first piece that did not decide is held: its copy is a duplicate, as before.
+            let (again, duplicates) = classified(&[(0, head), (0, head), (at, rest)]);
+            assert_eq!(again, expected, "cut at {cut}, first piece twice");
+            assert!(duplicates <= 1, "cut at {cut}: {duplicates} duplicates");
+            // Pieces out of order: the first one to come is not the stream's start.
+            assert_eq!(classified(&[(at, rest), (0, head)]).0, expected, "cut at {cut}, reversed");
+        }
+    }
+}
