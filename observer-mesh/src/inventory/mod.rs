@@ -13,7 +13,11 @@ pub use model::{
 };
 pub use owner::Owner;
 
-use std::{collections::HashMap, net::IpAddr};
+use std::net::IpAddr;
+
+// Keyed by the addresses the inventory lists (the API's, not the wire's); every leg looks up both
+// of its ends, so a fast hash.
+use foldhash::HashMap;
 
 /// Pods and Services by address.
 #[derive(Clone, Debug, Default)]
@@ -29,7 +33,7 @@ pub struct Inventory {
 impl Inventory {
     /// Indexes the objects. Host-network and finished pods get no address.
     pub fn new(pods: Vec<Pod>, services: Vec<Service>, namespaces: Vec<Namespace>) -> Self {
-        let mut pod_by_ip: HashMap<IpAddr, Option<usize>> = HashMap::new();
+        let mut pod_by_ip: HashMap<IpAddr, Option<usize>> = HashMap::default();
         for (i, pod) in pods.iter().enumerate() {
             if pod.host_network || pod.finished {
                 continue;
@@ -38,7 +42,7 @@ impl Inventory {
                 pod_by_ip.entry(ip.to_canonical()).and_modify(|slot| *slot = None).or_insert(Some(i));
             }
         }
-        let mut service_by_ip = HashMap::new();
+        let mut service_by_ip = HashMap::default();
         for (i, svc) in services.iter().enumerate() {
             for ip in &svc.cluster_ips {
                 service_by_ip.entry(ip.to_canonical()).or_insert(i);
