@@ -174,12 +174,14 @@ impl Default for HashedText {
     }
 }
 
+/// Bytes of one list entry's text: a comma and four hex digits.
+const ENTRY: usize = 5;
+
 impl HashedText {
     /// A few bytes (a fixed number: the copy is then a move, not a call).
     fn push<const N: usize>(&mut self, bytes: [u8; N]) {
         if self.len + N > TEXT_CHUNK {
-            self.hash.update(&self.chunk[..self.len]);
-            self.len = 0;
+            self.flush();
         }
         if let Some(room) = self.chunk.get_mut(self.len..self.len + N) {
             room.copy_from_slice(&bytes);
@@ -188,16 +190,35 @@ impl HashedText {
         self.total += N;
     }
 
-    /// `aaaa,bbbb,...` in lowercase hex.
+    fn flush(&mut self) {
+        self.hash.update(&self.chunk[..self.len]);
+        self.len = 0;
+    }
+
+    /// `aaaa,bbbb,...` in lowercase hex. Each entry is written as `,aaaa` into a chunk with
+    /// room for it (the first entry's comma is then overwritten): one bounds check per entry,
+    /// no branch on its position.
     fn hex_list(&mut self, values: impl Iterator<Item = u16>) {
-        for (i, v) in values.enumerate() {
+        let mut first = true;
+        for v in values {
+            if self.len + ENTRY > TEXT_CHUNK {
+                self.flush();
+            }
             let [hi, lo] = v.to_be_bytes();
-            let hex = |b: u8| [HEX[usize::from(b >> 4)], HEX[usize::from(b & 0xf)]];
-            let ([a, b], [c, d]) = (hex(hi), hex(lo));
-            if i == 0 {
-                self.push([a, b, c, d]);
+            let ([a, b], [c, d]) = (HEX_PAIRS[usize::from(hi)], HEX_PAIRS[usize::from(lo)]);
+            let at = self.len;
+            if let Some(room) = self.chunk.get_mut(at..at + ENTRY) {
+                room.copy_from_slice(&[b',', a, b, c, d]);
+            }
+            if first {
+                // Drop the leading comma: the entry moves one byte back over it.
+                self.chunk.copy_within(at + 1..at + ENTRY, at);
+                self.len += ENTRY - 1;
+                self.total += ENTRY - 1;
+                first = false;
             } else {
-                self.push([b',', a, b, c, d]);
+                self.len += ENTRY;
+                self.total += ENTRY;
             }
         }
     }
@@ -209,15 +230,27 @@ impl HashedText {
             out.push_str("000000000000");
             return;
         }
-        self.hash.update(&self.chunk[..self.len]);
-        (self.len, self.total) = (0, 0);
+        self.flush();
+        self.total = 0;
         let digest = self.hash.finalize_reset();
         for byte in &digest[..6] {
-            out.push(char::from(HEX[usize::from(byte >> 4)]));
-            out.push(char::from(HEX[usize::from(byte & 0xf)]));
+            let [hi, lo] = HEX_PAIRS[usize::from(*byte)];
+            out.push(char::from(hi));
+            out.push(char::from(lo));
         }
     }
 }
+
+/// The two lowercase hex digits of every byte.
+const HEX_PAIRS: [[u8; 2]; 256] = {
+    let mut pairs = [[0u8; 2]; 256];
+    let mut i = 0;
+    while i < 256 {
+        pairs[i] = [HEX[i >> 4], HEX[i & 0xf]];
+        i += 1;
+    }
+    pairs
+};
 
 #[cfg(test)]
 mod tests {
@@ -257,6 +290,32 @@ mod tests {
         assert_eq!(alpn(Some(b"h2")), "h2");
         assert_eq!(alpn(Some(&[0xab, 0x01])), "a1");
         assert_eq!(alpn(Some(&[0xab])), "ab");
+    }
+
+    /// Lists of every length up to past two chunks, so that each list (and the signature
+    /// algorithms after the `_`) starts at every offset of a chunk, against the text built
+    /// with `format!`.
+    #[test]
+    fn the_hashed_text_is_the_same_wherever_a_chunk_ends() {
+        let hex = |list: &[u16]| list.iter().map(|v| format!("{v:04x}")).collect::<Vec<_>>().join(",");
+        let hash =
+            |text: &str| Sha256::digest(text.as_bytes())[..6].iter().map(|b| format!("{b:02x}")).collect::<String>();
+        for n in 1..60u16 {
+            for m in [1u16, 2, 7, 30] {
+                let extensions: Vec<u16> = (0..n).map(|i| 0xfe00 + i).collect();
+                let signature_algorithms: Vec<u16> = (0..m).map(|i| 0x0400 + i).collect();
+                let hello = ClientHello {
+                    legacy_version: 0x0303,
+                    ciphers: vec![0x1301],
+                    extensions: extensions.clone(),
+                    signature_algorithms: signature_algorithms.clone(),
+                    ..Default::default()
+                };
+                let text = format!("{}_{}", hex(&extensions), hex(&signature_algorithms));
+                let expected = format!("t12i01{:02}00_{}_{}", n, hash("1301"), hash(&text));
+                assert_eq!(ja4(&hello), expected, "{n} extensions, {m} signature algorithms");
+            }
+        }
     }
 
     #[test]
