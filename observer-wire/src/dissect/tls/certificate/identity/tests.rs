@@ -61,7 +61,7 @@ fn sans() -> Vec<Vec<u8>> {
     let mut long: Vec<Vec<u8>> = (0..200).map(dns).collect();
     long.push(spiffe.clone());
     vec![
-        seq(&[spiffe.clone()]),
+        seq(std::slice::from_ref(&spiffe)),
         seq(&[dns(1), ip4.clone(), ip6.clone(), email.clone(), spiffe.clone()]),
         seq(&[der(0x86, b"https://example.com/"), spiffe.clone(), der(0x86, b"spiffe://second/")]),
         seq(&[dir, other, registered, ip4, spiffe.clone()]),
