@@ -2,12 +2,16 @@
 //! fixtures. `final`: one call with both directions whole (what a replay of a closed leg costs
 //! at least); `incremental`: one call per captured segment until the answer, on one
 //! `Classifier` made for the leg, as the tracker does live, which is the real per-handshake cost.
+//! JA4's hashed parts are remembered per ClientHello shape, so from the second iteration on both
+//! measure a shape already seen (what a node mostly sees); `incremental_cold` forgets the shapes
+//! before each iteration (outside the timing): the cost of a shape seen for the first time.
 
 use std::{hint::black_box, path::Path};
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use observer_wire::{
     classify::{Classifier, Input, Progress, StreamEnd, classify},
+    dissect::tls::ja4,
     legs::{Direction, Reassembly},
     pcap::{LegPieces, leg_pieces},
 };
@@ -71,13 +75,17 @@ fn bench(c: &mut Criterion) {
             b.iter(|| classify(black_box(&input(&client, &server, StreamEnd::Closed))))
         });
         let steps = steps(&leg);
-        group.bench_function(format!("{name}/incremental"), |b| {
-            b.iter(|| {
-                let mut classifier = Classifier::default();
-                for &(cl, sl) in &steps {
-                    black_box(classifier.classify(black_box(&input(&client[..cl], &server[..sl], StreamEnd::Open))));
-                }
-            })
+        let handshake = || {
+            let mut classifier = Classifier::default();
+            for &(cl, sl) in &steps {
+                black_box(classifier.classify(black_box(&input(&client[..cl], &server[..sl], StreamEnd::Open))));
+            }
+        };
+        group.bench_function(format!("{name}/incremental"), |b| b.iter(handshake));
+        group.bench_function(format!("{name}/incremental_cold"), |b| {
+            // One forget per timed call: a batch of inputs made up front would leave all but its
+            // first call warm.
+            b.iter_batched(ja4::forget_shapes, |()| handshake(), BatchSize::PerIteration)
         });
     }
     group.finish();

@@ -3,10 +3,15 @@
 
 use sha2::{Digest, Sha256};
 
+use self::shapes::Hashes;
 use super::{
     client_hello::{ClientHello, HelloView, ext, name_string},
     is_grease,
 };
+
+mod shapes;
+
+pub use shapes::forget as forget_shapes;
 
 /// List entries sorted on the stack; longer lists (rare, and bounded by the ClientHello's
 /// size) are sorted on the heap. JA4 counts stop at 99, its hashes cover every entry.
@@ -92,12 +97,6 @@ where
     push_alpn(&mut out, lists.alpn);
     out.push('_');
 
-    ciphers.sort_unstable();
-    let mut text = HashedText::default();
-    text.hex_list(ciphers.iter().copied());
-    text.finish(&mut out);
-    out.push('_');
-
     let mut extension_stack = [0u16; STACK_ENTRIES];
     let mut extension_heap = Vec::new();
     let extensions = collect(
@@ -105,17 +104,36 @@ where
         &mut extension_heap,
         lists.extensions.filter(|e| !is_grease(*e) && *e != ext::SERVER_NAME && *e != ext::ALPN),
     );
+    let key = shapes::Key::of(ciphers, extensions, lists.signature_algorithms.clone());
+    let [cipher_hash, extension_hash] = shapes::hashes(key, || hashes(ciphers, extensions, lists.signature_algorithms));
+    push_ascii(&mut out, &cipher_hash);
+    out.push('_');
+    push_ascii(&mut out, &extension_hash);
+    out
+}
+
+/// The two hashed parts, computed whole: the sorted cipher suites; the sorted extensions, then
+/// the signature algorithms in the order sent.
+fn hashes(ciphers: &mut [u16], extensions: &mut [u16], signature_algorithms: impl Iterator<Item = u16>) -> Hashes {
+    ciphers.sort_unstable();
+    let mut text = HashedText::default();
+    text.hex_list(ciphers.iter().copied());
+    let cipher_hash = text.finish();
     extensions.sort_unstable();
     if !extensions.is_empty() {
         text.hex_list(extensions.iter().copied());
-        let mut signature_algorithms = lists.signature_algorithms.peekable();
+        let mut signature_algorithms = signature_algorithms.peekable();
         if signature_algorithms.peek().is_some() {
             text.push([b'_']);
             text.hex_list(signature_algorithms);
         }
     }
-    text.finish(&mut out);
-    out
+    [cipher_hash, text.finish()]
+}
+
+/// Hex digits (ASCII by construction) onto the answer.
+fn push_ascii(out: &mut String, digits: &[u8]) {
+    out.extend(digits.iter().map(|d| char::from(*d)));
 }
 
 /// `values` in `stack` if they fit, else in `heap`: every value, never a prefix.
@@ -225,19 +243,18 @@ impl HashedText {
 
     /// The first 12 hex digits of the SHA-256 of the text, or twelve zeros for no text; then
     /// the text is empty again.
-    fn finish(&mut self, out: &mut String) {
+    fn finish(&mut self) -> [u8; 12] {
+        let mut digits = [b'0'; 12];
         if self.total == 0 {
-            out.push_str("000000000000");
-            return;
+            return digits;
         }
         self.flush();
         self.total = 0;
         let digest = self.hash.finalize_reset();
-        for byte in &digest[..6] {
-            let [hi, lo] = HEX_PAIRS[usize::from(*byte)];
-            out.push(char::from(hi));
-            out.push(char::from(lo));
+        for (pair, byte) in digits.chunks_exact_mut(2).zip(&digest[..6]) {
+            pair.copy_from_slice(&HEX_PAIRS[usize::from(*byte)]);
         }
+        digits
     }
 }
 
