@@ -2,6 +2,8 @@
 //! the TLS 1.2 client Certificate, the TLS 1.3 client flight size, PSK or session resumption,
 //! and only when those cannot decide, Istio's ALPN.
 
+use std::borrow::Cow;
+
 use super::{Classification, ClientCert, Evidence, Input, Progress, Protocol, Security, TlsDetails, UnknownReason};
 use crate::dissect::{
     Parse,
@@ -286,41 +288,38 @@ fn details_of(handshake: &Handshake<'_>, hello: HelloView<'_>) -> Box<TlsDetails
 }
 
 /// "1.3", "1.2", ...: the spelling of the JSON contract.
-pub fn version_name(version: u16) -> Option<String> {
-    Some(
-        match version {
-            0x0304 => "1.3",
-            0x0303 => "1.2",
-            0x0302 => "1.1",
-            0x0301 => "1.0",
-            0x0300 => "ssl3",
-            0x0002 => "ssl2",
-            _ => return None,
-        }
-        .to_owned(),
-    )
+pub fn version_name(version: u16) -> Option<Cow<'static, str>> {
+    Some(Cow::Borrowed(match version {
+        0x0304 => "1.3",
+        0x0303 => "1.2",
+        0x0302 => "1.1",
+        0x0301 => "1.0",
+        0x0300 => "ssl3",
+        0x0002 => "ssl2",
+        _ => return None,
+    }))
 }
 
 /// IANA name of a cipher suite, or its number.
-pub fn cipher_name(id: u16) -> String {
-    tls_parser::TlsCipherSuite::from_id(id).map_or_else(|| format!("0x{id:04x}"), |s| s.name.to_owned())
+pub fn cipher_name(id: u16) -> Cow<'static, str> {
+    tls_parser::TlsCipherSuite::from_id(id).map_or_else(|| Cow::Owned(format!("0x{id:04x}")), |s| Cow::Borrowed(s.name))
 }
 
 /// IANA name of a named group (key exchange), or its number.
-pub fn group_name(id: u16) -> String {
-    match id {
-        0x0017 => "secp256r1".to_owned(),
-        0x0018 => "secp384r1".to_owned(),
-        0x0019 => "secp521r1".to_owned(),
-        0x001d => "x25519".to_owned(),
-        0x001e => "x448".to_owned(),
-        0x0100 => "ffdhe2048".to_owned(),
-        0x0101 => "ffdhe3072".to_owned(),
-        0x0102 => "ffdhe4096".to_owned(),
-        0x11eb => "SecP256r1MLKEM768".to_owned(),
-        0x11ec => "X25519MLKEM768".to_owned(),
-        0x11ed => "SecP384r1MLKEM1024".to_owned(),
-        0x6399 => "X25519Kyber768Draft00".to_owned(),
-        other => format!("0x{other:04x}"),
-    }
+pub fn group_name(id: u16) -> Cow<'static, str> {
+    Cow::Borrowed(match id {
+        0x0017 => "secp256r1",
+        0x0018 => "secp384r1",
+        0x0019 => "secp521r1",
+        0x001d => "x25519",
+        0x001e => "x448",
+        0x0100 => "ffdhe2048",
+        0x0101 => "ffdhe3072",
+        0x0102 => "ffdhe4096",
+        0x11eb => "SecP256r1MLKEM768",
+        0x11ec => "X25519MLKEM768",
+        0x11ed => "SecP384r1MLKEM1024",
+        0x6399 => "X25519Kyber768Draft00",
+        other => return Cow::Owned(format!("0x{other:04x}")),
+    })
 }
