@@ -122,12 +122,12 @@ fn a_slot_holding_other_bytes_is_a_miss() {
         [("changed", changed), ("short", units[..units.len() - 1].to_vec()), ("long", longer), ("split", split)]
     {
         forget();
-        with_table(|shapes| shapes.slot(&key).plant(&planted, wrong)).expect("a table");
+        with_table(|shapes| shapes.plant(&key, &planted, wrong)).expect("a table");
         assert_eq!(ja4(&hello), expected, "a slot holding {what} bytes");
         assert_eq!(ja4(&hello), expected, "a slot holding {what} bytes, then its own");
     }
     // The same bytes planted are a hit: the planting reaches the slot the lookup reads.
-    with_table(|shapes| shapes.slot(&key).plant(&units, wrong)).expect("a table");
+    with_table(|shapes| shapes.plant(&key, &units, wrong)).expect("a table");
     assert!(ja4(&hello).ends_with("_zzzzzzzzzzzz_zzzzzzzzzzzz"), "the planted answer is read");
     forget();
 }
