@@ -105,7 +105,8 @@ where
         lists.extensions.filter(|e| !is_grease(*e) && *e != ext::SERVER_NAME && *e != ext::ALPN),
     );
     let key = shapes::Key::of(ciphers, extensions, lists.signature_algorithms.clone());
-    let [cipher_hash, extension_hash] = shapes::hashes(key, || hashes(ciphers, extensions, lists.signature_algorithms));
+    let [cipher_hash, extension_hash] =
+        shapes::hashes(key.as_ref(), || hashes(ciphers, extensions, lists.signature_algorithms));
     push_ascii(&mut out, &cipher_hash);
     out.push('_');
     push_ascii(&mut out, &extension_hash);

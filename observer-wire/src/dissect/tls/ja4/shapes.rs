@@ -107,8 +107,14 @@ impl Shapes {
     /// Remembers `hashes` for `key` in its slot, in place of what the slot held.
     fn insert(&mut self, key: &Key, hashes: Hashes) {
         // A key's length fits in u16: `KEY_UNITS` is far below 65536.
+        // Only the key's units are copied, not the whole entry: a miss stays close to the cost
+        // of hashing without the table.
         let generation = self.generation;
-        *self.slot(key) = Entry { generation, len: key.len as u16, units: key.units, hashes };
+        let entry = self.slot(key);
+        entry.units[..key.len].copy_from_slice(key.units());
+        entry.len = key.len as u16;
+        entry.hashes = hashes;
+        entry.generation = generation;
     }
 }
 
@@ -118,13 +124,13 @@ thread_local! {
 
 /// The hashes of `key` through this thread's table, or `compute`'s alone without a key (too
 /// long) or a table (the thread is ending).
-pub(super) fn hashes(key: Option<Key>, compute: impl FnOnce() -> Hashes) -> Hashes {
+pub(super) fn hashes(key: Option<&Key>, compute: impl FnOnce() -> Hashes) -> Hashes {
     let Some(key) = key else { return compute() };
-    if let Some(hashes) = with_table(|shapes| shapes.get(&key)).flatten() {
+    if let Some(hashes) = with_table(|shapes| shapes.get(key)).flatten() {
         return hashes;
     }
     let hashes = compute();
-    with_table(|shapes| shapes.insert(&key, hashes));
+    with_table(|shapes| shapes.insert(key, hashes));
     hashes
 }
 
