@@ -5,6 +5,8 @@
 //! Here keys are literals, enum values their static names, and a string is copied in runs
 //! between the bytes JSON must escape.
 
+use std::borrow::Cow;
+
 use observer_wire::{classify::TlsDetails, legs::Process, names::unit_name};
 
 use crate::record::{ConnectionRecord, EndpointRecord};
@@ -75,8 +77,9 @@ fn process(out: &mut Vec<u8>, p: &Process) {
 
 fn tls(out: &mut Vec<u8>, t: &TlsDetails) {
     let text = |out: &mut Vec<u8>, s: &String| string(out, s);
+    let static_name = |out: &mut Vec<u8>, s: &Cow<'static, str>| string(out, s);
     out.extend_from_slice(b"{\"version\":");
-    optional(out, t.version.as_ref(), text);
+    optional(out, t.version.as_ref(), static_name);
     out.extend_from_slice(b",\"sni\":");
     optional(out, t.sni.as_ref(), text);
     out.extend_from_slice(b",\"alpn_offered\":");
@@ -84,7 +87,7 @@ fn tls(out: &mut Vec<u8>, t: &TlsDetails) {
     out.extend_from_slice(b",\"alpn_selected\":");
     optional(out, t.alpn_selected.as_ref(), text);
     out.extend_from_slice(b",\"cipher\":");
-    optional(out, t.cipher.as_ref(), text);
+    optional(out, t.cipher.as_ref(), static_name);
     out.extend_from_slice(b",\"ja4\":");
     optional(out, t.ja4.as_ref(), text);
     out.extend_from_slice(b",\"client_cert\":");
@@ -104,7 +107,7 @@ fn tls(out: &mut Vec<u8>, t: &TlsDetails) {
     }
     if !t.key_share_groups.is_empty() {
         out.extend_from_slice(b",\"key_share_groups\":");
-        list(out, &t.key_share_groups, text);
+        list(out, &t.key_share_groups, static_name);
     }
     if t.hello_retry {
         out.extend_from_slice(b",\"hello_retry\":true");

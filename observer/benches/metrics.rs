@@ -41,7 +41,7 @@ fn records() -> Vec<ConnectionRecord> {
             let mut r = ConnectionRecord::unassessed(&leg, "node");
             if tls {
                 r.tls = Some(Box::new(observer_wire::classify::TlsDetails {
-                    version: Some("1.3".to_owned()),
+                    version: Some("1.3".into()),
                     client_cert: Some(ClientCert::Presented),
                     ..Default::default()
                 }));

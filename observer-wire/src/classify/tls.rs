@@ -2,12 +2,14 @@
 //! the TLS 1.2 client Certificate, the TLS 1.3 client flight size, PSK or session resumption,
 //! and only when those cannot decide, Istio's ALPN.
 
+use std::borrow::Cow;
+
 use super::{Classification, ClientCert, Evidence, Input, Progress, Protocol, Security, TlsDetails, UnknownReason};
 use crate::dissect::{
     Parse,
     tls::{
         self, Handshake, HelloBytes, Stage, TLS13, TlsError,
-        certificate::ClientCertificate,
+        certificate::Identity,
         client_auth::{ClientAuth, Flight13},
         client_hello::{ClientHello, HelloView, name_string},
         ja4::{ja4, ja4_of},
@@ -54,11 +56,11 @@ pub fn classify(
             None => bare(input.client_short()),
         },
         Ok(Parse::Incomplete) => Progress::NeedMore,
-        Ok(Parse::Parsed(handshake)) => decide(input, &handshake, starttls),
+        Ok(Parse::Parsed(mut handshake)) => decide(input, &mut handshake, starttls),
     }
 }
 
-fn decide(input: &Input<'_>, handshake: &Handshake<'_>, starttls: Option<Protocol>) -> Progress {
+fn decide(input: &Input<'_>, handshake: &mut Handshake<'_>, starttls: Option<Protocol>) -> Progress {
     let Some(decision) = decision(input, handshake) else {
         return Progress::NeedMore;
     };
@@ -84,32 +86,32 @@ fn decide(input: &Input<'_>, handshake: &Handshake<'_>, starttls: Option<Protoco
     };
     match decision {
         Decision::Done(security, cert, evidence) => done(details, security, cert, evidence),
-        Decision::Certificate(cert) => {
-            let identity = cert.identity();
+        Decision::Certificate(identity) => {
             details.client_cert_subject = identity.subject;
             details.client_spiffe_id = identity.spiffe_id;
             done(details, Security::Mtls, ClientCert::Presented, Evidence::Tls12Certificate)
         }
         Decision::Fallback(reason) => fallback(details, istio, reason),
         Decision::NoServerHello(reason) => unanswered(details, reason),
-        Decision::Broken(error) => broken(details, error),
+        Decision::Broken(error) => broken(details, &error),
     }
 }
 
 /// What the handshake facts decide, before the details are assembled.
-enum Decision<'a> {
+enum Decision {
     Done(Security, ClientCert, Evidence),
     /// TLS 1.2 client certificate (with its subject and SPIFFE ID when seen).
-    Certificate(&'a ClientCertificate),
+    Certificate(Identity),
     /// The strong evidence is missing for this reason.
     Fallback(UnknownReason),
     /// The server stream ended, for this reason, before a ServerHello.
     NoServerHello(UnknownReason),
-    Broken(&'a TlsError),
+    Broken(TlsError),
 }
 
-/// `None` while more bytes could decide.
-fn decision<'a>(input: &Input<'_>, handshake: &'a Handshake<'_>) -> Option<Decision<'a>> {
+/// `None` while more bytes could decide. A client certificate's identity is taken out of the
+/// handshake facts: the answer is then final.
+fn decision(input: &Input<'_>, handshake: &mut Handshake<'_>) -> Option<Decision> {
     let server_hello = match &handshake.server_hello {
         Stage::Seen(sh) => sh,
         // No ServerHello: the server never continued this handshake, so no client evidence
@@ -118,25 +120,25 @@ fn decision<'a>(input: &Input<'_>, handshake: &'a Handshake<'_>) -> Option<Decis
             return Some(Decision::NoServerHello(input.server_short()));
         }
         Stage::Pending => return None,
-        Stage::Broken(e) => return Some(Decision::Broken(e)),
+        Stage::Broken(e) => return Some(Decision::Broken(e.clone())),
     };
     if server_hello.version() >= TLS13 && server_hello.psk {
         return Some(Decision::Done(Security::Tls, ClientCert::Resumed, Evidence::PskResumption));
     }
-    let auth = match &handshake.client_auth {
+    let auth = match &mut handshake.client_auth {
         Stage::Seen(auth) => auth,
         Stage::Pending if input.client_final() => {
             return Some(Decision::Fallback(input.client_short()));
         }
         Stage::Pending => return None,
-        Stage::Broken(e) => return Some(Decision::Broken(e)),
+        Stage::Broken(e) => return Some(Decision::Broken(e.clone())),
     };
     Some(match auth {
         // The chain is known to be non-empty; wait for the leaf if its subject can still arrive.
         ClientAuth::Tls12Certificate(cert) if !cert.leaf_whole() && !input.client_final() => {
             return None;
         }
-        ClientAuth::Tls12Certificate(cert) => Decision::Certificate(cert),
+        ClientAuth::Tls12Certificate(cert) => Decision::Certificate(cert.leaf.take().unwrap_or_default()),
         ClientAuth::Tls12EmptyCertificate => {
             Decision::Done(Security::Tls, ClientCert::RequestedNotPresented, Evidence::Tls12CertificateRequest)
         }
@@ -286,41 +288,38 @@ fn details_of(handshake: &Handshake<'_>, hello: HelloView<'_>) -> Box<TlsDetails
 }
 
 /// "1.3", "1.2", ...: the spelling of the JSON contract.
-pub fn version_name(version: u16) -> Option<String> {
-    Some(
-        match version {
-            0x0304 => "1.3",
-            0x0303 => "1.2",
-            0x0302 => "1.1",
-            0x0301 => "1.0",
-            0x0300 => "ssl3",
-            0x0002 => "ssl2",
-            _ => return None,
-        }
-        .to_owned(),
-    )
+pub fn version_name(version: u16) -> Option<Cow<'static, str>> {
+    Some(Cow::Borrowed(match version {
+        0x0304 => "1.3",
+        0x0303 => "1.2",
+        0x0302 => "1.1",
+        0x0301 => "1.0",
+        0x0300 => "ssl3",
+        0x0002 => "ssl2",
+        _ => return None,
+    }))
 }
 
 /// IANA name of a cipher suite, or its number.
-pub fn cipher_name(id: u16) -> String {
-    tls_parser::TlsCipherSuite::from_id(id).map_or_else(|| format!("0x{id:04x}"), |s| s.name.to_owned())
+pub fn cipher_name(id: u16) -> Cow<'static, str> {
+    tls_parser::TlsCipherSuite::from_id(id).map_or_else(|| Cow::Owned(format!("0x{id:04x}")), |s| Cow::Borrowed(s.name))
 }
 
 /// IANA name of a named group (key exchange), or its number.
-pub fn group_name(id: u16) -> String {
-    match id {
-        0x0017 => "secp256r1".to_owned(),
-        0x0018 => "secp384r1".to_owned(),
-        0x0019 => "secp521r1".to_owned(),
-        0x001d => "x25519".to_owned(),
-        0x001e => "x448".to_owned(),
-        0x0100 => "ffdhe2048".to_owned(),
-        0x0101 => "ffdhe3072".to_owned(),
-        0x0102 => "ffdhe4096".to_owned(),
-        0x11eb => "SecP256r1MLKEM768".to_owned(),
-        0x11ec => "X25519MLKEM768".to_owned(),
-        0x11ed => "SecP384r1MLKEM1024".to_owned(),
-        0x6399 => "X25519Kyber768Draft00".to_owned(),
-        other => format!("0x{other:04x}"),
-    }
+pub fn group_name(id: u16) -> Cow<'static, str> {
+    Cow::Borrowed(match id {
+        0x0017 => "secp256r1",
+        0x0018 => "secp384r1",
+        0x0019 => "secp521r1",
+        0x001d => "x25519",
+        0x001e => "x448",
+        0x0100 => "ffdhe2048",
+        0x0101 => "ffdhe3072",
+        0x0102 => "ffdhe4096",
+        0x11eb => "SecP256r1MLKEM768",
+        0x11ec => "X25519MLKEM768",
+        0x11ed => "SecP384r1MLKEM1024",
+        0x6399 => "X25519Kyber768Draft00",
+        other => return Cow::Owned(format!("0x{other:04x}")),
+    })
 }

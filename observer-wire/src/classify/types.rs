@@ -1,5 +1,7 @@
 //! The values a classification is made of. Their serde names are the JSON contract (docs/OUTPUT.md).
 
+use std::borrow::Cow;
+
 use serde::Serialize;
 
 pub use crate::dissect::Protocol;
@@ -103,16 +105,18 @@ impl UnknownReason {
     }
 }
 
-/// TLS details of a leg.
+/// TLS details of a leg. Names from static tables (version, cipher suite, key share groups)
+/// are borrowed from them: the answer allocates only for what the wire said (SNI, ALPN, JA4,
+/// the certificate's names) and for numbers without a name.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct TlsDetails {
     /// Negotiated version ("1.2", "1.3") if the ServerHello was seen, else the highest offered.
-    pub version: Option<String>,
+    pub version: Option<Cow<'static, str>>,
     pub sni: Option<String>,
     pub alpn_offered: Vec<String>,
     pub alpn_selected: Option<String>,
-    /// IANA name of the chosen cipher suite.
-    pub cipher: Option<String>,
+    /// IANA name of the chosen cipher suite (`0x....` for a number without one).
+    pub cipher: Option<Cow<'static, str>>,
     pub ja4: Option<String>,
     pub client_cert: Option<ClientCert>,
     pub evidence: Option<Evidence>,
@@ -127,7 +131,7 @@ pub struct TlsDetails {
     pub client_spiffe_id: Option<String>,
     /// Groups of the key shares the client sent (`X25519MLKEM768`, `x25519`, ...).
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub key_share_groups: Vec<String>,
+    pub key_share_groups: Vec<Cow<'static, str>>,
     /// The server answered the first ClientHello with a HelloRetryRequest.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub hello_retry: bool,

@@ -314,7 +314,7 @@ impl LegMetrics {
                 leg: r.leg,
                 security: r.security,
                 protocol: r.protocol,
-                tls_version: tls.and_then(|t| t.version.clone()),
+                tls_version: tls.and_then(|t| t.version.as_deref()).map(str::to_owned),
                 client_cert: tls.and_then(|t| t.client_cert),
                 status: r.verdict.status,
                 expected: r.verdict.expected,

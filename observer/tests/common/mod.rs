@@ -71,11 +71,8 @@ pub fn exposition() -> String {
     record.server.owner = owner("api");
     metrics.record(&record);
     // A mutual TLS leg: the TLS attributes (version, client certificate).
-    let tls = TlsDetails {
-        version: Some("1.3".to_owned()),
-        client_cert: Some(ClientCert::Presented),
-        ..TlsDetails::default()
-    };
+    let tls =
+        TlsDetails { version: Some("1.3".into()), client_cert: Some(ClientCert::Presented), ..TlsDetails::default() };
     let leg = LegRecord {
         classification: Classification {
             security: Security::Mtls,

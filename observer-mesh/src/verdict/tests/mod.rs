@@ -35,7 +35,7 @@ pub(super) fn tls(version: &str, cert: ClientCert, sni: Option<&str>) -> Classif
         protocol: Protocol::Tls,
         reason: None,
         tls: Some(Box::new(TlsDetails {
-            version: Some(version.to_owned()),
+            version: Some(version.to_owned().into()),
             sni: sni.map(str::to_owned),
             client_cert: Some(cert),
             ..TlsDetails::default()

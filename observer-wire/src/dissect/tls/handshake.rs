@@ -89,6 +89,63 @@ pub fn join<'a>(records: &[Record<'a>], start: usize) -> (Cow<'a, [u8]>, usize) 
     (joined, end)
 }
 
+/// How [`split_run`] read a run of handshake records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Run {
+    /// The index of the first record after the run (as [`join`] gives it).
+    pub next: usize,
+    /// The leading whole messages borrowed from the records themselves (the rest, if any, from
+    /// the joined bytes).
+    pub borrowed: usize,
+}
+
+/// The messages of the run of handshake records from `records[start..]`: what [`join`] then
+/// [`split_into`] give, without copying the records while each ends where a message ends
+/// (every real flight but one whose message spans records). From the first record whose last
+/// message continues in the next one, the rest of the run is joined into `spill` (empty) and
+/// split there. `out` is empty.
+pub fn split_run<'a>(
+    records: &[Record<'a>],
+    start: usize,
+    spill: &'a mut Vec<u8>,
+    out: &mut Messages<'a>,
+) -> Result<Run, TlsError> {
+    let next = join_end(records, start);
+    let run = records.get(start..next).unwrap_or_default();
+    let mut total = 0;
+    for (i, record) in run.iter().enumerate() {
+        let later = &run[i + 1..];
+        // `join` caps what it copies (a single record it borrows whole).
+        let capped = run.len() > 1 && total + record.body.len() > MAX_HANDSHAKE_BYTES;
+        let before = out.whole.len();
+        if !capped {
+            split_into(record.body, out)?;
+            if out.partial.is_none() || later.is_empty() {
+                total += record.body.len();
+                continue;
+            }
+            out.whole.truncate(before);
+            out.partial = None;
+        }
+        for r in &run[i..] {
+            let room = MAX_HANDSHAKE_BYTES.saturating_sub(total + spill.len());
+            spill.extend_from_slice(&r.body[..r.body.len().min(room)]);
+        }
+        split_into(spill, out)?;
+        return Ok(Run { next, borrowed: before });
+    }
+    Ok(Run { next, borrowed: out.whole.len() })
+}
+
+/// The index of the first record after the run of handshake records from `start`.
+pub fn join_end(records: &[Record<'_>], start: usize) -> usize {
+    let mut end = start;
+    while records.get(end).is_some_and(|r| r.content_type == content::HANDSHAKE) {
+        end += 1;
+    }
+    end
+}
+
 /// Split handshake bytes into messages.
 pub fn split(bytes: &[u8]) -> Result<Messages<'_>, TlsError> {
     let mut messages = Messages::default();
@@ -137,6 +194,40 @@ mod tests {
         assert_eq!(m.whole.len(), 1);
         assert_eq!(m.whole[0].body(), &[7, 8]);
         assert_eq!(m.partial, None);
+    }
+
+    /// Records cut from real flights at every offset, and at message boundaries: the messages
+    /// are those of the joined bytes, borrowed while no message spans records.
+    #[test]
+    fn a_run_splits_as_its_joined_bytes_split() {
+        let messages: Vec<u8> =
+            [&[1, 0, 0, 3, 7, 8, 9][..], &[11, 0, 0, 0], &[16, 0, 0, 5, 1, 2, 3, 4, 5], &[20, 0, 0, 2, 6, 6]].concat();
+        let record = |body: &[u8]| [&[22, 3, 3, 0, body.len() as u8][..], body].concat();
+        for cut in 0..=messages.len() {
+            for second_cut in cut..=messages.len() {
+                let mut bytes = [record(&messages[..cut]), record(&messages[cut..second_cut])].concat();
+                bytes.extend(record(&messages[second_cut..]));
+                bytes.extend([20, 3, 3, 0, 1, 1]);
+                for len in 0..=bytes.len() {
+                    let scanned = scan(&bytes[..len]);
+                    let (joined, next) = join(&scanned.records, 0);
+                    let expected = split(&joined);
+                    let (mut spill, mut out) = (Vec::new(), Messages::default());
+                    let run = split_run(&scanned.records, 0, &mut spill, &mut out);
+                    let context = format!("cuts {cut} {second_cut}, {len} bytes");
+                    match (run, expected) {
+                        (Ok(run), Ok(expected)) => {
+                            assert_eq!((run.next, &out), (next, &expected), "{context}");
+                            let boundaries = [0, 7, 11, 20, 26];
+                            if boundaries.contains(&cut) && boundaries.contains(&second_cut) {
+                                assert_eq!(run.borrowed, out.whole.len(), "{context}: none copied");
+                            }
+                        }
+                        (run, expected) => assert_eq!(run.err(), expected.err(), "{context}"),
+                    }
+                }
+            }
+        }
     }
 
     #[test]

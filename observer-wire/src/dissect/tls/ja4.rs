@@ -3,10 +3,15 @@
 
 use sha2::{Digest, Sha256};
 
+use self::shapes::Hashes;
 use super::{
     client_hello::{ClientHello, HelloView, ext, name_string},
     is_grease,
 };
+
+mod shapes;
+
+pub use shapes::forget as forget_shapes;
 
 /// List entries sorted on the stack; longer lists (rare, and bounded by the ClientHello's
 /// size) are sorted on the heap. JA4 counts stop at 99, its hashes cover every entry.
@@ -92,12 +97,6 @@ where
     push_alpn(&mut out, lists.alpn);
     out.push('_');
 
-    ciphers.sort_unstable();
-    let mut text = HashedText::default();
-    text.hex_list(ciphers.iter().copied());
-    text.finish(&mut out);
-    out.push('_');
-
     let mut extension_stack = [0u16; STACK_ENTRIES];
     let mut extension_heap = Vec::new();
     let extensions = collect(
@@ -105,17 +104,37 @@ where
         &mut extension_heap,
         lists.extensions.filter(|e| !is_grease(*e) && *e != ext::SERVER_NAME && *e != ext::ALPN),
     );
+    let key = shapes::Key::of(ciphers, extensions, lists.signature_algorithms.clone());
+    let [cipher_hash, extension_hash] =
+        shapes::hashes(key.as_ref(), || hashes(ciphers, extensions, lists.signature_algorithms));
+    push_ascii(&mut out, &cipher_hash);
+    out.push('_');
+    push_ascii(&mut out, &extension_hash);
+    out
+}
+
+/// The two hashed parts, computed whole: the sorted cipher suites; the sorted extensions, then
+/// the signature algorithms in the order sent.
+fn hashes(ciphers: &mut [u16], extensions: &mut [u16], signature_algorithms: impl Iterator<Item = u16>) -> Hashes {
+    ciphers.sort_unstable();
+    let mut text = HashedText::default();
+    text.hex_list(ciphers.iter().copied());
+    let cipher_hash = text.finish();
     extensions.sort_unstable();
     if !extensions.is_empty() {
         text.hex_list(extensions.iter().copied());
-        let mut signature_algorithms = lists.signature_algorithms.peekable();
+        let mut signature_algorithms = signature_algorithms.peekable();
         if signature_algorithms.peek().is_some() {
             text.push([b'_']);
             text.hex_list(signature_algorithms);
         }
     }
-    text.finish(&mut out);
-    out
+    [cipher_hash, text.finish()]
+}
+
+/// Hex digits (ASCII by construction) onto the answer.
+fn push_ascii(out: &mut String, digits: &[u8]) {
+    out.extend(digits.iter().map(|d| char::from(*d)));
 }
 
 /// `values` in `stack` if they fit, else in `heap`: every value, never a prefix.
@@ -174,12 +193,14 @@ impl Default for HashedText {
     }
 }
 
+/// Bytes of one list entry's text: a comma and four hex digits.
+const ENTRY: usize = 5;
+
 impl HashedText {
     /// A few bytes (a fixed number: the copy is then a move, not a call).
     fn push<const N: usize>(&mut self, bytes: [u8; N]) {
         if self.len + N > TEXT_CHUNK {
-            self.hash.update(&self.chunk[..self.len]);
-            self.len = 0;
+            self.flush();
         }
         if let Some(room) = self.chunk.get_mut(self.len..self.len + N) {
             room.copy_from_slice(&bytes);
@@ -188,36 +209,66 @@ impl HashedText {
         self.total += N;
     }
 
-    /// `aaaa,bbbb,...` in lowercase hex.
+    fn flush(&mut self) {
+        self.hash.update(&self.chunk[..self.len]);
+        self.len = 0;
+    }
+
+    /// `aaaa,bbbb,...` in lowercase hex. Each entry is written as `,aaaa` into a chunk with
+    /// room for it (the first entry's comma is then overwritten): one bounds check per entry,
+    /// no branch on its position.
     fn hex_list(&mut self, values: impl Iterator<Item = u16>) {
-        for (i, v) in values.enumerate() {
+        let mut first = true;
+        for v in values {
+            if self.len + ENTRY > TEXT_CHUNK {
+                self.flush();
+            }
             let [hi, lo] = v.to_be_bytes();
-            let hex = |b: u8| [HEX[usize::from(b >> 4)], HEX[usize::from(b & 0xf)]];
-            let ([a, b], [c, d]) = (hex(hi), hex(lo));
-            if i == 0 {
-                self.push([a, b, c, d]);
+            let ([a, b], [c, d]) = (HEX_PAIRS[usize::from(hi)], HEX_PAIRS[usize::from(lo)]);
+            let at = self.len;
+            if let Some(room) = self.chunk.get_mut(at..at + ENTRY) {
+                room.copy_from_slice(&[b',', a, b, c, d]);
+            }
+            if first {
+                // Drop the leading comma: the entry moves one byte back over it.
+                self.chunk.copy_within(at + 1..at + ENTRY, at);
+                self.len += ENTRY - 1;
+                self.total += ENTRY - 1;
+                first = false;
             } else {
-                self.push([b',', a, b, c, d]);
+                self.len += ENTRY;
+                self.total += ENTRY;
             }
         }
     }
 
     /// The first 12 hex digits of the SHA-256 of the text, or twelve zeros for no text; then
     /// the text is empty again.
-    fn finish(&mut self, out: &mut String) {
+    fn finish(&mut self) -> [u8; 12] {
+        let mut digits = [b'0'; 12];
         if self.total == 0 {
-            out.push_str("000000000000");
-            return;
+            return digits;
         }
-        self.hash.update(&self.chunk[..self.len]);
-        (self.len, self.total) = (0, 0);
+        self.flush();
+        self.total = 0;
         let digest = self.hash.finalize_reset();
-        for byte in &digest[..6] {
-            out.push(char::from(HEX[usize::from(byte >> 4)]));
-            out.push(char::from(HEX[usize::from(byte & 0xf)]));
+        for (pair, byte) in digits.chunks_exact_mut(2).zip(&digest[..6]) {
+            pair.copy_from_slice(&HEX_PAIRS[usize::from(*byte)]);
         }
+        digits
     }
 }
+
+/// The two lowercase hex digits of every byte.
+const HEX_PAIRS: [[u8; 2]; 256] = {
+    let mut pairs = [[0u8; 2]; 256];
+    let mut i = 0;
+    while i < 256 {
+        pairs[i] = [HEX[i >> 4], HEX[i & 0xf]];
+        i += 1;
+    }
+    pairs
+};
 
 #[cfg(test)]
 mod tests {
@@ -257,6 +308,32 @@ mod tests {
         assert_eq!(alpn(Some(b"h2")), "h2");
         assert_eq!(alpn(Some(&[0xab, 0x01])), "a1");
         assert_eq!(alpn(Some(&[0xab])), "ab");
+    }
+
+    /// Lists of every length up to past two chunks, so that each list (and the signature
+    /// algorithms after the `_`) starts at every offset of a chunk, against the text built
+    /// with `format!`.
+    #[test]
+    fn the_hashed_text_is_the_same_wherever_a_chunk_ends() {
+        let hex = |list: &[u16]| list.iter().map(|v| format!("{v:04x}")).collect::<Vec<_>>().join(",");
+        let hash =
+            |text: &str| Sha256::digest(text.as_bytes())[..6].iter().map(|b| format!("{b:02x}")).collect::<String>();
+        for n in 1..60u16 {
+            for m in [1u16, 2, 7, 30] {
+                let extensions: Vec<u16> = (0..n).map(|i| 0xfe00 + i).collect();
+                let signature_algorithms: Vec<u16> = (0..m).map(|i| 0x0400 + i).collect();
+                let hello = ClientHello {
+                    legacy_version: 0x0303,
+                    ciphers: vec![0x1301],
+                    extensions: extensions.clone(),
+                    signature_algorithms: signature_algorithms.clone(),
+                    ..Default::default()
+                };
+                let text = format!("{}_{}", hex(&extensions), hex(&signature_algorithms));
+                let expected = format!("t12i01{:02}00_{}_{}", n, hash("1301"), hash(&text));
+                assert_eq!(ja4(&hello), expected, "{n} extensions, {m} signature algorithms");
+            }
+        }
     }
 
     #[test]

@@ -154,18 +154,18 @@ pub fn dissect<'a>(client: &'a [u8], server: &[u8], kept: &mut ServerHellos) -> 
     // client flight reads the same run). Filled in place: the lists are not moved.
     let mut client_records = Records::default();
     let v2 = sslv2::looks_like(client);
-    let (hello, joined, next) = if v2 {
+    let (mut spill, mut messages) = (Vec::new(), Messages::default());
+    let (hello, split, next) = if v2 {
         let Some((hello, len)) = sslv2::parse(client)? else {
             return Ok(Parse::Incomplete);
         };
         records::scan_into(&client[len..], &mut client_records);
-        let (joined, next) = handshake::join(&client_records.records, 0);
-        (HelloBytes::Sslv2(Box::new(hello)), joined, next)
+        let split = handshake::split_run(&client_records.records, 0, &mut spill, &mut messages);
+        let next = handshake::join_end(&client_records.records, 0);
+        (HelloBytes::Sslv2(Box::new(hello)), split.err(), next)
     } else {
         records::scan_into(client, &mut client_records);
-        let (joined, next) = handshake::join(&client_records.records, 0);
-        let mut messages = Messages::default();
-        handshake::split_into(&joined, &mut messages)?;
+        let run = handshake::split_run(&client_records.records, 0, &mut spill, &mut messages)?;
         let Some(first) = messages.whole.first() else {
             return match client_records.tail {
                 Tail::Invalid(e) => Err(e),
@@ -175,14 +175,13 @@ pub fn dissect<'a>(client: &'a [u8], server: &[u8], kept: &mut ServerHellos) -> 
         if first.kind != kind::CLIENT_HELLO {
             return Err(TlsError::UnexpectedMessage { expected: "ClientHello", found: first.kind });
         }
-        let bytes = match &joined {
-            Cow::Borrowed(all) => {
-                let all: &'a [u8] = all;
-                Cow::Borrowed(&all[..first.bytes.len()])
-            }
-            Cow::Owned(_) => Cow::Owned(first.bytes.to_vec()),
+        // Borrowed from the client's bytes when it is in its record (the first with a body).
+        let record = client_records.records.iter().find(|r| !r.body.is_empty());
+        let bytes = match record.and_then(|r| r.body.get(..first.bytes.len())) {
+            Some(bytes) if run.borrowed > 0 => Cow::Borrowed(bytes),
+            _ => Cow::Owned(first.bytes.to_vec()),
         };
-        (HelloBytes::Message(bytes), joined, next)
+        (HelloBytes::Message(bytes), None, run.next)
     };
 
     let server = read_server(server, kept);
@@ -197,7 +196,7 @@ pub fn dissect<'a>(client: &'a [u8], server: &[u8], kept: &mut ServerHellos) -> 
         handshake.client_auth = if sh.version() >= TLS13 {
             client_flight_tls13(&client_records.records, handshake.hello_retry, sh.cipher)
         } else {
-            client_flight_tls12(&client_records.records, &joined, next, usize::from(!v2))
+            client_flight_tls12(&client_records.records, split.map_or(Ok(&messages), Err), next, usize::from(!v2))
         };
     }
     Ok(Parse::Parsed(handshake))
@@ -214,12 +213,14 @@ fn read_server(bytes: &[u8], kept: &mut ServerHellos) -> ServerSide {
     let mut side = ServerSide { hello: Stage::Pending, hello_retry: false, certificate_request: false };
     let mut scanned = Records::default();
     records::scan_into(bytes, &mut scanned);
-    let (joined, next) = handshake::join(&scanned.records, 0);
-    let mut messages = Messages::default();
-    if let Err(e) = handshake::split_into(&joined, &mut messages) {
-        side.hello = Stage::Broken(e);
-        return side;
-    }
+    let (mut spill, mut messages) = (Vec::new(), Messages::default());
+    let next = match handshake::split_run(&scanned.records, 0, &mut spill, &mut messages) {
+        Ok(run) => run.next,
+        Err(e) => {
+            side.hello = Stage::Broken(e);
+            return side;
+        }
+    };
     let Some(first) = messages.whole.first() else {
         side.hello = match (scanned.records.first(), scanned.tail) {
             (Some(r), _) if r.content_type == content::ALERT => Stage::Broken(TlsError::Alert),
@@ -285,12 +286,17 @@ fn skip_ccs(records: &[Record<'_>], mut at: usize) -> usize {
 }
 
 /// TLS 1.2 and older: the first client message after the ClientHello (`skip` messages);
-/// `joined`, `next`: the client's first run of handshake records ([`handshake::join`]).
-fn client_flight_tls12(records: &[Record<'_>], joined: &[u8], next: usize, skip: usize) -> Stage<ClientAuth> {
-    let mut messages = Messages::default();
-    if let Err(e) = handshake::split_into(joined, &mut messages) {
-        return Stage::Broken(e);
-    }
+/// `messages`, `next`: the client's first run of handshake records ([`handshake::split_run`]).
+fn client_flight_tls12(
+    records: &[Record<'_>],
+    messages: Result<&Messages<'_>, TlsError>,
+    next: usize,
+    skip: usize,
+) -> Stage<ClientAuth> {
+    let messages = match messages {
+        Ok(messages) => messages,
+        Err(e) => return Stage::Broken(e),
+    };
     let (kind, body) = match (messages.whole.get(skip), messages.partial) {
         (Some(m), _) => (m.kind, m.body()),
         (None, Some(p)) if messages.whole.len() >= skip => (p.kind, p.body),

@@ -33,6 +33,21 @@ impl<T: Copy + Default, const N: usize> SmallList<T, N> {
         }
         self.len += 1;
     }
+
+    /// Keep the first `len` entries.
+    pub fn truncate(&mut self, len: usize) {
+        if len >= self.len {
+            return;
+        }
+        self.len = len;
+        if !self.heap.is_empty() {
+            self.heap.truncate(len);
+            if len <= N {
+                self.inline[..len].copy_from_slice(&self.heap);
+                self.heap.clear();
+            }
+        }
+    }
 }
 
 impl<T: Copy + Default, const N: usize> Deref for SmallList<T, N> {
@@ -69,5 +84,11 @@ mod tests {
             list.push(v);
             assert_eq!(&*list, &(0..=v).collect::<Vec<_>>()[..]);
         }
+        for len in [12, 9, 4, 2, 0] {
+            list.truncate(len);
+            assert_eq!(&*list, &(0..len.min(10) as u16).collect::<Vec<_>>()[..]);
+        }
+        list.push(7);
+        assert_eq!(&*list, &[7]);
     }
 }

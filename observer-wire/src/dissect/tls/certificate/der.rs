@@ -61,7 +61,7 @@ impl<'a> Elements<'a> {
 
 /// The tag, the declared length and what follows the header of the element at the start of
 /// `bytes`; `None` for a multi-byte tag or an indefinite or overlong length.
-fn header(bytes: &[u8]) -> Option<(u8, usize, &[u8])> {
+pub(in crate::dissect::tls::certificate) fn header(bytes: &[u8]) -> Option<(u8, usize, &[u8])> {
     let (&tag, rest) = bytes.split_first()?;
     if tag & 0x1f == 0x1f {
         return None;
