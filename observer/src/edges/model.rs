@@ -156,19 +156,22 @@ impl Filter {
     }
 }
 
-/// The server's PeerAuthentication mode that a leg's requirement (`verdict.expected`) implies,
-/// when a PeerAuthentication judged it (or the leg came into a sidecar from outside).
+/// The server's PeerAuthentication mode that a leg's requirement (`verdict.expected`) implies:
+/// for legs a PeerAuthentication judged, its mode; for a leg into a sidecar from outside judged
+/// by Istio's default (no PeerAuthentication: anything is accepted), PERMISSIVE. Otherwise none:
+/// a leg judged by its client's requirement (auto mTLS, a DestinationRule) says what the client
+/// originates, not what the server accepts, so mTLS there is no sign of a STRICT server.
 pub fn implied_mode(policy: Option<&str>, leg: &str, expected: Option<&str>) -> Option<&'static str> {
-    let peer_auth = policy.is_some_and(|p| p.starts_with("PeerAuthentication/")) || leg == "external_inbound";
-    if !peer_auth {
-        return None;
+    if policy.is_some_and(|p| p.starts_with("PeerAuthentication/")) {
+        return match expected? {
+            "mtls" => Some("STRICT"),
+            "any" => Some("PERMISSIVE"),
+            "plaintext" => Some("DISABLE"),
+            _ => None,
+        };
     }
-    match expected? {
-        "mtls" => Some("STRICT"),
-        "any" => Some("PERMISSIVE"),
-        "plaintext" => Some("DISABLE"),
-        _ => None,
-    }
+    let default = policy.is_none_or(|p| p == "default");
+    (default && leg == "external_inbound" && expected == Some("any")).then_some("PERMISSIVE")
 }
 
 impl Snapshot {

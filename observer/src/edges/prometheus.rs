@@ -314,7 +314,47 @@ fn deduplicated(samples: &[Sample]) -> Vec<(BTreeMap<String, String>, u64)> {
         let observed_at = labels.remove("observer_observed_at");
         sets.entry(labels).or_default().add(observed_at.as_deref(), s.value);
     }
+    fold_capture_port(&mut sets);
     sets.into_iter().map(|(labels, sides)| (labels, sides.count())).filter(|(_, n)| *n > 0).collect()
+}
+
+/// The server port the sidecar's REDIRECT sends inbound connections to.
+const CAPTURE_PORT: &str = "15006";
+
+/// Behind the sidecar's REDIRECT the server's node sees an inbound leg at the capture port
+/// (15006), never at the port the client dialled; the client's node, when it runs an observer,
+/// counts the same connection at that port. So the server-side count at 15006 is first matched
+/// with the client-side counts that no server-side count matched, of the same attributes at
+/// another port; only what is left stays at 15006 (connections whose client no observer saw).
+/// The leg kind is left out of the match: a sidecar's outbound leg is `external_outbound` at
+/// its client's node and `external_inbound` at the server's. Attribute sets that differ in
+/// anything else are never merged.
+fn fold_capture_port(sets: &mut BTreeMap<BTreeMap<String, String>, Sides>) {
+    let without_port = |labels: &BTreeMap<String, String>| {
+        let mut key = labels.clone();
+        key.remove("server_port");
+        key.remove("observer_leg");
+        key
+    };
+    let is_capture =
+        |labels: &BTreeMap<String, String>| labels.get("server_port").map(String::as_str) == Some(CAPTURE_PORT);
+    let mut spare: BTreeMap<BTreeMap<String, String>, f64> = BTreeMap::new();
+    for (labels, sides) in sets.iter().filter(|(labels, _)| !is_capture(labels)) {
+        let unmatched = sides.client - sides.server;
+        if unmatched > 0.0 {
+            *spare.entry(without_port(labels)).or_default() += unmatched;
+        }
+    }
+    if spare.is_empty() {
+        return;
+    }
+    for (labels, sides) in sets.iter_mut().filter(|(labels, _)| is_capture(labels)) {
+        if let Some(left) = spare.get_mut(&without_port(labels)) {
+            let matched = left.min(sides.server).max(0.0);
+            sides.server -= matched;
+            *left -= matched;
+        }
+    }
 }
 
 /// (client workload, server workload, server port).

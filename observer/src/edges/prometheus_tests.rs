@@ -147,3 +147,90 @@ fn observers_younger_than_a_step_show_a_step_of_data() {
     let answer = readiness::assess(&snapshot, &target);
     assert!(answer.thin_evidence.iter().any(|t| t.contains("observed for 15 s only")), "{answer:?}");
 }
+
+/// legacy → pod-b, plaintext, as `observed_at` and `port` say.
+fn plain_legacy(observed_at: &str, port: &str, policy: &str) -> String {
+    plain_legacy_leg(observed_at, port, policy, "external_inbound")
+}
+
+fn plain_legacy_leg(observed_at: &str, port: &str, policy: &str, leg: &str) -> String {
+    format!(
+        r#"{{"k8s_src_namespace":"mesh","k8s_src_owner_name":"legacy","k8s_dst_namespace":"mesh","k8s_dst_owner_name":"pod-b","server_port":"{port}","observer_connection_security":"plaintext","observer_tls_client_cert":"none","observer_policy":"{policy}","observer_verdict_expected":"any","observer_leg":"{leg}","observer_observed_at":"{observed_at}"}}"#
+    )
+}
+
+fn would_break_legacy(observed_at: &str, port: &str) -> String {
+    format!(
+        r#"{{"k8s_src_namespace":"mesh","k8s_src_owner_name":"legacy","k8s_dst_namespace":"mesh","k8s_dst_owner_name":"pod-b","server_port":"{port}","observer_deviation_kind":"would_break_under_strict","observer_policy":"PeerAuthentication/mesh/pod-b","observer_observed_at":"{observed_at}"}}"#
+    )
+}
+
+fn borrowed<'a>(series: &'a [(String, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    series.iter().map(|(m, v)| (m.as_str(), *v)).collect()
+}
+
+/// (port, plaintext connections, would-break) of each legacy → pod-b edge.
+fn legacy_edges(connections: &[(String, &str)], deviations: &[(String, &str)]) -> Vec<(u16, u64, u64)> {
+    let answers = Answers {
+        connections: samples(&borrowed(connections)),
+        deviations: samples(&borrowed(deviations)),
+        ..Answers::default()
+    };
+    let (snapshot, _) = snapshot(&answers, at(1_700_000_000), hour(), 10).expect("snapshot");
+    let mut edges: Vec<_> =
+        snapshot.edges.iter().map(|e| (e.port, e.security.plaintext, e.would_break_under_strict)).collect();
+    edges.sort_unstable();
+    edges
+}
+
+#[test]
+fn a_leg_seen_at_the_capture_port_and_at_its_client_counts_once() {
+    const PA: &str = "PeerAuthentication/mesh/pod-b";
+    // pod-b's node saw 2 connections at 15006 (behind the REDIRECT), legacy's node the same 2 at 8080.
+    let both = [(plain_legacy("server", "15006", PA), "2"), (plain_legacy("client", "8080", PA), "2.1")];
+    let deviations = [(would_break_legacy("server", "15006"), "2"), (would_break_legacy("client", "8080"), "2")];
+    assert_eq!(legacy_edges(&both, &deviations), [(8080, 2, 2)]);
+
+    // One more connection from a legacy pod on a node without an observer: only 15006 knows it.
+    let more = [(plain_legacy("server", "15006", PA), "3"), (plain_legacy("client", "8080", PA), "2")];
+    let deviations = [(would_break_legacy("server", "15006"), "3"), (would_break_legacy("client", "8080"), "2")];
+    assert_eq!(legacy_edges(&more, &deviations), [(8080, 2, 2), (15006, 1, 1)]);
+
+    // The server's node alone: the capture port stays, nothing is invented.
+    assert_eq!(legacy_edges(&[(plain_legacy("server", "15006", PA), "2")], &[]), [(15006, 2, 0)]);
+
+    // Client-side counts a server-side count at their own port already matched are not matched again.
+    let direct = [
+        (plain_legacy("server", "8080", PA), "2"),
+        (plain_legacy("client", "8080", PA), "2"),
+        (plain_legacy("server", "15006", PA), "1"),
+    ];
+    assert_eq!(legacy_edges(&direct, &[]), [(8080, 2, 0), (15006, 1, 0)]);
+
+    // A meshed client's node sees its sidecar's outbound leg; the server's node, an inbound one.
+    let meshed = [
+        (plain_legacy("server", "15006", PA), "2"),
+        (plain_legacy_leg("client", "8080", PA, "external_outbound"), "2"),
+    ];
+    assert_eq!(legacy_edges(&meshed, &[]), [(8080, 2, 0)]);
+
+    // Sets that differ in more than the port and the leg (here the policy) are never merged.
+    let other = [(plain_legacy("server", "15006", "default"), "2"), (plain_legacy("client", "8080", PA), "2")];
+    assert_eq!(legacy_edges(&other, &[]), [(8080, 2, 0), (15006, 2, 0)]);
+}
+
+#[test]
+fn only_a_peer_authentication_or_istios_default_at_the_server_implies_a_server_mode() {
+    use crate::edges::model::implied_mode;
+    let pa = Some("PeerAuthentication/mesh/pod-b");
+    assert_eq!(implied_mode(pa, "external_inbound", Some("mtls")), Some("STRICT"));
+    assert_eq!(implied_mode(pa, "direct", Some("any")), Some("PERMISSIVE"));
+    assert_eq!(implied_mode(pa, "external_inbound", Some("plaintext")), Some("DISABLE"));
+    // No PeerAuthentication at a sidecar: Istio's default accepts anything.
+    assert_eq!(implied_mode(Some("default"), "external_inbound", Some("any")), Some("PERMISSIVE"));
+    // The client's auto mTLS (or a DestinationRule) judged it: that is not the server's mode.
+    assert_eq!(implied_mode(Some("default"), "external_inbound", Some("mtls")), None);
+    assert_eq!(implied_mode(Some("DestinationRule/mesh/pod-b"), "external_inbound", Some("plaintext")), None);
+    assert_eq!(implied_mode(Some("default"), "external_outbound", Some("any")), None);
+    assert_eq!(implied_mode(None, "external_inbound", None), None);
+}
