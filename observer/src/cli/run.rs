@@ -38,9 +38,14 @@ use crate::{
 static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/observer"));
 
 /// How often userspace drains the ring buffer without a wakeup: submits do not wake it below
-/// the wakeup threshold, so this bounds the latency of a quiet node.
+/// the wakeup threshold, so this bounds the latency of a busy node.
 const POLL_INTERVAL: Duration = Duration::from_millis(25);
-/// Output buffered between flushes (a flush comes at least every `POLL_INTERVAL`).
+/// After this many polls in a row found the ring empty, the node is quiet: polls come every
+/// `IDLE_POLL_INTERVAL` until one finds records. Each poll is a wakeup of the daemon, which on a
+/// quiet node is most of what it costs.
+const IDLE_POLLS: u32 = 8;
+const IDLE_POLL_INTERVAL: Duration = Duration::from_millis(100);
+/// Output buffered between flushes (a flush comes with every poll).
 const OUTPUT_BUFFER: usize = 64 * 1024;
 /// How long a decided leg is left sampling before the kernel is told to stop: stopping costs two
 /// syscalls a socket, and most short connections close within this, which makes it free. A leg
@@ -265,7 +270,9 @@ impl<W: Write> Session<W> {
         let mut ring = unsafe { AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) }
             .map_err(std::io::Error::from)
             .context("registering the ring buffer with tokio")?;
-        let mut poll = tokio::time::interval(POLL_INTERVAL);
+        let poll = tokio::time::sleep(POLL_INTERVAL);
+        tokio::pin!(poll);
+        let mut empty_polls = 0u32;
         let mut stats = tokio::time::interval_at(tokio::time::Instant::now() + STATS_INTERVAL, STATS_INTERVAL);
         let mut refresh = tokio::time::interval(METRICS_INTERVAL);
         let mut sigterm = tokio::signal::unix::signal(SignalKind::terminate()).context("SIGTERM handler")?;
@@ -276,11 +283,17 @@ impl<W: Write> Session<W> {
             tokio::select! {
                 guard = ring.readable_mut() => {
                     let mut guard = guard.context("waiting on the ring buffer")?;
-                    self.drain(guard.get_inner_mut())?;
+                    if self.drain(guard.get_inner_mut())? > 0 && empty_polls >= IDLE_POLLS {
+                        empty_polls = 0;
+                        poll.as_mut().reset(tokio::time::Instant::now() + POLL_INTERVAL);
+                    }
                     guard.clear_ready();
                 }
-                _ = poll.tick() => {
-                    self.drain(ring.get_mut())?;
+                () = &mut poll => {
+                    let drained = self.drain(ring.get_mut())?;
+                    empty_polls = if drained == 0 { empty_polls.saturating_add(1) } else { 0 };
+                    let next = if empty_polls >= IDLE_POLLS { IDLE_POLL_INTERVAL } else { POLL_INTERVAL };
+                    poll.as_mut().reset(tokio::time::Instant::now() + next);
                     self.pipeline.tick(Instant::now());
                     self.deliver()?;
                     self.stop_sampling(Instant::now());
@@ -320,14 +333,18 @@ impl<W: Write> Session<W> {
         }
     }
 
-    fn drain(&mut self, ring: &mut RingBuf<MapData>) -> anyhow::Result<()> {
+    /// Everything waiting in the ring through the pipeline; returns the records read.
+    fn drain(&mut self, ring: &mut RingBuf<MapData>) -> anyhow::Result<usize> {
         let now = Instant::now();
         let pipeline = &mut self.pipeline;
+        let mut records = 0;
         while let Some(item) = ring.next() {
+            records += 1;
             // The events borrow the record's bytes; the tracker copies what it keeps.
             self.sockets.on_record(&item, now, &mut |event| pipeline.event(event, now));
         }
-        self.deliver()
+        self.deliver()?;
+        Ok(records)
     }
 
     /// Hand the pipeline's finished legs to the sinks, under the policy in force now.
