@@ -50,6 +50,11 @@ pub mod names {
     pub const POST_BIND6: &str = "observer_post_bind6";
     pub const SKB_EGRESS: &str = "observer_skb_egress";
     pub const SKB_INGRESS: &str = "observer_skb_ingress";
+    /// The empty programs of `observer-ebpf/src/baseline.rs` (hidden diagnostics only).
+    pub const NOOP_EGRESS: &str = "observer_noop_egress";
+    pub const NOOP_INGRESS: &str = "observer_noop_ingress";
+    pub const NOOP_SOCK_CREATE: &str = "observer_noop_sock_create";
+    pub const NOOP_SOCK_OPS: &str = "observer_noop_sock_ops";
 }
 
 /// `EventHeader::kind` values.

@@ -13,10 +13,11 @@ use observer_common::{ConnState, ListenerKey, Owner, RING_WAKEUP_BYTES, conn_fla
 
 use super::pins::{self, PinDir, PinError};
 
-/// The empty cgroup_skb programs (`observer-ebpf/src/baseline.rs`) of `--attach-baseline`, with
-/// their hooks. Never pinned: their links belong to the process and go with it.
-const BASELINE_PROGRAMS: [(&str, CgroupSkbAttachType); 2] =
-    [("observer_noop_egress", CgroupSkbAttachType::Egress), ("observer_noop_ingress", CgroupSkbAttachType::Ingress)];
+/// The empty cgroup_skb programs (`observer-ebpf/src/baseline.rs`) of `--attach-baseline` (and
+/// of `--baseline-only`, see `baseline`), with their hooks. Never pinned: their links belong to
+/// the process and go with it.
+pub(super) const BASELINE_PROGRAMS: [(&str, CgroupSkbAttachType); 2] =
+    [(names::NOOP_EGRESS, CgroupSkbAttachType::Egress), (names::NOOP_INGRESS, CgroupSkbAttachType::Ingress)];
 
 /// How one loaded program came to run at its hook.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -279,7 +280,7 @@ fn attach_baseline(ebpf: &mut Ebpf, cgroup: &File) -> Result<(), CaptureError> {
     Ok(())
 }
 
-fn program<'a, T>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut T, CaptureError>
+pub(super) fn program<'a, T>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut T, CaptureError>
 where
     &'a mut T: TryFrom<&'a mut aya::programs::Program, Error = aya::programs::ProgramError>,
 {
@@ -303,7 +304,7 @@ fn seed_listeners(ebpf: &mut Ebpf, cgroup: &Path) -> Result<(), CaptureError> {
     Ok(())
 }
 
-fn load_error(program: &'static str, source: aya::programs::ProgramError) -> CaptureError {
+pub(super) fn load_error(program: &'static str, source: aya::programs::ProgramError) -> CaptureError {
     match source {
         aya::programs::ProgramError::LoadError { io_error, verifier_log } => {
             let log = verifier_log.to_string();

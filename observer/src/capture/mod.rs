@@ -1,6 +1,7 @@
 //! The live source: eBPF programs at the cgroup v2 root, their ring buffer, and the translation of
 //! socket events into leg events for the tracker.
 
+pub mod baseline;
 pub mod events;
 mod listeners;
 mod loader;

@@ -91,6 +91,11 @@ pub struct Args {
     /// does nothing, on the same packets (`cargo xtask bench` uses it).
     #[arg(long, hide = true)]
     pub attach_baseline: bool,
+    /// Diagnostics: attach only empty programs at the observer's hooks (sock_create, sock_ops,
+    /// cgroup_skb), nothing real, until stopped, so a load generator measures what any program
+    /// there costs (`cargo xtask bench` uses it). Never pinned.
+    #[arg(long, hide = true, conflicts_with = "pin")]
+    pub baseline_only: bool,
     /// Most legs held at once; more are counted as lost.
     #[arg(long, value_name = "N", default_value_t = 100_000)]
     pub max_legs: usize,
@@ -118,6 +123,10 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if args.baseline_only {
+        capture::baseline::run(EBPF_OBJECT, args.cgroup.as_deref(), args.duration.map(Duration::from_secs))?;
+        return Ok(ExitCode::SUCCESS);
+    }
     // Configuration is validated before anything privileged happens.
     let policy = args.kube.load(&args.policy)?;
     args.edges.install(args.metrics_addr.is_some());

@@ -7,7 +7,8 @@
 //! - memory: the observer's RSS idle and at its peak;
 //! - userspace: replay against tshark on one generated capture; the criterion benches;
 //! - first, with bpf_stats off: the with/without table of what the observer takes from the
-//!   node's own traffic ([`overhead`]).
+//!   node's own traffic ([`overhead`]), then, for new connections, the floor: the same rounds
+//!   with a third arm, only empty programs at the observer's hooks (`observer run --baseline-only`).
 //!
 //! The whole report goes to stdout and to docs/BENCHMARKS.md (tracked), with a plot of the
 //! daemon's CPU per connection against the connection rate and of memory against legs held.
@@ -124,10 +125,14 @@ fn overhead_table(report: &mut Report, rounds: usize) -> Result<()> {
     report.line("| workload | without | with | ratio (median, min–max) | budget | daemon CPU µs per connection | daemon RSS MiB |");
     report.line("|---|---|---|---|---|---|---|");
     let servers = Servers::start()?;
+    let mut floor = None;
     for workload in Workload::ALL {
-        let (mut without, mut with) = (Vec::new(), Vec::new());
+        let (mut without, mut empty, mut with) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..rounds {
             without.push(overhead::without_observer(&servers, workload)?);
+            if workload == Workload::NewConnections {
+                empty.push(overhead::with_empty_programs(&servers, workload)?);
+            }
             with.push(overhead::with_observer(&servers, workload)?);
         }
         let figures = |s: &[overhead::Sample]| s.iter().map(|x| x.figure).collect::<Vec<_>>();
@@ -145,8 +150,50 @@ fn overhead_table(report: &mut Report, rounds: usize) -> Result<()> {
             if cpu.is_empty() { "–".to_owned() } else { spread(&cpu, 1) },
             spread(&rss, 0),
         ));
+        if !empty.is_empty() {
+            floor = Some((without, empty, with));
+        }
+    }
+    if let Some((without, empty, with)) = floor {
+        floor_table(report, &without, &empty, &with);
     }
     Ok(())
+}
+
+/// The new-connection rounds with their third arm: connections/s without anything attached,
+/// with only the empty programs, with the observer, and the ratios within each round.
+fn floor_table(
+    report: &mut Report,
+    without: &[overhead::Sample],
+    empty: &[overhead::Sample],
+    with: &[overhead::Sample],
+) {
+    let figures = |s: &[overhead::Sample]| s.iter().map(|x| x.figure).collect::<Vec<_>>();
+    let ratios = |a: &[overhead::Sample], b: &[overhead::Sample]| -> Vec<f64> {
+        a.iter().zip(b).map(|(a, b)| b.figure / a.figure).collect()
+    };
+    report.line("");
+    report.line(&format!(
+        "New connections/s (wrk, Connection: close), the same {} rounds with a third arm:",
+        without.len()
+    ));
+    report.line("");
+    report.line("| without | empty programs at the observer's hooks | observer | empty/without | observer/without | observer/empty |");
+    report.line("|---|---|---|---|---|---|");
+    report.line(&format!(
+        "| {} | {} | {} | {} | {} | {} |",
+        spread(&figures(without), 0),
+        spread(&figures(empty), 0),
+        spread(&figures(with), 0),
+        spread(&ratios(without, empty), 2),
+        spread(&ratios(without, with), 2),
+        spread(&ratios(empty, with), 2),
+    ));
+    report.line(
+        "\nThe empty programs (`observer run --baseline-only`: one that only returns at sock_create, sock_ops and \
+         cgroup_skb egress and ingress, nothing else) cost what any program at those hooks costs: empty/without is the \
+         floor no observer attached there can beat, and observer/empty the part of the gap that is the observer's own work.",
+    );
 }
 
 /// `kernel.bpf_stats_enabled` on for the bench, restored after.

@@ -43,6 +43,14 @@ impl ProgramRuns {
     pub fn count(&self, program: &str) -> u64 {
         self.0.get(program).map_or(0, |(_, c)| *c)
     }
+
+    /// Run time and runs of every program whose name starts with `prefix`, summed.
+    pub fn total(&self, prefix: &str) -> (u64, u64) {
+        self.0
+            .iter()
+            .filter(|(name, _)| name.starts_with(prefix))
+            .fold((0, 0), |(t, c), (_, (time, count))| (t + time, c + count))
+    }
 }
 
 impl Observer {
@@ -92,6 +100,32 @@ impl Observer {
             } else if metric.starts_with("observer_ebpf_runs_total") {
                 entry.1 = value as u64;
             }
+        }
+        Ok(runs)
+    }
+
+    /// Run statistics of the programs this process holds, from bpftool (by the program ids of
+    /// its descriptors, so other observers on the machine are not counted): for a run that
+    /// serves no metrics (`--baseline-only`).
+    pub fn held_program_runs(&self) -> Result<ProgramRuns> {
+        let dir = format!("/proc/{}/fdinfo", self.child.id());
+        let mut ids = Vec::new();
+        for entry in std::fs::read_dir(&dir).with_context(|| format!("reading {dir}"))?.flatten() {
+            let Ok(info) = std::fs::read_to_string(entry.path()) else { continue };
+            ids.extend(info.lines().find_map(|l| l.strip_prefix("prog_id:")?.trim().parse::<u64>().ok()));
+        }
+        let out = cmd::output("bpftool", &["-j", "prog", "show"]).context("running bpftool -j prog show")?;
+        let list: serde_json::Value = serde_json::from_str(&out).context("bpftool -j prog show printed no JSON")?;
+        let mut runs = ProgramRuns::default();
+        for program in list.as_array().into_iter().flatten() {
+            if !program["id"].as_u64().is_some_and(|id| ids.contains(&id)) {
+                continue;
+            }
+            let name = program["name"].as_str().unwrap_or("?").to_owned();
+            let (time, count) =
+                (program["run_time_ns"].as_u64().unwrap_or(0), program["run_cnt"].as_u64().unwrap_or(0));
+            // A program is held by its own descriptor and by its link's: count it once.
+            runs.0.insert(name, (time, count));
         }
         Ok(runs)
     }

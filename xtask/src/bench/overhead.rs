@@ -2,7 +2,8 @@
 //! loopback workloads (nginx driven by wrk, iperf3) run alternately without and with
 //! `observer run --output json > /dev/null`, several rounds, medians and ratios. While the
 //! observer runs, its CPU time (utime + stime) and RSS are read from /proc, so the daemon's
-//! cost per connection comes from the same windows.
+//! cost per connection comes from the same windows. New connections get a third arm in the
+//! same rounds: only empty programs at the observer's hooks (`--baseline-only`), the floor.
 //!
 //! Everything listens on 127.0.0.1, every process started here is stopped by its PID, and each
 //! run stops by itself.
@@ -236,6 +237,18 @@ pub fn with_observer(servers: &Servers, workload: Workload) -> Result<Sample> {
         daemon_rss_kib: Some(daemon_rss_kib),
         completed: completed * workload.connections_per_unit(),
     })
+}
+
+/// Measures `workload` with only empty programs at the observer's hooks (`observer run
+/// --baseline-only`: sock_create, sock_ops, cgroup_skb egress and ingress, nothing real): the
+/// floor, what any program at those hooks costs the workload.
+pub fn with_empty_programs(servers: &Servers, workload: Workload) -> Result<Sample> {
+    let programs = Observer::start(&["--baseline-only"])?;
+    // The same settling time as `with_observer`, so the arms differ only in what is attached.
+    std::thread::sleep(Duration::from_secs(2));
+    let (figure, completed) = servers.run(workload)?;
+    drop(programs);
+    Ok(Sample { figure, completed: completed * workload.connections_per_unit(), ..Sample::default() })
 }
 
 /// Measures `workload` alone.
