@@ -179,6 +179,55 @@ pub fn split_into<'a>(bytes: &'a [u8], out: &mut Messages<'a>) -> Result<(), Tls
     Ok(())
 }
 
+/// What [`split`] tells of handshake bytes without listing their messages: the first whole
+/// one, how many are whole, and whether one is cut after them. The HelloRetryRequest paths
+/// need no more, and are read again on every segment.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Outline<'a> {
+    pub first: Option<Message<'a>>,
+    /// Whole messages.
+    pub whole: usize,
+    /// A message is cut short after the whole ones.
+    pub partial: bool,
+}
+
+/// The [`Outline`] of handshake bytes: the same reading (and the same errors) as [`split`]
+/// (the every-cut test compares them); `split_into` keeps its own loop, which the flights of
+/// every handshake run through and which measured slower when it shared this one.
+pub fn outline(bytes: &[u8]) -> Result<Outline<'_>, TlsError> {
+    let mut outline = Outline::default();
+    let partial = walk(bytes, |message| {
+        outline.first.get_or_insert(message);
+        outline.whole += 1;
+    })?;
+    outline.partial = partial.is_some();
+    Ok(outline)
+}
+
+/// Hands each whole message of `bytes` to `whole`, in order; the cut-short last one, if any, is
+/// the answer. The header checks are those of [`split_into`].
+fn walk<'a>(bytes: &'a [u8], mut whole: impl FnMut(Message<'a>)) -> Result<Option<PartialMessage<'a>>, TlsError> {
+    let mut at = 0;
+    while at < bytes.len() {
+        let rest = &bytes[at..];
+        let kind = rest[0];
+        if rest.len() < MESSAGE_HEADER_LEN {
+            return Ok(Some(PartialMessage { kind, len: 0, body: &[] }));
+        }
+        let len = usize::from(rest[1]) << 16 | usize::from(rest[2]) << 8 | usize::from(rest[3]);
+        if len > MAX_HANDSHAKE_BYTES * 4 {
+            return Err(TlsError::HandshakeTooLong { kind, len });
+        }
+        let body = &rest[MESSAGE_HEADER_LEN..];
+        if body.len() < len {
+            return Ok(Some(PartialMessage { kind, len, body }));
+        }
+        whole(Message { kind, bytes: &rest[..MESSAGE_HEADER_LEN + len] });
+        at += MESSAGE_HEADER_LEN + len;
+    }
+    Ok(None)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -212,6 +261,13 @@ mod tests {
                     let scanned = scan(&bytes[..len]);
                     let (joined, next) = join(&scanned.records, 0);
                     let expected = split(&joined);
+                    let outlined = outline(&joined);
+                    let of_split = expected.as_ref().map_err(Clone::clone).map(|m| Outline {
+                        first: m.whole.first().copied(),
+                        whole: m.whole.len(),
+                        partial: m.partial.is_some(),
+                    });
+                    assert_eq!(outlined, of_split, "outline, cuts {cut} {second_cut}, {len} bytes");
                     let (mut spill, mut out) = (Vec::new(), Messages::default());
                     let run = split_run(&scanned.records, 0, &mut spill, &mut out);
                     let context = format!("cuts {cut} {second_cut}, {len} bytes");

@@ -245,14 +245,7 @@ fn read_server(bytes: &[u8], kept: &mut ServerHellos) -> ServerSide {
         // The second ServerHello: in the same run, or after a ChangeCipherSpec (compat mode).
         let second = match rest.first() {
             Some(m) => Some(server_hello(m, kept)),
-            None => {
-                let after = skip_ccs(&scanned.records, next);
-                let (joined, _) = handshake::join(&scanned.records, after);
-                match handshake::split(&joined) {
-                    Ok(m) => m.whole.first().map(|m| server_hello(m, kept)),
-                    Err(e) => Some(Err(e)),
-                }
-            }
+            None => server_hello_after_ccs(&scanned.records, next, kept),
         };
         hello = match second {
             Some(Ok(h)) => h,
@@ -269,6 +262,22 @@ fn read_server(bytes: &[u8], kept: &mut ServerHellos) -> ServerSide {
             || messages.partial.is_some_and(|p| p.kind == kind::CERTIFICATE_REQUEST));
     side.hello = Stage::Seen(hello);
     side
+}
+
+/// After a HelloRetryRequest, the second ServerHello in the run of records after a
+/// ChangeCipherSpec from `records[next..]` (`None` until it is whole). Kept out of line: only
+/// legs with a retry come here, and the path every handshake takes stays as small as it was.
+#[inline(never)]
+fn server_hello_after_ccs(
+    records: &[Record<'_>],
+    next: usize,
+    kept: &mut ServerHellos,
+) -> Option<Result<ServerHello, TlsError>> {
+    let (joined, _) = handshake::join(records, skip_ccs(records, next));
+    match handshake::outline(&joined) {
+        Ok(m) => m.first.map(|m| server_hello(&m, kept)),
+        Err(e) => Some(Err(e)),
+    }
 }
 
 fn server_hello(message: &Message<'_>, kept: &mut ServerHellos) -> Result<ServerHello, TlsError> {
@@ -322,29 +331,38 @@ fn client_flight_tls12(
     }
 }
 
-/// TLS 1.3: the encrypted records after the last cleartext ClientHello.
-fn client_flight_tls13(records: &[Record<'_>], hello_retry: bool, cipher: u16) -> Stage<ClientAuth> {
+/// After a HelloRetryRequest, the index of the record after the second ClientHello: in the
+/// same run of records as the first (no compatibility ChangeCipherSpec), or after the
+/// ChangeCipherSpec. It must be whole; else the stage to answer. Out of line, as
+/// [`server_hello_after_ccs`].
+#[inline(never)]
+fn after_second_client_hello(records: &[Record<'_>]) -> Result<usize, Stage<ClientAuth>> {
     let (joined, mut at) = handshake::join(records, 0);
-    if hello_retry {
-        // The second ClientHello: in the same run of records as the first (no compatibility
-        // ChangeCipherSpec), or after the ChangeCipherSpec. It must be whole.
-        let first_run = match handshake::split(&joined) {
-            Ok(m) => m,
-            Err(e) => return Stage::Broken(e),
-        };
-        if first_run.partial.is_some() {
-            return Stage::Pending;
-        }
-        if first_run.whole.len() < 2 {
-            at = skip_ccs(records, at);
-            let (joined, next) = handshake::join(records, at);
-            match handshake::split(&joined) {
-                Ok(m) if !m.whole.is_empty() && m.partial.is_none() => at = next,
-                Ok(_) => return Stage::Pending,
-                Err(e) => return Stage::Broken(e),
-            }
+    let first_run = handshake::outline(&joined).map_err(Stage::Broken)?;
+    if first_run.partial {
+        return Err(Stage::Pending);
+    }
+    if first_run.whole < 2 {
+        at = skip_ccs(records, at);
+        let (joined, next) = handshake::join(records, at);
+        match handshake::outline(&joined).map_err(Stage::Broken)? {
+            m if m.whole > 0 && !m.partial => at = next,
+            _ => return Err(Stage::Pending),
         }
     }
+    Ok(at)
+}
+
+/// TLS 1.3: the encrypted records after the last cleartext ClientHello.
+fn client_flight_tls13(records: &[Record<'_>], hello_retry: bool, cipher: u16) -> Stage<ClientAuth> {
+    let mut at = if hello_retry {
+        match after_second_client_hello(records) {
+            Ok(at) => at,
+            Err(stage) => return stage,
+        }
+    } else {
+        handshake::join_end(records, 0)
+    };
     at = skip_ccs(records, at);
     // The inference looks at the first `MAX_FLIGHT_RECORDS` records only.
     let mut window = [0usize; client_auth::MAX_FLIGHT_RECORDS];
